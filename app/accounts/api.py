@@ -1,0 +1,222 @@
+"""Thin controllers for sign-in, tokens, profile, devices and data rights."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from app.accounts import schemas, service
+from app.accounts.vneid import VneidClient, new_pkce
+from app.core.auth import Principal, require_resident, require_user
+from app.core.db import DbSession
+from app.core.errors import BadRequest
+
+VNEID_STATE_TTL_SECONDS = 600
+BEARER = [{"bearer": []}]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @post(
+        "/otp",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Send a one-time sign-in code by SMS",
+        description="Rate-limited per phone and per IP. The code expires in 5 minutes.",
+    )
+    async def request_otp(
+        self, request: Request, state: State, session: DbSession, data: schemas.OtpRequest
+    ) -> schemas.OtpRequested:
+        return await service.request_otp(
+            session,
+            state.settings,
+            state.limiter,
+            state.sms,
+            data.phone,
+            client_ip(request),
+            state.clock.now(),
+        )
+
+    @post("/otp/verify", status_code=HTTP_200_OK, summary="Sign in with the one-time code")
+    async def verify_otp(
+        self, request: Request, state: State, session: DbSession, data: schemas.OtpVerify
+    ) -> schemas.TokenPair:
+        return await service.verify_otp(
+            session,
+            state.settings,
+            data.phone,
+            data.code,
+            state.clock.now(),
+            request.headers.get("user-agent"),
+            client_ip(request),
+        )
+
+    @post("/staff/login", status_code=HTTP_200_OK, summary="Staff sign-in with email and password")
+    async def staff_login(
+        self, request: Request, state: State, session: DbSession, data: schemas.StaffLogin
+    ) -> schemas.TokenPair:
+        return await service.staff_login(
+            session,
+            state.settings,
+            state.limiter,
+            data.email,
+            data.password,
+            client_ip(request),
+            state.clock.now(),
+            request.headers.get("user-agent"),
+        )
+
+    @post(
+        "/refresh",
+        status_code=HTTP_200_OK,
+        summary="Rotate a refresh token",
+        description="Each refresh token works once; presenting a spent one revokes the session.",
+    )
+    async def refresh(
+        self, request: Request, state: State, session: DbSession, data: schemas.RefreshRequest
+    ) -> schemas.TokenPair:
+        return await service.refresh_session(
+            session,
+            state.settings,
+            state.redis,
+            data.refresh_token,
+            state.clock.now(),
+            request.headers.get("user-agent"),
+        )
+
+    @post(
+        "/logout",
+        status_code=204,
+        guards=[require_user],
+        security=BEARER,
+        summary="Revoke the current sign-in session",
+    )
+    async def logout(self, request: Request, state: State, session: DbSession) -> None:
+        await service.logout(session, state.settings, state.redis, request.user, state.clock.now())
+
+    @post(
+        "/vneid/start",
+        status_code=HTTP_200_OK,
+        guards=[require_resident],
+        security=BEARER,
+        summary="Start identity verification with VNeID (level 2)",
+    )
+    async def vneid_start(self, request: Request, state: State) -> schemas.VneidStart:
+        principal: Principal = request.user
+        verifier, challenge = new_pkce()
+        nonce = secrets.token_urlsafe(24)
+        flow_state = secrets.token_urlsafe(24)
+        url = await state.vneid.authorization_url(flow_state, nonce, challenge)
+        await state.redis.set(
+            f"{state.settings.redis_prefix}:vneid:{flow_state}",
+            msgspec.json.encode(
+                {"user_id": str(principal.user_id), "nonce": nonce, "verifier": verifier}
+            ),
+            ex=VNEID_STATE_TTL_SECONDS,
+        )
+        return schemas.VneidStart(authorization_url=url, state=flow_state)
+
+    @post(
+        "/vneid/complete",
+        status_code=HTTP_200_OK,
+        guards=[require_resident],
+        security=BEARER,
+        summary="Finish VNeID verification with the authorization code",
+    )
+    async def vneid_complete(
+        self, request: Request, state: State, session: DbSession, data: schemas.VneidComplete
+    ) -> schemas.Profile:
+        principal: Principal = request.user
+        raw = await state.redis.getdel(f"{state.settings.redis_prefix}:vneid:{data.state}")
+        if raw is None:
+            raise BadRequest("vneid_state_invalid")
+        flow = msgspec.json.decode(raw)
+        if flow["user_id"] != str(principal.user_id):
+            raise BadRequest("vneid_state_invalid")
+        client: VneidClient = state.vneid
+        identity = await client.exchange(data.code, flow["verifier"], flow["nonce"])
+        return await service.bind_citizen_identity(
+            session,
+            state.settings,
+            principal.user_id,
+            identity.citizen_id,
+            identity.subject,
+            identity.full_name,
+            client_ip(request),
+        )
+
+
+class MeController(Controller):
+    path = "/me"
+    tags = ["me"]
+    guards = [require_user]
+    security = BEARER
+
+    @get("/", summary="My profile")
+    async def me(self, request: Request, session: DbSession) -> schemas.Profile:
+        return await service.get_profile(session, request.user.user_id)
+
+    @patch("/", summary="Update my name, language or home ward")
+    async def update(
+        self, request: Request, session: DbSession, data: schemas.ProfileUpdate
+    ) -> schemas.Profile:
+        return await service.update_profile(session, request.user.user_id, data)
+
+    @get("/export", summary="Export all my data (Decree 13/2023)")
+    async def export(
+        self, request: Request, state: State, session: DbSession
+    ) -> schemas.DataExport:
+        return await service.export_data(
+            session, request.user.user_id, state.clock.now(), client_ip(request)
+        )
+
+    @delete(
+        "/",
+        status_code=204,
+        guards=[require_resident],
+        summary="Delete my account (personal data erased; public reports stay anonymous)",
+    )
+    async def delete_me(self, request: Request, state: State, session: DbSession) -> None:
+        await service.delete_account(
+            session,
+            state.settings,
+            state.redis,
+            request.user.user_id,
+            state.clock.now(),
+            client_ip(request),
+        )
+
+    @get("/devices", summary="My registered devices")
+    async def devices(self, request: Request, session: DbSession) -> list[schemas.DeviceOut]:
+        return await service.list_devices(session, request.user.user_id)
+
+    @post(
+        "/devices",
+        summary="Register this device's FCM token",
+        responses=None,
+        status_code=HTTP_201_CREATED,
+    )
+    async def register_device(
+        self, request: Request, state: State, session: DbSession, data: schemas.DeviceIn
+    ) -> Response[schemas.DeviceOut]:
+        device, created = await service.register_device(
+            session, request.user.user_id, data, state.clock.now()
+        )
+        return Response(device, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+    @delete("/devices/{device_id:uuid}", status_code=204, summary="Remove a device")
+    async def remove_device(
+        self, request: Request, session: DbSession, device_id: FromPath[uuid.UUID]
+    ) -> None:
+        await service.remove_device(session, request.user.user_id, device_id)

@@ -1,0 +1,640 @@
+"""Accounts: sign-in by one-time code or staff password, tokens, profile, devices and
+the data-subject rights of Decree 13/2023 (export, deletion).
+
+Services take the session and never commit; the boundary does. Side effects outside
+PostgreSQL (SMS, Redis deny-list) run after the commit via ``jobs.after_commit``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from datetime import datetime, timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import schemas
+from app.accounts.models import Device, OtpChallenge, RefreshToken, StaffRole, User
+from app.accounts.phones import normalize_phone
+from app.accounts.sms import SmsSender
+from app.core import audit, i18n, jobs
+from app.core.auth import Principal, RoleGrant, issue_access_token, revoked_session_key
+from app.core.errors import (
+    BadRequest,
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    Unprocessable,
+)
+from app.core.ratelimit import RateLimiter
+from app.core.security import hash_password, keyed_hash, numeric_code, random_token, verify_password
+from app.places.models import Area, Unit
+from app.settings import Settings
+
+MAX_DEVICES_PER_USER = 10
+_UNSET = schemas.msgspec.UNSET
+STAFF_LOGIN_RATE = "10/15minutes"
+
+i18n.register(
+    {
+        "phone_invalid": {
+            "vi": "Số điện thoại không phải số di động Việt Nam hợp lệ.",
+            "en": "The phone number is not a valid Vietnamese mobile number.",
+        },
+        "otp_not_requested": {
+            "vi": "Chưa có mã xác thực nào được gửi tới số này. Hãy yêu cầu mã mới.",
+            "en": "No code was sent to this number. Request a new code.",
+        },
+        "otp_invalid": {
+            "vi": "Mã xác thực không đúng. Còn {attempts_left} lần thử.",
+            "en": "The code is wrong. {attempts_left} attempts left.",
+        },
+        "otp_expired": {
+            "vi": "Mã xác thực đã hết hạn. Hãy yêu cầu mã mới.",
+            "en": "The code has expired. Request a new code.",
+        },
+        "otp_too_many_attempts": {
+            "vi": "Đã nhập sai quá số lần cho phép. Hãy yêu cầu mã mới.",
+            "en": "Too many wrong attempts. Request a new code.",
+        },
+        "account_disabled": {
+            "vi": "Tài khoản đã bị khoá.",
+            "en": "This account is disabled.",
+        },
+        "login_failed": {
+            "vi": "Email hoặc mật khẩu không đúng.",
+            "en": "Wrong email or password.",
+        },
+        "refresh_token_invalid": {
+            "vi": "Phiên đăng nhập không hợp lệ hoặc đã hết hạn. Vui lòng đăng nhập lại.",
+            "en": "The refresh token is invalid or expired. Please sign in again.",
+        },
+        "refresh_token_reused": {
+            "vi": "Phát hiện phiên đăng nhập bị dùng lại; mọi phiên liên quan đã bị thu hồi.",
+            "en": "A spent refresh token was reused; the whole session has been revoked.",
+        },
+        "area_unknown": {
+            "vi": "Không có phường/xã với mã này.",
+            "en": "No ward or commune has this code.",
+        },
+        "device_token_in_use": {
+            "vi": "Mã thiết bị này đang thuộc về tài khoản khác.",
+            "en": "This device token belongs to another account.",
+        },
+        "device_not_found": {
+            "vi": "Không tìm thấy thiết bị.",
+            "en": "Device not found.",
+        },
+        "staff_cannot_self_delete": {
+            "vi": "Tài khoản cán bộ do quản trị viên quản lý.",
+            "en": "Staff accounts are managed by an administrator.",
+        },
+        "citizen_id_bound_elsewhere": {
+            "vi": "Số định danh này đã gắn với một tài khoản khác.",
+            "en": "This citizen ID is already bound to another account.",
+        },
+        "staff_email_taken": {
+            "vi": "Email này đã được dùng cho một tài khoản cán bộ khác.",
+            "en": "This email is already used by another staff account.",
+        },
+        "vneid_state_invalid": {
+            "vi": "Phiên xác thực VNeID không hợp lệ hoặc đã hết hạn.",
+            "en": "The VNeID verification session is invalid or expired.",
+        },
+    }
+)
+
+
+# ---------------------------------------------------------------- sessions and tokens
+
+
+def _hash_refresh(settings: Settings, token: str) -> bytes:
+    return keyed_hash(settings.secret_key, "refresh:" + token)
+
+
+async def _roles(session: AsyncSession, user_id: uuid.UUID) -> tuple[RoleGrant, ...]:
+    rows = await session.execute(
+        select(StaffRole.role, StaffRole.unit_id)
+        .where(StaffRole.user_id == user_id)
+        .order_by(StaffRole.role, StaffRole.unit_id)
+    )
+    return tuple(RoleGrant(role, unit_id) for role, unit_id in rows)
+
+
+async def _issue(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    now: datetime,
+    family_id: uuid.UUID,
+    user_agent: str | None,
+) -> schemas.TokenPair:
+    refresh = random_token()
+    session.add(
+        RefreshToken(
+            family_id=family_id,
+            user_id=user.id,
+            token_hash=_hash_refresh(settings, refresh),
+            expires_at=now + timedelta(days=settings.refresh_token_ttl_days),
+            user_agent=(user_agent or "")[:200] or None,
+        )
+    )
+    principal = Principal(
+        user_id=user.id,
+        kind=user.kind,
+        identity_level=user.identity_level,
+        sid=family_id,
+        roles=await _roles(session, user.id) if user.kind == "staff" else (),
+    )
+    return schemas.TokenPair(
+        access_token=issue_access_token(settings, principal, now.timestamp()),
+        refresh_token=refresh,
+        token_type="Bearer",
+        expires_in=settings.access_token_ttl_seconds,
+        user_id=user.id,
+    )
+
+
+def _deny_sessions_after_commit(redis: Redis, settings: Settings, sids: list[uuid.UUID]) -> None:
+    """Access tokens of these sign-in sessions stop working at once (not at expiry)."""
+
+    async def deny() -> None:
+        async with redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.set(
+                    revoked_session_key(settings.redis_prefix, sid),
+                    1,
+                    ex=settings.access_token_ttl_seconds + 5,
+                )
+            await pipe.execute()
+
+    if sids:
+        jobs.after_commit(deny)
+
+
+async def refresh_session(
+    session: AsyncSession,
+    settings: Settings,
+    redis: Redis,
+    token: str,
+    now: datetime,
+    user_agent: str | None,
+) -> schemas.TokenPair:
+    row = await session.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == _hash_refresh(settings, token))
+        .with_for_update()
+    )
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        raise Unauthenticated("refresh_token_invalid")
+    if row.used_at is not None:
+        # a spent token came back: someone holds a copy. Revoke the whole family.
+        await _revoke_families(session, [row.family_id], now)
+        _deny_sessions_after_commit(redis, settings, [row.family_id])
+        await audit.record(
+            session,
+            actor_id=row.user_id,
+            actor_kind="system",
+            action="session.refresh_reuse_detected",
+            object_type="session",
+            object_id=str(row.family_id),
+        )
+        raise Unauthenticated("refresh_token_reused", keep_writes=True)
+    user = await session.get(User, row.user_id)
+    if user is None or user.status != "active":
+        raise Unauthenticated("refresh_token_invalid")
+    row.used_at = now
+    return await _issue(session, settings, user, now, row.family_id, user_agent)
+
+
+async def _revoke_families(
+    session: AsyncSession, family_ids: list[uuid.UUID], now: datetime
+) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id.in_(family_ids), RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def logout(
+    session: AsyncSession, settings: Settings, redis: Redis, principal: Principal, now: datetime
+) -> None:
+    await _revoke_families(session, [principal.sid], now)
+    _deny_sessions_after_commit(redis, settings, [principal.sid])
+
+
+# ---------------------------------------------------------------- residents: OTP
+
+
+def _otp_hash(settings: Settings, challenge_id: uuid.UUID, code: str) -> bytes:
+    return keyed_hash(settings.secret_key, f"otp:{challenge_id}:{code}")
+
+
+async def request_otp(
+    session: AsyncSession,
+    settings: Settings,
+    limiter: RateLimiter,
+    sms: SmsSender,
+    raw_phone: str,
+    ip: str,
+    now: datetime,
+) -> schemas.OtpRequested:
+    phone = normalize_phone(raw_phone)
+    await limiter.hit(settings.otp_rate_per_ip, "otp-ip", ip)
+    await limiter.hit(settings.otp_rate_per_phone, "otp-phone", phone)
+    # a new code replaces any earlier one still open for this phone
+    await session.execute(
+        update(OtpChallenge)
+        .where(OtpChallenge.phone == phone, OtpChallenge.consumed_at.is_(None))
+        .values(consumed_at=now)
+    )
+    challenge_id = uuid.uuid4()
+    code = numeric_code(6)
+    session.add(
+        OtpChallenge(
+            id=challenge_id,
+            phone=phone,
+            code_hash=_otp_hash(settings, challenge_id, code),
+            expires_at=now + timedelta(seconds=settings.otp_ttl_seconds),
+        )
+    )
+    minutes = max(1, settings.otp_ttl_seconds // 60)
+    text = f"Ma xac thuc iCity cua ban la {code}. Hieu luc {minutes} phut. Khong chia se ma nay."
+
+    async def send() -> None:
+        await sms.send(phone, text)
+
+    jobs.after_commit(send)
+    return schemas.OtpRequested(phone=phone, expires_in=settings.otp_ttl_seconds)
+
+
+async def verify_otp(
+    session: AsyncSession,
+    settings: Settings,
+    raw_phone: str,
+    code: str,
+    now: datetime,
+    user_agent: str | None,
+    ip: str | None,
+) -> schemas.TokenPair:
+    phone = normalize_phone(raw_phone)
+    challenge = await session.scalar(
+        select(OtpChallenge)
+        .where(OtpChallenge.phone == phone, OtpChallenge.consumed_at.is_(None))
+        .order_by(OtpChallenge.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    if challenge is None:
+        raise BadRequest("otp_not_requested")
+    if challenge.expires_at <= now:
+        raise BadRequest("otp_expired")
+    if challenge.attempts >= settings.otp_max_attempts:
+        raise TooManyRequests("otp_too_many_attempts")
+    if not hmac.compare_digest(challenge.code_hash, _otp_hash(settings, challenge.id, code)):
+        challenge.attempts += 1
+        left = settings.otp_max_attempts - challenge.attempts
+        if left <= 0:
+            challenge.consumed_at = now
+            raise TooManyRequests("otp_too_many_attempts", keep_writes=True)
+        raise BadRequest("otp_invalid", params={"attempts_left": left}, keep_writes=True)
+    challenge.consumed_at = now
+
+    user = await session.scalar(select(User).where(User.phone == phone).with_for_update())
+    if user is None:
+        user = User(id=uuid.uuid4(), kind="resident", phone=phone, identity_level=1, locale="vi")
+        session.add(user)
+        await session.flush()
+    elif user.status != "active":
+        raise Forbidden("account_disabled")
+    elif user.kind != "resident":
+        raise Forbidden("residents_only")
+    elif user.identity_level < 1:
+        user.identity_level = 1
+    await audit.record(
+        session, actor_id=user.id, actor_kind="resident", action="auth.sign_in_otp", ip=ip
+    )
+    return await _issue(session, settings, user, now, uuid.uuid4(), user_agent)
+
+
+# ---------------------------------------------------------------- staff: password
+
+
+async def staff_login(
+    session: AsyncSession,
+    settings: Settings,
+    limiter: RateLimiter,
+    email: str,
+    password: str,
+    ip: str,
+    now: datetime,
+    user_agent: str | None,
+) -> schemas.TokenPair:
+    email = email.strip().lower()
+    await limiter.hit(STAFF_LOGIN_RATE, "staff-login", email)
+    await limiter.hit(STAFF_LOGIN_RATE, "staff-login-ip", ip)
+    user = await session.scalar(select(User).where(User.email == email, User.kind == "staff"))
+    if not await verify_password(user.password_hash if user else None, password) or user is None:
+        raise Unauthenticated("login_failed")
+    if user.status != "active":
+        raise Forbidden("account_disabled")
+    await audit.record(
+        session, actor_id=user.id, actor_kind="staff", action="auth.sign_in_password", ip=ip
+    )
+    return await _issue(session, settings, user, now, uuid.uuid4(), user_agent)
+
+
+async def create_staff(
+    session: AsyncSession,
+    email: str,
+    full_name: str,
+    password: str,
+    roles: list[tuple[str, str | None]],
+) -> User:
+    """Create a staff account with roles [(role, unit_code | None)]. Used by the CLI."""
+    email = email.strip().lower()
+    if await session.scalar(select(User.id).where(User.email == email)):
+        raise Conflict("staff_email_taken")
+    user = User(
+        id=uuid.uuid4(),
+        kind="staff",
+        email=email,
+        full_name=full_name,
+        password_hash=await hash_password(password),
+        identity_level=0,
+    )
+    session.add(user)
+    await session.flush()
+    for role, unit_code in roles:
+        unit_id = None
+        if unit_code is not None:
+            unit_id = await session.scalar(select(Unit.id).where(Unit.code == unit_code))
+            if unit_id is None:
+                raise NotFound("unit_not_found")
+        session.add(StaffRole(user_id=user.id, role=role, unit_id=unit_id))
+    await session.flush()
+    return user
+
+
+# ---------------------------------------------------------------- profile
+
+
+async def _active_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None or user.status != "active":
+        raise Unauthenticated("token_invalid")
+    return user
+
+
+async def get_profile(session: AsyncSession, user_id: uuid.UUID) -> schemas.Profile:
+    user = await _active_user(session, user_id)
+    return await _profile(session, user)
+
+
+async def _profile(session: AsyncSession, user: User) -> schemas.Profile:
+    roles = await session.execute(
+        select(StaffRole.role, StaffRole.unit_id, Unit.code)
+        .outerjoin(Unit, Unit.id == StaffRole.unit_id)
+        .where(StaffRole.user_id == user.id)
+        .order_by(StaffRole.role, Unit.code)
+    )
+    return schemas.Profile(
+        id=user.id,
+        kind=user.kind,
+        phone=user.phone,
+        email=user.email,
+        full_name=user.full_name,
+        locale=user.locale,
+        identity_level=user.identity_level,
+        citizen_id_last4=user.citizen_id_last4,
+        home_area_code=user.home_area_code,
+        created_at=user.created_at,
+        roles=[schemas.RoleOut(role=r, unit_id=u, unit_code=c) for r, u, c in roles],
+    )
+
+
+async def update_profile(
+    session: AsyncSession, user_id: uuid.UUID, change: schemas.ProfileUpdate
+) -> schemas.Profile:
+    user = await _active_user(session, user_id)
+    if change.home_area_code is not None and change.home_area_code is not _UNSET:
+        if await session.get(Area, change.home_area_code) is None:
+            raise Unprocessable(
+                "area_unknown",
+                errors=[FieldError(field="home_area_code", message="unknown area", source="body")],
+            )
+    for field in ("full_name", "locale", "home_area_code"):
+        value = getattr(change, field)
+        if value is not _UNSET:
+            setattr(user, field, value.strip() if isinstance(value, str) else value)
+    await session.flush()
+    return await _profile(session, user)
+
+
+# ---------------------------------------------------------------- devices
+
+
+def _device_out(device: Device) -> schemas.DeviceOut:
+    return schemas.DeviceOut(
+        id=device.id,
+        platform=device.platform,
+        token_suffix=device.token[-6:],
+        created_at=device.created_at,
+        last_seen_at=device.last_seen_at,
+        active=device.disabled_at is None,
+    )
+
+
+async def register_device(
+    session: AsyncSession, user_id: uuid.UUID, body: schemas.DeviceIn, now: datetime
+) -> tuple[schemas.DeviceOut, bool]:
+    """Register (or refresh) an FCM token. Returns (device, created)."""
+    await _active_user(session, user_id)
+    existing = await session.scalar(
+        select(Device).where(Device.token == body.token).with_for_update()
+    )
+    if existing is not None:
+        if existing.user_id != user_id:
+            raise Conflict("device_token_in_use")
+        existing.platform = body.platform
+        existing.last_seen_at = now
+        existing.disabled_at = None
+        existing.disabled_reason = None
+        await session.flush()
+        return _device_out(existing), False
+    device = Device(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        token=body.token,
+        platform=body.platform,
+        last_seen_at=now,
+        created_at=now,
+    )
+    session.add(device)
+    await session.flush()
+    # keep the newest MAX_DEVICES_PER_USER; older installs are most likely gone
+    stale = (
+        select(Device.id)
+        .where(Device.user_id == user_id)
+        .order_by(Device.last_seen_at.desc(), Device.created_at.desc())
+        .offset(MAX_DEVICES_PER_USER)
+    )
+    await session.execute(delete(Device).where(Device.id.in_(stale)))
+    return _device_out(device), True
+
+
+async def list_devices(session: AsyncSession, user_id: uuid.UUID) -> list[schemas.DeviceOut]:
+    rows = await session.scalars(
+        select(Device).where(Device.user_id == user_id).order_by(Device.created_at)
+    )
+    return [_device_out(d) for d in rows]
+
+
+async def remove_device(session: AsyncSession, user_id: uuid.UUID, device_id: uuid.UUID) -> None:
+    # another user's device is "not found": its existence is not revealed
+    result = await session.execute(
+        delete(Device).where(and_(Device.id == device_id, Device.user_id == user_id))
+    )
+    if result.rowcount == 0:
+        raise NotFound("device_not_found")
+
+
+# ---------------------------------------------------------------- Decree 13/2023 rights
+
+
+async def export_data(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime, ip: str | None
+) -> schemas.DataExport:
+    user = await _active_user(session, user_id)
+    sessions = await session.execute(
+        select(
+            RefreshToken.family_id,
+            func.min(RefreshToken.created_at),
+            func.max(RefreshToken.created_at),
+            func.max(RefreshToken.user_agent),
+            func.bool_or(RefreshToken.revoked_at.is_not(None)),
+        )
+        .where(RefreshToken.user_id == user_id)
+        .group_by(RefreshToken.family_id)
+        .order_by(func.min(RefreshToken.created_at))
+    )
+    activity = await session.execute(
+        select(
+            audit.AuditEntry.at,
+            audit.AuditEntry.action,
+            audit.AuditEntry.object_type,
+            audit.AuditEntry.object_id,
+        )
+        .where(audit.AuditEntry.actor_id == user_id)
+        .order_by(audit.AuditEntry.at)
+    )
+    export = schemas.DataExport(
+        generated_at=now,
+        profile=await _profile(session, user),
+        devices=await list_devices(session, user_id),
+        sessions=[
+            schemas.SessionOut(
+                family_id=f, started_at=s, last_refreshed_at=last, user_agent=ua, revoked=bool(rev)
+            )
+            for f, s, last, ua, rev in sessions
+        ],
+        activity=[
+            schemas.AuditOut(at=a, action=act, object_type=ot, object_id=oid)
+            for a, act, ot, oid in activity
+        ],
+    )
+    await audit.record(
+        session, actor_id=user_id, actor_kind=user.kind, action="account.export", ip=ip
+    )
+    return export
+
+
+async def delete_account(
+    session: AsyncSession,
+    settings: Settings,
+    redis: Redis,
+    user_id: uuid.UUID,
+    now: datetime,
+    ip: str | None,
+) -> None:
+    """Erase personal data; keep the row (anonymous) so public report content stays."""
+    user = await session.scalar(select(User).where(User.id == user_id).with_for_update())
+    if user is None or user.status == "deleted":
+        raise Unauthenticated("token_invalid")
+    if user.kind != "resident":
+        raise Forbidden("staff_cannot_self_delete")
+    families = list(
+        await session.scalars(
+            select(RefreshToken.family_id)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .distinct()
+        )
+    )
+    user.status = "deleted"
+    user.deleted_at = now
+    user.phone = None
+    user.email = None
+    user.full_name = None
+    user.password_hash = None
+    user.citizen_id_hash = None
+    user.citizen_id_last4 = None
+    user.vneid_subject = None
+    user.home_area_code = None
+    await session.execute(delete(Device).where(Device.user_id == user_id))
+    await session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
+    # the audit trail keeps that the deletion happened, not who the person was
+    await audit.record(
+        session, actor_id=user_id, actor_kind="resident", action="account.delete", ip=ip
+    )
+    _deny_sessions_after_commit(redis, settings, families)
+
+
+# ---------------------------------------------------------------- identity level 2
+
+_CITIZEN_ID = re.compile(r"^\d{12}$")
+
+
+async def bind_citizen_identity(
+    session: AsyncSession,
+    settings: Settings,
+    user_id: uuid.UUID,
+    citizen_id: str,
+    subject: str,
+    full_name: str | None,
+    ip: str | None,
+) -> schemas.Profile:
+    """Raise the account to identity level 2 after VNeID verified who it belongs to."""
+    if not _CITIZEN_ID.match(citizen_id):
+        raise Unprocessable("vneid_claims_invalid")
+    user = await session.scalar(select(User).where(User.id == user_id).with_for_update())
+    if user is None or user.status != "active":
+        raise Unauthenticated("token_invalid")
+    digest = keyed_hash(settings.citizen_id_hash_key, citizen_id)
+    other = await session.scalar(
+        select(User.id).where(User.citizen_id_hash == digest, User.id != user_id)
+    )
+    if other is not None:
+        raise Conflict("citizen_id_bound_elsewhere")
+    user.citizen_id_hash = digest
+    user.citizen_id_last4 = citizen_id[-4:]
+    user.vneid_subject = subject
+    user.identity_level = max(user.identity_level, 2)
+    if full_name and not user.full_name:
+        user.full_name = full_name
+    await audit.record(
+        session,
+        actor_id=user_id,
+        actor_kind="resident",
+        action="account.identity_verified",
+        ip=ip,
+        details={"level": 2, "provider": "vneid"},
+    )
+    await session.flush()
+    return await _profile(session, user)

@@ -1,0 +1,156 @@
+"""Access tokens, the authentication middleware and the guards.
+
+Access tokens are short-lived JWTs (HS256) carrying who the caller is and their roles,
+so a request needs no database read to be authorised by role. Each token names its
+sign-in session (``sid``, the refresh-token family); logout, refresh-token reuse and
+account deletion put the sid on a deny list in Redis for the token's remaining life.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import jwt
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from app.core.errors import Forbidden, Unauthenticated
+from app.settings import Settings
+
+ALGORITHM = "HS256"
+UNIT_ROLES = ("officer", "manager")
+CITY_ROLES = ("dispatcher", "admin")
+
+
+class RoleGrant(msgspec.Struct, array_like=True, frozen=True):
+    role: str
+    unit_id: uuid.UUID | None = None
+
+
+class Principal(msgspec.Struct, frozen=True):
+    user_id: uuid.UUID
+    kind: str  # resident | staff
+    identity_level: int
+    sid: uuid.UUID
+    roles: tuple[RoleGrant, ...] = ()
+
+    def has_role(self, *roles: str) -> bool:
+        return any(grant.role in roles for grant in self.roles)
+
+    def unit_ids(self, *roles: str) -> set[uuid.UUID]:
+        return {g.unit_id for g in self.roles if g.unit_id and (not roles or g.role in roles)}
+
+
+def issue_access_token(settings: Settings, principal: Principal, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "sub": str(principal.user_id),
+        "knd": principal.kind,
+        "lvl": principal.identity_level,
+        "sid": str(principal.sid),
+        "rol": [[g.role, str(g.unit_id) if g.unit_id else None] for g in principal.roles],
+        "iat": issued,
+        "exp": issued + settings.access_token_ttl_seconds,
+        "typ": "access",
+    }
+    return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "iat", "sub", "sid"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthenticated("token_expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated("token_invalid") from exc
+    if claims.get("typ") != "access":
+        raise Unauthenticated("token_invalid")
+    try:
+        return Principal(
+            user_id=uuid.UUID(claims["sub"]),
+            kind=claims["knd"],
+            identity_level=int(claims["lvl"]),
+            sid=uuid.UUID(claims["sid"]),
+            roles=tuple(
+                RoleGrant(role, uuid.UUID(unit) if unit else None) for role, unit in claims["rol"]
+            ),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise Unauthenticated("token_invalid") from exc
+
+
+def revoked_session_key(prefix: str, sid: uuid.UUID | str) -> str:
+    return f"{prefix}:revoked-sid:{sid}"
+
+
+class AuthenticationMiddleware:
+    """Sets ``scope["user"]`` to a Principal when a valid bearer token is present, else
+    None. A token that is present but invalid, expired or revoked is a 401 at once.
+    Endpoints that need a caller say so with a guard."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope["user"] = None
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, credentials = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and credentials:
+                    token = credentials.strip()
+                break
+        if token is not None:
+            app_state = scope["app"].state
+            principal = decode_access_token(app_state.settings, token)
+            redis = app_state.redis
+            if await redis.exists(
+                revoked_session_key(app_state.settings.redis_prefix, principal.sid)
+            ):
+                raise Unauthenticated("token_revoked")
+            scope["user"] = principal
+        await self.app(scope, receive, send)
+
+
+def _principal(connection: ASGIConnection) -> Principal:
+    principal = connection.scope.get("user")
+    if principal is None:
+        raise Unauthenticated()
+    return principal
+
+
+def require_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    _principal(connection)
+
+
+def require_resident(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    if _principal(connection).kind != "resident":
+        raise Forbidden("residents_only")
+
+
+def require_staff(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    if _principal(connection).kind != "staff":
+        raise Forbidden("staff_only")
+
+
+def require_roles(*roles: str):
+    """Guard: the caller holds at least one of the roles (anywhere)."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        principal = _principal(connection)
+        if principal.kind != "staff" or not principal.has_role(*roles):
+            raise Forbidden("role_required", params={"roles": ", ".join(roles)})
+
+    return guard

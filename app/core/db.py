@@ -1,0 +1,68 @@
+"""Database engine and the per-request session.
+
+The boundary owns the transaction: the request (here) or the job (workers) opens one
+session, commits on success, rolls back on error. Services take the session and never
+commit. Jobs collected during the request are enqueued only after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar.di import NamedDependency
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.core import jobs
+from app.core.errors import AppError
+from app.settings import Settings
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"application_name": "city-app", "timezone": "UTC"}},
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def transaction(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: jobs.Redis | None
+) -> AsyncIterator[AsyncSession]:
+    """One session and one transaction; commit on success, then enqueue collected jobs."""
+    pending = jobs.begin()
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except AppError as exc:
+            if not exc.keep_writes:
+                await session.rollback()
+                jobs.discard(pending)
+                raise
+            # e.g. a wrong one-time code: the failed attempt must count
+            await session.commit()
+            await jobs.flush(pending, redis)
+            raise
+        except BaseException:
+            await session.rollback()
+            jobs.discard(pending)
+            raise
+        else:
+            await session.commit()
+    await jobs.flush(pending, redis)
+
+
+# the request's session, injected by name into controllers
+DbSession = NamedDependency[AsyncSession]

@@ -1,0 +1,246 @@
+"""Domain errors carry their HTTP status and a stable machine code; one handler renders
+every error as RFC 9457 application/problem+json in the caller's language."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+
+from app.core import i18n
+
+log = logging.getLogger("city.errors")
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(msgspec.Struct, omit_defaults=True):
+    field: str
+    message: str
+    source: str | None = None
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details, plus a stable ``code`` and optional field errors."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+    allowed: list[str] | None = None
+    retry_after: int | None = None
+
+
+class AppError(Exception):
+    """A domain error. ``keep_writes`` tells the transaction boundary to commit what the
+    request wrote before failing (a counted failed attempt, a revoked token family)."""
+
+    status: int = 400
+    code: str = "bad_request"
+    keep_writes: bool = False
+
+    def __init__(
+        self,
+        code: str | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        errors: list[FieldError] | None = None,
+        allowed: list[str] | None = None,
+        retry_after: int | None = None,
+        keep_writes: bool = False,
+    ) -> None:
+        self.keep_writes = keep_writes
+        if code is not None:
+            self.code = code
+        self.params = params or {}
+        self.errors = errors
+        self.allowed = allowed
+        self.retry_after = retry_after
+        super().__init__(self.code)
+
+
+class BadRequest(AppError):
+    status = 400
+
+
+class Unauthenticated(AppError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class Gone(AppError):
+    status = 410
+    code = "gone"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unprocessable(AppError):
+    status = 422
+    code = "validation_failed"
+
+
+class TooManyRequests(AppError):
+    status = 429
+    code = "rate_limited"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "service_unavailable"
+
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def _problem_response(request: Request, problem: Problem) -> Response[Problem]:
+    headers = {"Content-Language": i18n.negotiate(request.headers.get("accept-language"))}
+    if problem.retry_after is not None:
+        headers["Retry-After"] = str(problem.retry_after)
+    return Response(problem, status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def build_problem(
+    request: Request,
+    status: int,
+    code: str,
+    *,
+    params: dict[str, Any] | None = None,
+    errors: list[FieldError] | None = None,
+    allowed: list[str] | None = None,
+    retry_after: int | None = None,
+) -> Problem:
+    locale = i18n.negotiate(request.headers.get("accept-language"))
+    return Problem(
+        type=f"urn:city-app:problem:{code}",
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        code=code,
+        detail=i18n.translate(code, locale, params),
+        instance=request.url.path,
+        request_id=request.scope.get("state", {}).get("request_id"),
+        errors=errors,
+        allowed=allowed,
+        retry_after=retry_after,
+    )
+
+
+def app_error_handler(request: Request, exc: AppError) -> Response[Problem]:
+    return _problem_response(
+        request,
+        build_problem(
+            request,
+            exc.status,
+            exc.code,
+            params=exc.params,
+            errors=exc.errors,
+            allowed=exc.allowed,
+            retry_after=exc.retry_after,
+        ),
+    )
+
+
+def _field_errors(extra: Any) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                errors.append(
+                    FieldError(
+                        field=str(item.get("key") or "body"),
+                        message=str(item.get("message", "invalid")),
+                        source=str(item["source"]) if item.get("source") else None,
+                    )
+                )
+    return errors
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def http_exception_handler(request: Request, exc: HTTPException) -> Response[Problem]:
+    if isinstance(exc, ValidationException):
+        errors = _field_errors(exc.extra)
+        if not errors and exc.detail:
+            errors = [FieldError(field="body", message=str(exc.detail))]
+        problem = build_problem(request, 400, "validation_failed", errors=errors)
+        return _problem_response(request, problem)
+    status = exc.status_code
+    if isinstance(exc, NotAuthorizedException):
+        status = 401
+    elif isinstance(exc, PermissionDeniedException):
+        status = 403
+    if status >= 500:
+        return internal_error_handler(request, exc)
+    code = _HTTP_CODES.get(status, "bad_request")
+    problem = build_problem(request, status, code)
+    response = _problem_response(request, problem)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def internal_error_handler(request: Request, exc: Exception) -> Response[Problem]:
+    log.exception("unhandled_error", exc_info=exc)
+    return _problem_response(request, build_problem(request, 500, "internal_error"))
+
+
+EXCEPTION_HANDLERS = {
+    AppError: app_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}
+
+__all__ = ["MediaType"]

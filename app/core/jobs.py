@@ -1,0 +1,87 @@
+"""Enqueue after commit.
+
+Services call :func:`enqueue` while they work; the call only records the job in a
+per-transaction list. The boundary (request or job) flushes the list to arq once its
+transaction has committed and drops it on rollback. Every job has a deterministic
+``_job_id`` so a double enqueue is one job, and a reconciliation cron re-enqueues
+whatever a crash between commit and flush lost. :func:`after_commit` does the same for
+small side effects that must not happen for a rolled-back transaction (an SMS, a
+deny-list entry in Redis).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis
+
+Redis = ArqRedis
+log = logging.getLogger("city.jobs")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    function: str
+    args: tuple[Any, ...]
+    job_id: str
+
+
+@dataclass(slots=True)
+class PendingWork:
+    jobs: list[PendingJob] = field(default_factory=list)
+    callbacks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+_current: contextvars.ContextVar[PendingWork | None] = contextvars.ContextVar(
+    "pending_work", default=None
+)
+
+
+def begin() -> PendingWork:
+    """Start collecting; the returned object is what the boundary flushes or discards."""
+    pending = PendingWork()
+    _current.set(pending)
+    return pending
+
+
+def discard(pending: PendingWork) -> None:
+    pending.jobs.clear()
+    pending.callbacks.clear()
+
+
+def _pending() -> PendingWork:
+    pending = _current.get()
+    if pending is None:
+        raise RuntimeError("called outside a transaction boundary")
+    return pending
+
+
+def enqueue(function: str, *args: Any, job_id: str) -> None:
+    _pending().jobs.append(PendingJob(function, args, job_id))
+
+
+def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
+    _pending().callbacks.append(callback)
+
+
+async def flush(pending: PendingWork, redis: ArqRedis | None) -> None:
+    """Run callbacks and send jobs. Failures are logged, not raised: the database holds
+    the state, and the reconciliation cron enqueues what is missing."""
+    jobs, pending.jobs = pending.jobs, []
+    callbacks, pending.callbacks = pending.callbacks, []
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception as exc:
+            log.warning("after_commit_failed", extra={"error": repr(exc)})
+    if redis is None:
+        return
+    for job in jobs:
+        try:
+            await redis.enqueue_job(job.function, *job.args, _job_id=job.job_id)
+        except Exception as exc:  # Redis down: the reconciler catches up
+            log.warning("enqueue_failed", extra={"job": job.function, "error": repr(exc)})

@@ -1,0 +1,118 @@
+"""The application factory: plugins, routers, exception handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+from arq.connections import RedisSettings, create_pool
+from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.api import AuthController, MeController
+from app.accounts.sms import make_sms_sender
+from app.accounts.vneid import VneidClient
+from app.core import db
+from app.core.auth import AuthenticationMiddleware
+from app.core.clock import Clock
+from app.core.errors import EXCEPTION_HANDLERS
+from app.core.files_api import serve_file
+from app.core.logging import RequestIdMiddleware, configure_logging
+from app.core.ops import HealthController
+from app.core.push import make_push_sender
+from app.core.ratelimit import RateLimiter
+from app.core.storage import make_storage
+from app.places.api import PlacesController
+from app.settings import Settings, get_settings
+
+API_VERSION = "0.1.0"
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+    async with db.transaction(state.sessionmaker, state.redis) as session:
+        yield session
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        engine = db.make_engine(settings)
+        redis = await create_pool(
+            RedisSettings.from_dsn(settings.redis_url),
+            default_queue_name=f"{settings.redis_prefix}:queue",
+        )
+        storage = make_storage(settings)
+        push = make_push_sender(settings)
+        app.state.update(
+            settings=settings,
+            engine=engine,
+            sessionmaker=db.make_sessionmaker(engine),
+            redis=redis,
+            storage=storage,
+            push=push,
+            limiter=RateLimiter(settings.redis_url, prefix=f"{settings.redis_prefix}:rl"),
+            sms=make_sms_sender(settings),
+            vneid=VneidClient(settings),
+        )
+        if "clock" not in app.state:
+            app.state.clock = Clock()
+        try:
+            await storage.ensure_ready()
+        except Exception:  # readiness reports it; the API still starts
+            pass
+        try:
+            yield
+        finally:
+            await push.close()
+            await app.state.vneid.aclose()
+            await redis.aclose()
+            await engine.dispose()
+
+    api = Router(
+        path="/api/v1",
+        route_handlers=[AuthController, MeController, PlacesController],
+        dependencies={"session": Provide(provide_session)},
+    )
+    prometheus = PrometheusConfig(
+        app_name="city", prefix="city", group_path=True, exclude=["/metrics", "/health"]
+    )
+    return Litestar(
+        route_handlers=[api, HealthController, MetricsController, serve_file],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        middleware=[RequestIdMiddleware, prometheus.middleware, AuthenticationMiddleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        request_max_body_size=1_048_576,
+        openapi_config=OpenAPIConfig(
+            title="City app API",
+            version=API_VERSION,
+            description=(
+                "Backend of a city's citizen app: reports, routing, deadlines, dossiers, "
+                "health records and push notifications. Errors are RFC 9457 problem+json."
+            ),
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        debug=False,
+    )

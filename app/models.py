@@ -1,0 +1,8 @@
+"""Every context's tables, imported in one place for Alembic and the tests."""
+
+from app.accounts import models as accounts_models  # noqa: F401
+from app.core import audit  # noqa: F401
+from app.core.models import Base
+from app.places import models as places_models  # noqa: F401
+
+metadata = Base.metadata

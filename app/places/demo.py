@@ -1,0 +1,220 @@
+"""Hanoi's reference data (dữ liệu danh mục): areas, report categories, responsible units.
+
+``load_reference_data`` is an idempotent upsert, three set-based statements:
+
+- areas (phường / xã): the 126 communes and wards with synthetic boundaries
+  (``synthetic = true``); a boundary the city imported (``synthetic = false``) is kept;
+- categories (lĩnh vực phản ánh) with their deadline in working days (ngày làm việc);
+- units (đơn vị xử lý): the city dispatcher (điều phối), one People's Committee
+  (UBND phường / xã) per area, city departments (sở) and utilities (doanh nghiệp
+  cung cấp dịch vụ). Units are upserted by code, so their ids survive reloads.
+
+Run ``python -m app.places.demo`` to load into the configured database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+import msgspec
+import shapely
+from shapely.geometry import MultiPolygon
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.places.boundaries import WardInfo, hanoi_wards, synthetic_polygons
+
+log = logging.getLogger("city.places.demo")
+
+
+class CategorySeed(msgspec.Struct, frozen=True):
+    """A report category (lĩnh vực phản ánh) and its deadline in working days."""
+
+    code: str
+    name_vi: str
+    name_en: str
+    deadline_working_days: int
+
+
+class UnitSeed(msgspec.Struct, frozen=True):
+    """A responsible unit (đơn vị xử lý); ``area_code`` only for ward committees."""
+
+    code: str
+    name_vi: str
+    name_en: str
+    kind: str  # dispatcher | ward_committee | department | utility
+    area_code: str | None = None
+
+
+CATEGORIES: tuple[CategorySeed, ...] = (
+    CategorySeed("roads", "Đường sá, ổ gà, hè phố", "Roads, potholes and pavements", 5),
+    CategorySeed("street-lighting", "Chiếu sáng công cộng", "Public lighting", 3),
+    CategorySeed("drainage-flooding", "Thoát nước, ngập úng", "Drainage and flooding", 3),
+    CategorySeed("waste", "Rác thải, vệ sinh môi trường", "Waste and rubbish", 3),
+    CategorySeed("trees-parks", "Cây xanh, công viên", "Trees and parks", 5),
+    CategorySeed("traffic-signals", "Đèn tín hiệu, biển báo giao thông",
+                 "Traffic signals and signs", 3),
+    CategorySeed("water-supply", "Cấp nước sạch", "Water supply", 3),
+    CategorySeed("power-supply", "Cấp điện", "Power supply", 3),
+    CategorySeed("noise", "Tiếng ồn", "Noise", 5),
+    CategorySeed("construction-order", "Trật tự xây dựng", "Construction order", 10),
+    CategorySeed("public-order", "An ninh, trật tự công cộng", "Public order", 5),
+    CategorySeed("other", "Khác", "Other", 10),
+)
+
+CITY_UNITS: tuple[UnitSeed, ...] = (
+    UnitSeed("dispatcher", "Trung tâm điều phối phản ánh thành phố Hà Nội",
+             "Hanoi city report dispatch centre", "dispatcher"),
+    UnitSeed("so-xay-dung", "Sở Xây dựng Hà Nội", "Hanoi Department of Construction",
+             "department"),
+    UnitSeed("so-nong-nghiep-moi-truong", "Sở Nông nghiệp và Môi trường Hà Nội",
+             "Hanoi Department of Agriculture and Environment", "department"),
+    UnitSeed("cong-an-tp", "Công an thành phố Hà Nội", "Hanoi City Police", "department"),
+    UnitSeed("evn-hanoi", "Tổng công ty Điện lực thành phố Hà Nội (EVNHANOI)",
+             "Hanoi Power Corporation (EVN Hanoi)", "utility"),
+    UnitSeed("nuoc-sach-hanoi", "Công ty Nước sạch Hà Nội", "Hanoi Water Company", "utility"),
+    UnitSeed("urenco", "Công ty Môi trường đô thị Hà Nội (URENCO)",
+             "Hanoi Urban Environment Company (URENCO)", "utility"),
+    UnitSeed("chieu-sang-hanoi", "Công ty Chiếu sáng và Thiết bị đô thị Hà Nội (HAPULICO)",
+             "Hanoi Public Lighting and Urban Equipment Company (HAPULICO)", "utility"),
+    UnitSeed("thoat-nuoc-hanoi", "Công ty Thoát nước Hà Nội", "Hanoi Drainage Company",
+             "utility"),
+)
+
+
+def ward_committee(ward: WardInfo) -> UnitSeed:
+    """The People's Committee (Ủy ban nhân dân, UBND) of one ward or commune."""
+    prefix, kind_en = ("phường", "ward") if ward.kind == "ward" else ("xã", "commune")
+    return UnitSeed(
+        code=f"ubnd-{ward.code}",
+        name_vi=f"UBND {prefix} {ward.short_name}",
+        name_en=f"People's Committee of {ward.short_name} {kind_en}",
+        kind="ward_committee",
+        area_code=ward.code,
+    )
+
+
+def reference_units(wards: list[WardInfo]) -> list[UnitSeed]:
+    return [*CITY_UNITS, *(ward_committee(w) for w in wards)]
+
+
+_UPSERT_AREAS = text("""
+INSERT INTO areas (code, name, kind, province_code, geom, synthetic)
+SELECT v.code, v.name, v.kind, v.province_code,
+       ST_Multi(ST_GeomFromWKB(v.wkb, 4326)), true
+FROM unnest(CAST(:codes AS text[]), CAST(:names AS text[]), CAST(:kinds AS text[]),
+            CAST(:provinces AS text[]), CAST(:wkbs AS bytea[]))
+     AS v(code, name, kind, province_code, wkb)
+ON CONFLICT (code) DO UPDATE
+SET name = EXCLUDED.name,
+    kind = EXCLUDED.kind,
+    province_code = EXCLUDED.province_code,
+    geom = CASE WHEN areas.synthetic THEN EXCLUDED.geom ELSE areas.geom END
+""")
+
+_UPSERT_CATEGORIES = text("""
+INSERT INTO categories (code, name_vi, name_en, deadline_working_days, active)
+SELECT v.code, v.name_vi, v.name_en, v.days, true
+FROM unnest(CAST(:codes AS text[]), CAST(:names_vi AS text[]), CAST(:names_en AS text[]),
+            CAST(:days AS smallint[])) AS v(code, name_vi, name_en, days)
+ON CONFLICT (code) DO UPDATE
+SET name_vi = EXCLUDED.name_vi,
+    name_en = EXCLUDED.name_en,
+    deadline_working_days = EXCLUDED.deadline_working_days
+""")
+
+_UPSERT_UNITS = text("""
+INSERT INTO units (id, code, name_vi, name_en, kind, area_code)
+SELECT gen_random_uuid(), v.code, v.name_vi, v.name_en, v.kind, v.area_code
+FROM unnest(CAST(:codes AS text[]), CAST(:names_vi AS text[]), CAST(:names_en AS text[]),
+            CAST(:kinds AS text[]), CAST(:area_codes AS text[]))
+     AS v(code, name_vi, name_en, kind, area_code)
+ON CONFLICT (code) DO UPDATE
+SET name_vi = EXCLUDED.name_vi,
+    name_en = EXCLUDED.name_en,
+    kind = EXCLUDED.kind,
+    area_code = EXCLUDED.area_code
+""")
+
+
+async def upsert_areas(
+    session: AsyncSession, wards: list[WardInfo], tiles: dict[str, MultiPolygon]
+) -> None:
+    """Areas (phường / xã) with synthetic boundaries; an imported boundary is kept."""
+    await session.execute(_UPSERT_AREAS, {
+        "codes": [w.code for w in wards],
+        "names": [w.name for w in wards],
+        "kinds": [w.kind for w in wards],
+        "provinces": [w.province_code for w in wards],
+        "wkbs": [shapely.to_wkb(tiles[w.code], output_dimension=2) for w in wards],
+    })
+
+
+async def upsert_categories(session: AsyncSession, categories: tuple[CategorySeed, ...]) -> None:
+    """Report categories (lĩnh vực phản ánh); ``active`` is left as the city set it."""
+    await session.execute(_UPSERT_CATEGORIES, {
+        "codes": [c.code for c in categories],
+        "names_vi": [c.name_vi for c in categories],
+        "names_en": [c.name_en for c in categories],
+        "days": [c.deadline_working_days for c in categories],
+    })
+
+
+async def upsert_units(session: AsyncSession, units: list[UnitSeed]) -> None:
+    """Responsible units (đơn vị xử lý), by code: existing rows keep their ids."""
+    await session.execute(_UPSERT_UNITS, {
+        "codes": [u.code for u in units],
+        "names_vi": [u.name_vi for u in units],
+        "names_en": [u.name_en for u in units],
+        "kinds": [u.kind for u in units],
+        "area_codes": [u.area_code for u in units],
+    })
+
+
+def _wards_and_tiles() -> tuple[list[WardInfo], dict[str, MultiPolygon]]:
+    wards = hanoi_wards()
+    return wards, synthetic_polygons(wards)
+
+
+async def load_reference_data(session: AsyncSession) -> None:
+    """Upsert Hanoi's areas, categories and units (idempotent). The caller commits."""
+    wards, tiles = await asyncio.to_thread(_wards_and_tiles)
+    await upsert_areas(session, wards, tiles)
+    await upsert_categories(session, CATEGORIES)
+    await upsert_units(session, reference_units(wards))
+
+
+async def _load(database_url: str) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            await load_reference_data(session)
+    finally:
+        await engine.dispose()
+
+
+def load_reference_data_sync(database_url: str) -> None:
+    """Load the reference data in one transaction (``postgresql+asyncpg://`` URL)."""
+    started = time.perf_counter()
+    asyncio.run(_load(database_url))
+    log.info("reference data loaded in %.2f s", time.perf_counter() - started)
+
+
+def main() -> int:
+    from app.settings import get_settings
+
+    started = time.perf_counter()
+    load_reference_data_sync(get_settings().database_url)
+    print(f"reference data loaded (Hanoi wards, boundaries synthetic unless imported) "
+          f"in {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Administrative areas, the units that serve them, and report categories."""
+
+from __future__ import annotations
+
+import uuid
+
+from geoalchemy2 import Geometry
+from sqlalchemy import Boolean, ForeignKey, Index, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.models import Base, created_at, uuid_pk
+
+
+class Area(Base):
+    """A commune or ward (xã / phường) after the 1 July 2025 reform, with its boundary."""
+
+    __tablename__ = "areas"
+
+    code: Mapped[str] = mapped_column(String(10), primary_key=True)  # official ward code
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)  # ward | commune
+    province_code: Mapped[str] = mapped_column(String(10), nullable=False)
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False)
+    # True when the boundary was generated (e.g. Voronoi around the real ward centre)
+    synthetic: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at = created_at()
+
+    __table_args__ = (Index("ix_areas_geom", "geom", postgresql_using="gist"),)
+
+
+class Unit(Base):
+    """A responsible unit (đơn vị xử lý): ward People's Committee, department, utility."""
+
+    __tablename__ = "units"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    code: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    name_vi: Mapped[str] = mapped_column(Text, nullable=False)
+    name_en: Mapped[str] = mapped_column(Text, nullable=False)
+    # ward_committee | department | utility | dispatcher
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("units.id", ondelete="RESTRICT"), index=True
+    )
+    area_code: Mapped[str | None] = mapped_column(
+        ForeignKey("areas.code", ondelete="RESTRICT"), index=True
+    )
+    created_at = created_at()
+
+
+class Category(Base):
+    """A kind of problem residents report, with its working-day deadline."""
+
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_vi: Mapped[str] = mapped_column(Text, nullable=False)
+    name_en: Mapped[str] = mapped_column(Text, nullable=False)
+    deadline_working_days: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at = created_at()

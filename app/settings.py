@@ -1,0 +1,86 @@
+"""One typed settings object, read from the environment.
+
+Every variable is listed in README.md with its default. Names are the field names
+upper-cased (``database_url`` -> ``DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import msgspec
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    # service
+    host: str = "127.0.0.1"
+    port: int = 8000
+    environment: str = "development"  # development | test | production
+    log_level: str = "INFO"
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # data stores
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/city"
+    db_pool_size: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # prefix of every Redis key and of the arq queue name (several deployments, one Redis)
+    redis_prefix: str = "city"
+
+    # secrets (development defaults; production must set them)
+    secret_key: str = "dev-secret-change-me"
+    citizen_id_hash_key: str = "dev-citizen-id-key-change-me"
+
+    # tokens
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_days: int = 30
+
+    # one-time codes
+    otp_ttl_seconds: int = 300
+    otp_max_attempts: int = 5
+    otp_rate_per_phone: str = "3/10minutes;10/day"
+    otp_rate_per_ip: str = "20/10minutes"
+    sms_backend: str = "log"  # log | http
+    sms_http_url: str = ""
+
+    # identity provider (VNeID-style OpenID Connect)
+    oidc_issuer: str = ""
+    oidc_client_id: str = "city-app"
+    oidc_client_secret: str = ""
+    oidc_redirect_uri: str = "http://127.0.0.1:8000/api/v1/auth/vneid/callback"
+
+    # photo storage: local disk unless an S3/MinIO endpoint is set
+    storage_dir: str = "var/storage"
+    s3_endpoint: str = ""  # host:port, e.g. minio:9000
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "city-photos"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    signed_url_ttl_seconds: int = 600
+
+    # push: log unless Firebase credentials are set
+    firebase_credentials_file: str = ""
+    fcm_url: str = ""  # override of FCM's send URL template (tests, proxies)
+    fcm_token_uri: str = ""  # override of the service account's token_uri
+
+    # demo data
+    load_demo_data: bool = True
+
+    @property
+    def is_test(self) -> bool:
+        return self.environment == "test"
+
+
+def _from_env() -> Settings:
+    raw: dict[str, str] = {}
+    for field in msgspec.structs.fields(Settings):
+        value = os.environ.get(field.name.upper())
+        if value is not None:
+            raw[field.name] = value
+    return msgspec.convert(raw, Settings, strict=False)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return _from_env()

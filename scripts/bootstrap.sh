@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks: uv, the Python environment (locked), and PostGIS
+# for the local PostgreSQL (from Debian's packages). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PGHOST_ADDR="${PGHOST_ADDR:-127.0.0.1}"
+PGPORT_NUM="${PGPORT_NUM:-5432}"
+PGUSER_NAME="${PGUSER_NAME:-postgres}"
+export UV_PYTHON_DOWNLOADS=never
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+# 1. uv
+if ! command -v uv >/dev/null 2>&1; then
+  say "installing uv"
+  python3 -m pip install --quiet --disable-pip-version-check uv \
+    || python3 -m pip install --quiet --user uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
+# 2. a Python 3.12+ interpreter (vietnam-provinces needs 3.12)
+find_python() {
+  for candidate in python3.13 python3.12; do
+    if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return; fi
+  done
+  for candidate in "$HOME"/.pyenv/versions/3.1[23]*/bin/python3.1[23] /usr/local/bin/python3.1[23] \
+                   /usr/bin/python3.1[23]; do
+    if [ -x "$candidate" ]; then echo "$candidate"; return; fi
+  done
+  return 1
+}
+if [ ! -x .venv/bin/python ]; then
+  PY=$(find_python) || { echo "Python 3.12 or newer is required" >&2; exit 1; }
+  say "creating .venv with $PY"
+  uv venv --quiet --python "$PY" .venv
+fi
+say "installing locked Python dependencies"
+uv sync --quiet --frozen
+
+# 3. PostGIS in the local PostgreSQL
+psql_admin() { psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U "$PGUSER_NAME" -d postgres -tAc "$1"; }
+if ! psql_admin "select 1 from pg_available_extensions where name = 'postgis'" | grep -q 1; then
+  major=$(psql_admin "show server_version_num" | cut -c1-2)
+  say "installing PostGIS for PostgreSQL $major from Debian's packages"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q "postgresql-$major-postgis-3" >/dev/null \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "postgresql-$major-postgis-3" >/dev/null; }
+fi
+say "environment ready"

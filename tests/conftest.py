@@ -1,0 +1,132 @@
+"""Test set-up on the machine's real services.
+
+A fresh PostgreSQL database per run (PostGIS enabled, migrated with Alembic to head,
+Hanoi's reference data loaded), a Redis key prefix and arq queue of its own per run, and
+the real app served in-process by Litestar's test client. Nothing here starts a service
+that CI does not start; stand-ins exist only for services outside the city's network
+(FCM, the identity provider) and for S3 (moto's server mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from alembic import command
+from alembic.config import Config
+
+RUN_ID = uuid.uuid4().hex[:10]
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_DB = f"city_test_{RUN_ID}"
+_pg_base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+DATABASE_URL = f"{_pg_base.replace('postgresql://', 'postgresql+asyncpg://')}/{TEST_DB}"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+os.environ.update(
+    {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": f"citytest:{RUN_ID}",
+        "SECRET_KEY": "test-secret-" + RUN_ID,
+        "CITIZEN_ID_HASH_KEY": "test-cccd-key-" + RUN_ID,
+        "OTP_RATE_PER_IP": "1000/minute",
+        "OTP_RATE_PER_PHONE": "3/10minutes;10/day",
+        "STORAGE_DIR": f"/tmp/city-test-storage-{RUN_ID}",
+        "LOG_LEVEL": "INFO",
+    }
+)
+
+from app.settings import get_settings  # noqa: E402
+
+USER_TABLES = ("devices", "refresh_tokens", "otp_challenges", "staff_roles", "users", "audit_log")
+
+
+async def _create_database() -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database() -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def alembic_config() -> Config:
+    cfg = Config(os.path.join(os.path.dirname(__file__), "..", "alembic.ini"))
+    cfg.attributes["database_url"] = DATABASE_URL
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def database() -> AsyncIterator[str]:
+    asyncio.run(_create_database())
+    command.upgrade(alembic_config(), "head")
+    yield DATABASE_URL
+    if not os.environ.get("KEEP_TEST_DB"):
+        asyncio.run(_drop_database())
+
+
+@pytest.fixture(scope="session")
+def settings(database: str):
+    return get_settings()
+
+
+def client_for(application):
+    """An HTTP client that calls the ASGI app in this event loop (no thread, no portal),
+    so the app's connection pools and the tests' share one loop."""
+    import httpx
+
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application, client=("203.0.113.7", 50000)),
+        base_url="http://testserver.local",
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings):
+    from app.main import create_app
+
+    application = create_app(settings)
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        # the lifespan is entered and left in one task (anyio's cancel scopes need that)
+        async with application.lifespan():
+            started.set()
+            await stop.wait()
+
+    server = asyncio.create_task(serve())
+    await started.wait()
+    async with client_for(application) as client:
+        application.state.test_client = client
+        yield application
+    stop.set()
+    await server
+
+
+@pytest.fixture
+async def client(app):
+    """The app's test client; user tables are emptied before each test."""
+    async with app.state.engine.begin() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(text(f"TRUNCATE {', '.join(USER_TABLES)} CASCADE"))
+    yield app.state.test_client
+
+
+@pytest.fixture
+async def session(app):
+    """A session for arranging and checking data directly (commits are real)."""
+    async with app.state.sessionmaker() as s:
+        yield s

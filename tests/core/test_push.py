@@ -1,0 +1,467 @@
+"""Push sending: the real firebase-admin SDK against the FCM stand-in over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import firebase_admin
+import jwt
+import pytest
+from firebase_admin import messaging
+
+from app.core.push import (
+    MAX_BATCH,
+    FcmPushSender,
+    LogPushSender,
+    PushMessage,
+    make_push_sender,
+    parse_retry_after,
+    to_fcm_message,
+)
+from app.settings import Settings
+from tests.standins.fcm import (
+    GOOGLE_TOKEN_AUDIENCE,
+    JWT_BEARER_GRANT,
+    FcmStandin,
+    fcm_standin,  # noqa: F401
+)
+
+GOOGLE_FCM_URL = "https://fcm.googleapis.com/v1/projects/{0}/messages:send"
+DEAD_TOKEN_URI = "http://127.0.0.1:9/token"  # nothing listens on the discard port
+
+
+def push(token: str = "device-token-0001", **fields: object) -> PushMessage:
+    values: dict[str, object] = {"title": "Phản ánh đã được xử lý", "body": "Chi tiết bên trong"}
+    values.update(fields)
+    return PushMessage(token=token, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_settings(fcm_standin: FcmStandin, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings whose service account (fresh key, trusted by the stand-in) lives in
+    tmp_path and whose FCM_URL points at the stand-in."""
+
+    def make(*, project_id: str = "city-app-test", **overrides: str) -> Settings:
+        path = tmp_path / f"service-account-{project_id}.json"
+        fcm_standin.write_service_account(path, project_id=project_id)
+        values = {"firebase_credentials_file": str(path), "fcm_url": fcm_standin.send_url_template}
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def sender(make_settings: Callable[..., Settings]) -> AsyncIterator[FcmPushSender]:
+    fcm = FcmPushSender(make_settings())
+    yield fcm
+    await fcm.close()
+
+
+# -- what goes on the wire -----------------------------------------------------------------
+
+
+async def test_message_arrives_with_token_notification_data_and_platform_options(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    message = push(
+        data={"complaint_id": "0b6f", "kind": "resolved"},
+        collapse_key="complaint-0b6f",
+        badge=3,
+    )
+
+    [result] = await sender.send([message])
+
+    [request] = fcm_standin.send_requests
+    assert request.path == "/v1/projects/city-app-test/messages:send"
+    assert request.status == 200
+    assert result.ok and not result.permanent and result.error_code is None
+    assert result.message_id == request.response["name"]
+    body = request.json()
+    assert set(body) == {"message"}  # not validate_only
+    wire = body["message"]
+    assert wire["token"] == "device-token-0001"
+    assert "fid" not in wire
+    assert wire["notification"] == {"title": message.title, "body": message.body}
+    assert wire["data"] == {"complaint_id": "0b6f", "kind": "resolved"}
+    assert wire["android"] == {
+        "priority": "high",
+        "collapse_key": "complaint-0b6f",
+        "notification": {"sound": "default"},
+    }
+    assert wire["apns"]["headers"] == {
+        "apns-priority": "10",
+        "apns-push-type": "alert",
+        "apns-collapse-id": "complaint-0b6f",
+    }
+    assert wire["apns"]["payload"] == {"aps": {"badge": 3, "sound": "default"}}
+    assert fcm_standin.delivered == [wire]
+
+
+async def test_normal_priority_silent_push_clearing_the_badge(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    [result] = await sender.send([push(priority="normal", sound=None, badge=0)])
+
+    assert result.ok
+    wire = fcm_standin.send_requests[0].json()["message"]
+    assert wire["android"] == {"priority": "normal"}
+    assert wire["apns"]["headers"] == {"apns-priority": "5", "apns-push-type": "alert"}
+    assert wire["apns"]["payload"] == {"aps": {"badge": 0}}
+    assert "data" not in wire
+
+
+def test_message_uses_the_token_target_without_deprecation_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fcm_message = to_fcm_message(push())
+    encoded = messaging._MessagingService.encode_message(fcm_message)
+    assert encoded["token"] == "device-token-0001"
+    assert "fid" not in encoded
+
+
+async def test_oauth_token_is_fetched_with_a_signed_grant_and_used_as_bearer(
+    sender: FcmPushSender, fcm_standin: FcmStandin, make_settings: Callable[..., Settings]
+) -> None:
+    await sender.send([push("device-a"), push("device-b")])
+    await sender.send([push("device-c")])
+
+    [token_request] = fcm_standin.token_requests  # cached across sends
+    assert token_request.status == 200
+    assert token_request.headers["content-type"] == "application/x-www-form-urlencoded"
+    form = token_request.form()
+    assert form["grant_type"] == JWT_BEARER_GRANT
+    claims = jwt.decode(form["assertion"], options={"verify_signature": False})
+    assert claims["aud"] == GOOGLE_TOKEN_AUDIENCE  # whatever token_uri says
+    assert claims["iss"].endswith("@city-app-test.iam.gserviceaccount.com")
+    assert "https://www.googleapis.com/auth/cloud-platform" in claims["scope"].split()
+    [access_token] = fcm_standin.issued_access_tokens
+    assert len(fcm_standin.send_requests) == 3
+    assert all(r.bearer == access_token for r in fcm_standin.send_requests)
+    assert all(r.status == 200 for r in fcm_standin.send_requests)
+
+
+async def test_expired_access_token_is_refreshed_by_the_sdk(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    await sender.send([push()])
+    fcm_standin.revoke_access_tokens()  # FCM now answers 401 to the cached token
+
+    [result] = await sender.send([push()])
+
+    assert result.ok
+    assert len(fcm_standin.issued_access_tokens) == 2
+    assert [r.status for r in fcm_standin.send_requests] == [200, 401, 200]
+
+
+# -- the one place that points the SDK elsewhere --------------------------------------------
+
+
+async def test_fcm_url_and_token_uri_from_settings_redirect_the_real_sdk(
+    fcm_standin: FcmStandin, tmp_path: Path
+) -> None:
+    path = fcm_standin.write_service_account(
+        tmp_path / "sa.json", project_id="redirected", token_uri=DEAD_TOKEN_URI
+    )
+    original_file = path.read_text()
+    settings = Settings(
+        firebase_credentials_file=str(path),
+        fcm_url=fcm_standin.send_url_template,
+        fcm_token_uri=fcm_standin.token_uri,
+    )
+    fcm = FcmPushSender(settings)
+    try:
+        assert fcm.send_url == fcm_standin.send_url_template.format("redirected")
+        # Only this app's service was made with the override; the class keeps Google's URL.
+        assert messaging._MessagingService.FCM_URL == GOOGLE_FCM_URL
+
+        [result] = await fcm.send([push()])
+    finally:
+        await fcm.close()
+
+    assert result.ok, result
+    assert len(fcm_standin.token_requests) == 1  # not the dead token_uri in the file
+    assert [r.path for r in fcm_standin.send_requests] == [
+        "/v1/projects/redirected/messages:send"
+    ]
+    assert path.read_text() == original_file
+    assert json.loads(original_file)["token_uri"] == DEAD_TOKEN_URI
+
+
+async def test_without_overrides_the_sdk_keeps_googles_send_url(
+    make_settings: Callable[..., Settings],
+) -> None:
+    fcm = FcmPushSender(make_settings(fcm_url=""))
+    try:
+        assert fcm.send_url == GOOGLE_FCM_URL.format("city-app-test")
+    finally:
+        await fcm.close()
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "http://127.0.0.1:9099/v1/projects/city/messages:send",  # no {0}
+        "http://127.0.0.1:9099/v1/projects/{project}/messages:send",
+        "127.0.0.1:9099/v1/projects/{0}/messages:send",
+    ],
+)
+def test_fcm_url_must_be_a_template_with_the_project_id(
+    make_settings: Callable[..., Settings], template: str
+) -> None:
+    with pytest.raises(ValueError, match="FCM_URL"):
+        FcmPushSender(make_settings(fcm_url=template))
+
+
+async def test_senders_are_separate_named_apps(
+    make_settings: Callable[..., Settings], fcm_standin: FcmStandin
+) -> None:
+    first = FcmPushSender(make_settings(project_id="project-one"))
+    second = FcmPushSender(make_settings(project_id="project-two"))
+    try:
+        assert first.app_name != second.app_name
+        assert firebase_admin.get_app(first.app_name) is not None
+        with pytest.raises(ValueError):
+            firebase_admin.get_app()  # the default app is never made
+
+        [one] = await first.send([push("device-1")])
+        await first.close()
+        [two] = await second.send([push("device-2")])
+    finally:
+        await first.close()
+        await second.close()
+
+    assert one.ok and two.ok
+    assert sorted(r.path for r in fcm_standin.send_requests) == [
+        "/v1/projects/project-one/messages:send",
+        "/v1/projects/project-two/messages:send",
+    ]
+    with pytest.raises(ValueError):
+        firebase_admin.get_app(first.app_name)
+
+
+# -- answers, per token ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fcm_error", "code", "permanent", "retry_after", "attempts"),
+    [
+        ("UNREGISTERED", "unregistered", True, None, 1),
+        ("INVALID_ARGUMENT", "invalid_argument", True, None, 1),
+        ("SENDER_ID_MISMATCH", "sender_id_mismatch", True, None, 1),
+        ("QUOTA_EXCEEDED", "quota_exceeded", False, 42.0, 1),
+        ("UNAVAILABLE", "unavailable", False, None, 1),
+        ("INTERNAL", "internal", False, None, 1),
+        # FCM answers 401 for our APNs credentials; the SDK's auth flow takes any 401 for
+        # an expired token and refreshes and resends twice before giving up.
+        ("THIRD_PARTY_AUTH_ERROR", "third_party_auth_error", False, None, 3),
+    ],
+)
+async def test_fcm_errors_map_to_results_per_token(
+    sender: FcmPushSender,
+    fcm_standin: FcmStandin,
+    fcm_error: str,
+    code: str,
+    permanent: bool,
+    retry_after: float | None,
+    attempts: int,
+) -> None:
+    fcm_standin.fail("bad-token", fcm_error, retry_after="42" if retry_after else None)
+
+    results = await sender.send([push("good-before"), push("bad-token"), push("good-after")])
+
+    assert [r.token for r in results] == ["good-before", "bad-token", "good-after"]
+    good_before, bad, good_after = results
+    assert good_before.ok and good_after.ok
+    assert not bad.ok
+    assert bad.message_id is None
+    assert bad.error_code == code
+    assert bad.permanent is permanent
+    assert bad.retry_after == retry_after
+    assert bad.retryable is (code in {"quota_exceeded", "unavailable", "internal"})
+    assert len(fcm_standin.sends_to("bad-token")) == attempts
+
+
+async def test_retry_after_is_reported_for_unavailable_too(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    fcm_standin.fail("busy", "UNAVAILABLE", retry_after="7")
+
+    [result] = await sender.send([push("busy")])
+
+    assert (result.error_code, result.retry_after, result.retryable) == ("unavailable", 7.0, True)
+
+
+async def test_an_invalid_payload_is_not_blamed_on_the_token(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    [result] = await sender.send([push(data={"from": "reserved by FCM"})])
+
+    assert fcm_standin.send_requests[0].status == 400
+    assert result.error_code == "invalid_argument"
+    assert result.permanent is False
+    assert result.retryable is False
+
+
+async def test_a_refused_service_account_fails_every_message_without_sending(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    fcm_standin.fail_token_requests(400, "invalid_grant")
+
+    results = await sender.send([push("a"), push("b")])
+
+    assert [(r.token, r.ok, r.error_code, r.permanent) for r in results] == [
+        ("a", False, "unauthenticated", False),
+        ("b", False, "unauthenticated", False),
+    ]
+    assert len(fcm_standin.token_requests) == 1
+    assert fcm_standin.send_requests == []
+
+
+# -- who retries ----------------------------------------------------------------------------
+
+
+async def test_the_sdk_does_not_retry_by_default(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    fcm_standin.fail("flaky", "UNAVAILABLE", times=1)
+
+    [result] = await sender.send([push("flaky")])
+
+    assert result.error_code == "unavailable" and result.retryable
+    assert len(fcm_standin.sends_to("flaky")) == 1  # the job layer retries, not the SDK
+
+
+async def test_with_sdk_retries_503_is_retried_but_429_is_not(
+    make_settings: Callable[..., Settings], fcm_standin: FcmStandin
+) -> None:
+    fcm = FcmPushSender(make_settings(), retry_in_sdk=True)
+    fcm_standin.fail("flaky", "UNAVAILABLE", times=1)
+    fcm_standin.fail("throttled", "QUOTA_EXCEEDED", times=1, retry_after="1")
+    try:
+        flaky, throttled = await fcm.send([push("flaky"), push("throttled")])
+    finally:
+        await fcm.close()
+
+    assert flaky.ok  # the SDK's first retry comes without delay
+    assert len(fcm_standin.sends_to("flaky")) == 2
+    assert throttled.error_code == "quota_exceeded"  # the async SDK ignores Retry-After
+    assert len(fcm_standin.sends_to("throttled")) == 1
+
+
+# -- batches --------------------------------------------------------------------------------
+
+
+async def test_a_full_batch_of_500_keeps_its_order(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    tokens = [f"device-{i:04d}" for i in range(MAX_BATCH)]
+    fcm_standin.fail("device-0250", "UNREGISTERED")
+
+    results = await sender.send([push(t) for t in tokens])
+
+    assert [r.token for r in results] == tokens
+    assert [r.ok for r in results].count(False) == 1
+    assert results[250].error_code == "unregistered"
+    assert len(fcm_standin.send_requests) == MAX_BATCH
+    assert len({r.message_id for r in results if r.ok}) == MAX_BATCH - 1
+
+
+async def test_more_than_500_messages_are_refused_before_sending(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    too_many = [push(f"device-{i}") for i in range(MAX_BATCH + 1)]
+
+    with pytest.raises(ValueError, match="500"):
+        await sender.send(too_many)
+    with pytest.raises(ValueError, match="500"):
+        await LogPushSender().send(too_many)
+    assert fcm_standin.requests == []
+
+
+async def test_an_empty_batch_sends_nothing(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    assert await sender.send([]) == []
+    assert fcm_standin.requests == []
+
+
+async def test_dry_run_sends_validate_only(
+    make_settings: Callable[..., Settings], fcm_standin: FcmStandin
+) -> None:
+    fcm = FcmPushSender(make_settings(), dry_run=True)
+    try:
+        [result] = await fcm.send([push()])
+    finally:
+        await fcm.close()
+
+    assert result.ok
+    assert fcm_standin.send_requests[0].json()["validate_only"] is True
+    assert fcm_standin.delivered == []
+
+
+async def test_a_closed_sender_refuses_to_send(make_settings: Callable[..., Settings]) -> None:
+    fcm = FcmPushSender(make_settings())
+    await fcm.close()
+    await fcm.close()  # idempotent
+
+    with pytest.raises(RuntimeError):
+        await fcm.send([push()])
+
+
+# -- the log backend and the choice ---------------------------------------------------------
+
+
+async def test_log_sender_reports_success_and_logs_no_body_or_data_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="city.push")
+    message = push(
+        "fcm-registration-token-ABC123",
+        body="Nguyễn Văn A, 12 Hàng Bông",
+        data={"complaint_id": "secret-value-42"},
+        collapse_key="c1",
+    )
+
+    results = await LogPushSender().send([message, push("other-token-XYZ789")])
+
+    assert [r.ok for r in results] == [True, True]
+    assert all(r.message_id and r.message_id.startswith("log:") for r in results)
+    assert len({r.message_id for r in results}) == 2
+    records = [r for r in caplog.records if r.name == "city.push"]
+    assert len(records) == 2
+    first = records[0]
+    assert first.token == "…ABC123"  # type: ignore[attr-defined]
+    assert first.title == message.title  # type: ignore[attr-defined]
+    assert first.data_keys == ["complaint_id"]  # type: ignore[attr-defined]
+    logged = " ".join(str(value) for r in records for value in vars(r).values())
+    assert "Nguyễn" not in logged and "Hàng Bông" not in logged
+    assert "secret-value-42" not in logged
+    assert "fcm-registration-token" not in logged
+
+
+async def test_make_push_sender_picks_the_backend_from_settings(
+    make_settings: Callable[..., Settings],
+) -> None:
+    assert isinstance(make_push_sender(Settings()), LogPushSender)
+
+    fcm = make_push_sender(make_settings())
+    try:
+        assert isinstance(fcm, FcmPushSender)
+    finally:
+        await fcm.close()
+
+
+def test_retry_after_parses_seconds_and_http_dates() -> None:
+    now = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(" 0 ") == 0.0
+    assert parse_retry_after("Mon, 05 Jan 2026 08:01:30 GMT", now=now) == 90.0
+    assert parse_retry_after("Mon, 05 Jan 2026 07:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None

@@ -1,0 +1,1 @@
+"""Stand-ins for services the tests cannot run for real, speaking their wire protocols."""

@@ -1,0 +1,88 @@
+"""The arq worker: job functions and cron jobs. Jobs are thin: each opens one
+transaction (the boundary), calls an app service, and commits.
+
+Run with ``python -m workers`` (or ``arq workers.main.WorkerSettings``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+
+from app.core import db
+from app.core.clock import Clock
+from app.core.logging import configure_logging
+from app.core.push import make_push_sender
+from app.core.storage import make_storage
+from app.settings import get_settings
+from workers import housekeeping
+
+log = logging.getLogger("city.worker")
+settings = get_settings()
+
+
+def queue_name(prefix: str) -> str:
+    return f"{prefix}:queue"
+
+
+def heartbeat_key(prefix: str) -> str:
+    return f"{prefix}:worker:heartbeat"
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    configure_logging(settings.log_level)
+    engine = db.make_engine(settings)
+    ctx.update(
+        settings=settings,
+        engine=engine,
+        sessionmaker=db.make_sessionmaker(engine),
+        storage=make_storage(settings),
+        push=make_push_sender(settings),
+        clock=ctx.get("clock") or Clock(),
+    )
+    log.info("worker_started", extra={"queue": queue_name(settings.redis_prefix)})
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["push"].close()
+    await ctx["engine"].dispose()
+    log.info("worker_stopped")
+
+
+async def in_transaction(
+    ctx: dict[str, Any], work: Callable[..., Awaitable[Any]], *args: Any
+) -> Any:
+    """The job's boundary: one session and transaction; jobs it enqueues go after commit."""
+    async with db.transaction(ctx["sessionmaker"], ctx["redis"]) as session:
+        return await work(session, *args)
+
+
+async def heartbeat(ctx: dict[str, Any]) -> None:
+    """Lets readiness and metrics see that a worker is alive."""
+    await ctx["redis"].set(heartbeat_key(settings.redis_prefix), str(time.time()), ex=180)
+
+
+async def purge_expired_sign_in_data(ctx: dict[str, Any]) -> int:
+    return await in_transaction(ctx, housekeeping.purge_expired_sign_in_data, ctx["clock"].now())
+
+
+class WorkerSettings:
+    functions = [purge_expired_sign_in_data]
+    cron_jobs = [
+        cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
+        cron(purge_expired_sign_in_data, minute=set(range(0, 60, 10)), run_at_startup=False),
+    ]
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    queue_name = queue_name(settings.redis_prefix)
+    health_check_key = f"{settings.redis_prefix}:worker:health"
+    max_jobs = 20
+    job_timeout = 120
+    keep_result = 60
+    max_tries = 5
