@@ -16,7 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.api import AuthController, MeController
+from app.accounts.api import AuthController, MeController, StaffAdminController
 from app.accounts.sms import make_sms_sender
 from app.accounts.vneid import VneidClient
 from app.core import db
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path="/api/v1",
-        route_handlers=[AuthController, MeController, PlacesController],
+        route_handlers=[AuthController, MeController, StaffAdminController, PlacesController],
         dependencies={"session": Provide(provide_session)},
     )
     prometheus = PrometheusConfig(
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings}),
         middleware=[RequestIdMiddleware, prometheus.middleware, AuthenticationMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
-        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024, exclude="/files"),
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
             title="City app API",

@@ -20,13 +20,15 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 
 # 2. a Python 3.12+ interpreter (vietnam-provinces needs 3.12)
+works() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; }
 find_python() {
-  for candidate in python3.13 python3.12; do
-    if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return; fi
-  done
-  for candidate in "$HOME"/.pyenv/versions/3.1[23]*/bin/python3.1[23] /usr/local/bin/python3.1[23] \
-                   /usr/bin/python3.1[23]; do
-    if [ -x "$candidate" ]; then echo "$candidate"; return; fi
+  for candidate in "$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 \
+                   /usr/bin/python3.12 "$(command -v python3.12 || true)" \
+                   "$HOME"/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13 \
+                   "$(command -v python3.13 || true)" "$(command -v python3 || true)"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && works "$candidate"; then
+      echo "$candidate"; return
+    fi
   done
   return 1
 }

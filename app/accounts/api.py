@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from app.accounts import schemas, service
 from app.accounts.vneid import VneidClient, new_pkce
-from app.core.auth import Principal, require_resident, require_user
+from app.core.auth import Principal, require_resident, require_roles, require_staff, require_user
 from app.core.db import DbSession
 from app.core.errors import BadRequest
 
@@ -220,3 +221,42 @@ class MeController(Controller):
         self, request: Request, session: DbSession, device_id: FromPath[uuid.UUID]
     ) -> None:
         await service.remove_device(session, request.user.user_id, device_id)
+
+
+class StaffAdminController(Controller):
+    """Staff administration: units and their staff, the audit trail."""
+
+    path = "/admin"
+    tags = ["administration"]
+    guards = [require_staff]
+    security = BEARER
+
+    @get(
+        "/units/{unit_code:str}/staff",
+        summary="Staff of a unit (its managers, or an admin)",
+    )
+    async def unit_staff(
+        self, request: Request, session: DbSession, unit_code: FromPath[str]
+    ) -> list[schemas.StaffMember]:
+        return await service.unit_staff(session, request.user, unit_code, client_ip(request))
+
+    @post(
+        "/units",
+        status_code=HTTP_201_CREATED,
+        guards=[require_roles("admin")],
+        summary="Create a responsible unit (admin)",
+    )
+    async def create_unit(
+        self, request: Request, session: DbSession, data: schemas.UnitIn
+    ) -> dict[str, uuid.UUID]:
+        unit_id = await service.create_unit(session, request.user, data, client_ip(request))
+        return {"id": unit_id}
+
+    @get("/audit", guards=[require_roles("admin")], summary="The audit log, newest first (admin)")
+    async def audit_log(
+        self,
+        session: DbSession,
+        before_id: Annotated[int | None, Parameter(ge=1)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    ) -> list[schemas.AuditEntryOut]:
+        return await service.audit_trail(session, before_id, limit)

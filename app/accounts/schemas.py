@@ -133,3 +133,32 @@ class VneidStart(msgspec.Struct):
 class VneidComplete(Input):
     state: Annotated[str, Meta(min_length=16, max_length=128)]
     code: Annotated[str, Meta(min_length=1, max_length=2048)]
+
+
+class StaffMember(msgspec.Struct):
+    id: uuid.UUID
+    email: str | None
+    full_name: str | None
+    role: str
+    status: str
+
+
+class UnitIn(Input):
+    code: Annotated[str, Meta(min_length=2, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    name_vi: Annotated[str, Meta(min_length=2, max_length=200)]
+    name_en: Annotated[str, Meta(min_length=2, max_length=200)]
+    kind: Literal["ward_committee", "department", "utility", "dispatcher"]
+    parent_code: Annotated[str, Meta(max_length=40)] | None = None
+    area_code: AreaCode | None = None
+
+
+class AuditEntryOut(msgspec.Struct):
+    id: int
+    at: datetime
+    actor_id: uuid.UUID | None
+    actor_kind: str
+    action: str
+    object_type: str | None
+    object_id: str | None
+    ip: str | None
+    request_id: str | None

@@ -103,6 +103,14 @@ i18n.register(
             "vi": "Email này đã được dùng cho một tài khoản cán bộ khác.",
             "en": "This email is already used by another staff account.",
         },
+        "not_your_unit": {
+            "vi": "Đơn vị này không thuộc quyền quản lý của bạn.",
+            "en": "This unit is not yours to manage.",
+        },
+        "unit_code_taken": {
+            "vi": "Mã đơn vị đã tồn tại.",
+            "en": "A unit with this code already exists.",
+        },
         "vneid_state_invalid": {
             "vi": "Phiên xác thực VNeID không hợp lệ hoặc đã hết hạn.",
             "en": "The VNeID verification session is invalid or expired.",
@@ -638,3 +646,103 @@ async def bind_citizen_identity(
     )
     await session.flush()
     return await _profile(session, user)
+
+
+# ---------------------------------------------------------------- staff administration
+
+
+def can_manage_unit(principal: Principal, unit_id: uuid.UUID) -> bool:
+    """Admins manage every unit; a manager manages the units they hold the role for."""
+    return principal.has_role("admin") or unit_id in principal.unit_ids("manager")
+
+
+async def unit_staff(
+    session: AsyncSession, principal: Principal, unit_code: str, ip: str | None
+) -> list[schemas.StaffMember]:
+    unit = await session.scalar(select(Unit).where(Unit.code == unit_code))
+    if unit is None:
+        raise NotFound("unit_not_found")
+    if not can_manage_unit(principal, unit.id):
+        raise Forbidden("not_your_unit")
+    rows = await session.execute(
+        select(User.id, User.email, User.full_name, StaffRole.role, User.status)
+        .join(StaffRole, StaffRole.user_id == User.id)
+        .where(StaffRole.unit_id == unit.id)
+        .order_by(StaffRole.role, User.email)
+    )
+    await audit.record(
+        session,
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        action="unit.staff_listed",
+        object_type="unit",
+        object_id=unit.code,
+        ip=ip,
+    )
+    return [
+        schemas.StaffMember(id=i, email=e, full_name=n, role=r, status=s) for i, e, n, r, s in rows
+    ]
+
+
+async def create_unit(
+    session: AsyncSession, principal: Principal, body: schemas.UnitIn, ip: str | None
+) -> uuid.UUID:
+    if await session.scalar(select(Unit.id).where(Unit.code == body.code)):
+        raise Conflict("unit_code_taken")
+    parent_id = None
+    if body.parent_code:
+        parent_id = await session.scalar(select(Unit.id).where(Unit.code == body.parent_code))
+        if parent_id is None:
+            raise Unprocessable(
+                "unit_not_found",
+                errors=[FieldError(field="parent_code", message="unknown unit", source="body")],
+            )
+    if body.area_code and await session.get(Area, body.area_code) is None:
+        raise Unprocessable(
+            "area_unknown",
+            errors=[FieldError(field="area_code", message="unknown area", source="body")],
+        )
+    unit = Unit(
+        id=uuid.uuid4(),
+        code=body.code,
+        name_vi=body.name_vi,
+        name_en=body.name_en,
+        kind=body.kind,
+        parent_id=parent_id,
+        area_code=body.area_code,
+    )
+    session.add(unit)
+    await audit.record(
+        session,
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        action="unit.created",
+        object_type="unit",
+        object_id=body.code,
+        ip=ip,
+    )
+    await session.flush()
+    return unit.id
+
+
+async def audit_trail(
+    session: AsyncSession, before_id: int | None, limit: int
+) -> list[schemas.AuditEntryOut]:
+    """Newest first, keyset-paginated by id."""
+    stmt = select(audit.AuditEntry).order_by(audit.AuditEntry.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(audit.AuditEntry.id < before_id)
+    return [
+        schemas.AuditEntryOut(
+            id=e.id,
+            at=e.at,
+            actor_id=e.actor_id,
+            actor_kind=e.actor_kind,
+            action=e.action,
+            object_type=e.object_type,
+            object_id=e.object_id,
+            ip=str(e.ip) if e.ip else None,
+            request_id=e.request_id,
+        )
+        for e in await session.scalars(stmt)
+    ]

@@ -120,8 +120,15 @@ def fold_name(name: str) -> str:
     return " ".join("".join(c if c.isalnum() else " " for c in bare).split())
 
 
-_PREFIXES = {"phuong": "ward", "p": "ward", "xa": "commune", "x": "commune",
-             "thi tran": "town", "tt": "town", "dac khu": "special_zone"}
+_PREFIXES = {
+    "phuong": "ward",
+    "p": "ward",
+    "xa": "commune",
+    "x": "commune",
+    "thi tran": "town",
+    "tt": "town",
+    "dac khu": "special_zone",
+}
 
 
 def _split_prefix(name: str) -> tuple[str | None, str]:
@@ -176,8 +183,11 @@ def _centre_rows() -> list[dict[str, Any]]:
 
     fields = ["province", "ward", "wardLat", "wardLon", "wardAreaKm2"]
     wanted = fold_name(_province_name())
-    return [r for r in get_data(fields=fields, table="admin_units")
-            if fold_name(r["province"]) == wanted]
+    return [
+        r
+        for r in get_data(fields=fields, table="admin_units")
+        if fold_name(r["province"]) == wanted
+    ]
 
 
 def _centre_index(rows: Iterable[dict[str, Any]]) -> dict[tuple[str | None, str], dict]:
@@ -204,9 +214,17 @@ def _hanoi_wards() -> tuple[WardInfo, ...]:
         if row is None or row["wardLat"] is None or row["wardLon"] is None:
             missing.append(f"{code} {name}")
             continue
-        wards.append(WardInfo(code=code, name=name, kind=kind, province_code=PROVINCE_CODE,
-                              lat=float(row["wardLat"]), lon=float(row["wardLon"]),
-                              area_km2=row["wardAreaKm2"]))
+        wards.append(
+            WardInfo(
+                code=code,
+                name=name,
+                kind=kind,
+                province_code=PROVINCE_CODE,
+                lat=float(row["wardLat"]),
+                lon=float(row["wardLon"]),
+                area_km2=row["wardAreaKm2"],
+            )
+        )
     if missing:
         raise WardCentreMissing(f"no centre in vietnamadminunits for: {', '.join(missing)}")
     _check_centres(wards)
@@ -256,8 +274,10 @@ def city_outline(wards: list[WardInfo]) -> Polygon:
 
 def _outline_plane(wards: list[WardInfo]) -> Polygon:
     centres = [_to_plane(Point(w.lon, w.lat)) for w in wards]
-    discs = [c.buffer(OUTLINE_DISC_FACTOR * math.sqrt((w.area_km2 or 1.0) / math.pi))
-             for c, w in zip(centres, wards, strict=True)]
+    discs = [
+        c.buffer(OUTLINE_DISC_FACTOR * math.sqrt((w.area_km2 or 1.0) / math.pi))
+        for c, w in zip(centres, wards, strict=True)
+    ]
     hull = shapely.concave_hull(MultiPoint(centres), ratio=OUTLINE_HULL_RATIO)
     merged = shapely.union_all([*discs, hull.buffer(OUTLINE_BUFFER_KM)])
     parts = [p for p in shapely.get_parts(merged) if isinstance(p, Polygon)]
@@ -297,9 +317,11 @@ def synthetic_feature_collection(wards: list[WardInfo]) -> dict[str, Any]:
     """The synthetic boundaries as a GeoJSON FeatureCollection, ``"synthetic": true``."""
     tiles = synthetic_polygons(wards)
     features = [
-        {"type": "Feature",
-         "properties": {"code": w.code, "name": w.name, "kind": w.kind, "synthetic": True},
-         "geometry": mapping(tiles[w.code])}
+        {
+            "type": "Feature",
+            "properties": {"code": w.code, "name": w.name, "kind": w.kind, "synthetic": True},
+            "geometry": mapping(tiles[w.code]),
+        }
         for w in wards
     ]
     return {"type": "FeatureCollection", "features": features}
@@ -323,8 +345,13 @@ def _load_collection(data: bytes) -> list[Any]:
     if crs is not None:
         crs_name = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
         if crs_name not in _ACCEPTED_CRS:
-            raise BoundaryImportError([FeatureProblem(
-                None, f"coordinates must be WGS84 lon/lat (RFC 7946), not crs {crs_name!r}")])
+            raise BoundaryImportError(
+                [
+                    FeatureProblem(
+                        None, f"coordinates must be WGS84 lon/lat (RFC 7946), not crs {crs_name!r}"
+                    )
+                ]
+            )
     features = doc.get("features")
     if not isinstance(features, list) or not features:
         raise BoundaryImportError([FeatureProblem(None, "'features' must be a non-empty list")])
@@ -443,8 +470,9 @@ def parse_geojson(data: bytes) -> list[ImportedArea]:
             problems.append(FeatureProblem(index, str(exc)))
             continue
         if area.code in seen:
-            problems.append(FeatureProblem(
-                index, f"ward code {area.code} repeats feature {seen[area.code]}"))
+            problems.append(
+                FeatureProblem(index, f"ward code {area.code} repeats feature {seen[area.code]}")
+            )
             continue
         seen[area.code] = index
         areas.append(area)
@@ -483,11 +511,19 @@ async def import_boundaries(session: AsyncSession, areas: list[ImportedArea]) ->
     updated = (await session.execute(_IMPORT_SQL, {"codes": codes, "wkbs": wkbs})).scalars()
     count = len(updated.all())
     if count != len(areas):
-        known = set(await session.scalars(
-            text("SELECT code FROM areas WHERE code = ANY(CAST(:codes AS text[]))"),
-            {"codes": codes}))
-        raise BoundaryImportError([FeatureProblem(i, f"no area with code {c} in the database")
-                                   for i, c in enumerate(codes) if c not in known])
+        known = set(
+            await session.scalars(
+                text("SELECT code FROM areas WHERE code = ANY(CAST(:codes AS text[]))"),
+                {"codes": codes},
+            )
+        )
+        raise BoundaryImportError(
+            [
+                FeatureProblem(i, f"no area with code {c} in the database")
+                for i, c in enumerate(codes)
+                if c not in known
+            ]
+        )
     return count
 
 
@@ -515,13 +551,16 @@ def _export_synthetic(path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.places.boundaries",
-                                     description="Ward boundaries (ranh giới phường/xã)")
+    parser = argparse.ArgumentParser(
+        prog="python -m app.places.boundaries", description="Ward boundaries (ranh giới phường/xã)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("import", help="replace boundaries from a GeoJSON FeatureCollection"
-                   ).add_argument("file", type=Path)
-    sub.add_parser("export-synthetic", help="write the synthetic boundaries as GeoJSON"
-                   ).add_argument("file", type=Path)
+    sub.add_parser(
+        "import", help="replace boundaries from a GeoJSON FeatureCollection"
+    ).add_argument("file", type=Path)
+    sub.add_parser(
+        "export-synthetic", help="write the synthetic boundaries as GeoJSON"
+    ).add_argument("file", type=Path)
     args = parser.parse_args(argv)
     commands: dict[str, Callable[[Path], int]] = {
         "import": lambda p: asyncio.run(_import_file(p)),

@@ -55,8 +55,9 @@ CATEGORIES: tuple[CategorySeed, ...] = (
     CategorySeed("drainage-flooding", "Thoát nước, ngập úng", "Drainage and flooding", 3),
     CategorySeed("waste", "Rác thải, vệ sinh môi trường", "Waste and rubbish", 3),
     CategorySeed("trees-parks", "Cây xanh, công viên", "Trees and parks", 5),
-    CategorySeed("traffic-signals", "Đèn tín hiệu, biển báo giao thông",
-                 "Traffic signals and signs", 3),
+    CategorySeed(
+        "traffic-signals", "Đèn tín hiệu, biển báo giao thông", "Traffic signals and signs", 3
+    ),
     CategorySeed("water-supply", "Cấp nước sạch", "Water supply", 3),
     CategorySeed("power-supply", "Cấp điện", "Power supply", 3),
     CategorySeed("noise", "Tiếng ồn", "Noise", 5),
@@ -66,22 +67,40 @@ CATEGORIES: tuple[CategorySeed, ...] = (
 )
 
 CITY_UNITS: tuple[UnitSeed, ...] = (
-    UnitSeed("dispatcher", "Trung tâm điều phối phản ánh thành phố Hà Nội",
-             "Hanoi city report dispatch centre", "dispatcher"),
-    UnitSeed("so-xay-dung", "Sở Xây dựng Hà Nội", "Hanoi Department of Construction",
-             "department"),
-    UnitSeed("so-nong-nghiep-moi-truong", "Sở Nông nghiệp và Môi trường Hà Nội",
-             "Hanoi Department of Agriculture and Environment", "department"),
+    UnitSeed(
+        "dispatcher",
+        "Trung tâm điều phối phản ánh thành phố Hà Nội",
+        "Hanoi city report dispatch centre",
+        "dispatcher",
+    ),
+    UnitSeed("so-xay-dung", "Sở Xây dựng Hà Nội", "Hanoi Department of Construction", "department"),
+    UnitSeed(
+        "so-nong-nghiep-moi-truong",
+        "Sở Nông nghiệp và Môi trường Hà Nội",
+        "Hanoi Department of Agriculture and Environment",
+        "department",
+    ),
     UnitSeed("cong-an-tp", "Công an thành phố Hà Nội", "Hanoi City Police", "department"),
-    UnitSeed("evn-hanoi", "Tổng công ty Điện lực thành phố Hà Nội (EVNHANOI)",
-             "Hanoi Power Corporation (EVN Hanoi)", "utility"),
+    UnitSeed(
+        "evn-hanoi",
+        "Tổng công ty Điện lực thành phố Hà Nội (EVNHANOI)",
+        "Hanoi Power Corporation (EVN Hanoi)",
+        "utility",
+    ),
     UnitSeed("nuoc-sach-hanoi", "Công ty Nước sạch Hà Nội", "Hanoi Water Company", "utility"),
-    UnitSeed("urenco", "Công ty Môi trường đô thị Hà Nội (URENCO)",
-             "Hanoi Urban Environment Company (URENCO)", "utility"),
-    UnitSeed("chieu-sang-hanoi", "Công ty Chiếu sáng và Thiết bị đô thị Hà Nội (HAPULICO)",
-             "Hanoi Public Lighting and Urban Equipment Company (HAPULICO)", "utility"),
-    UnitSeed("thoat-nuoc-hanoi", "Công ty Thoát nước Hà Nội", "Hanoi Drainage Company",
-             "utility"),
+    UnitSeed(
+        "urenco",
+        "Công ty Môi trường đô thị Hà Nội (URENCO)",
+        "Hanoi Urban Environment Company (URENCO)",
+        "utility",
+    ),
+    UnitSeed(
+        "chieu-sang-hanoi",
+        "Công ty Chiếu sáng và Thiết bị đô thị Hà Nội (HAPULICO)",
+        "Hanoi Public Lighting and Urban Equipment Company (HAPULICO)",
+        "utility",
+    ),
+    UnitSeed("thoat-nuoc-hanoi", "Công ty Thoát nước Hà Nội", "Hanoi Drainage Company", "utility"),
 )
 
 
@@ -144,34 +163,43 @@ async def upsert_areas(
     session: AsyncSession, wards: list[WardInfo], tiles: dict[str, MultiPolygon]
 ) -> None:
     """Areas (phường / xã) with synthetic boundaries; an imported boundary is kept."""
-    await session.execute(_UPSERT_AREAS, {
-        "codes": [w.code for w in wards],
-        "names": [w.name for w in wards],
-        "kinds": [w.kind for w in wards],
-        "provinces": [w.province_code for w in wards],
-        "wkbs": [shapely.to_wkb(tiles[w.code], output_dimension=2) for w in wards],
-    })
+    await session.execute(
+        _UPSERT_AREAS,
+        {
+            "codes": [w.code for w in wards],
+            "names": [w.name for w in wards],
+            "kinds": [w.kind for w in wards],
+            "provinces": [w.province_code for w in wards],
+            "wkbs": [shapely.to_wkb(tiles[w.code], output_dimension=2) for w in wards],
+        },
+    )
 
 
 async def upsert_categories(session: AsyncSession, categories: tuple[CategorySeed, ...]) -> None:
     """Report categories (lĩnh vực phản ánh); ``active`` is left as the city set it."""
-    await session.execute(_UPSERT_CATEGORIES, {
-        "codes": [c.code for c in categories],
-        "names_vi": [c.name_vi for c in categories],
-        "names_en": [c.name_en for c in categories],
-        "days": [c.deadline_working_days for c in categories],
-    })
+    await session.execute(
+        _UPSERT_CATEGORIES,
+        {
+            "codes": [c.code for c in categories],
+            "names_vi": [c.name_vi for c in categories],
+            "names_en": [c.name_en for c in categories],
+            "days": [c.deadline_working_days for c in categories],
+        },
+    )
 
 
 async def upsert_units(session: AsyncSession, units: list[UnitSeed]) -> None:
     """Responsible units (đơn vị xử lý), by code: existing rows keep their ids."""
-    await session.execute(_UPSERT_UNITS, {
-        "codes": [u.code for u in units],
-        "names_vi": [u.name_vi for u in units],
-        "names_en": [u.name_en for u in units],
-        "kinds": [u.kind for u in units],
-        "area_codes": [u.area_code for u in units],
-    })
+    await session.execute(
+        _UPSERT_UNITS,
+        {
+            "codes": [u.code for u in units],
+            "names_vi": [u.name_vi for u in units],
+            "names_en": [u.name_en for u in units],
+            "kinds": [u.kind for u in units],
+            "area_codes": [u.area_code for u in units],
+        },
+    )
 
 
 def _wards_and_tiles() -> tuple[list[WardInfo], dict[str, MultiPolygon]]:
@@ -211,8 +239,11 @@ def main() -> int:
 
     started = time.perf_counter()
     load_reference_data_sync(get_settings().database_url)
-    print(f"reference data loaded (Hanoi wards, boundaries synthetic unless imported) "
-          f"in {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    print(
+        f"reference data loaded (Hanoi wards, boundaries synthetic unless imported) "
+        f"in {time.perf_counter() - started:.2f} s",
+        file=sys.stderr,
+    )
     return 0
 
 
