@@ -95,7 +95,7 @@ def cmd_setup(_: argparse.Namespace) -> None:
 
 
 def cmd_openapi(_: argparse.Namespace) -> None:
-    print(openapi_json())
+    sys.stdout.write(openapi_json())
 
 
 def openapi_json() -> str:

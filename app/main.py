@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
-from arq.connections import RedisSettings, create_pool
+from arq.connections import ArqRedis
 from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.api import AuthController, MeController, StaffAdminController
@@ -25,6 +26,7 @@ from app.core.clock import Clock
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.files_api import serve_file
 from app.core.logging import RequestIdMiddleware, configure_logging
+from app.core.openapi import document_problems
 from app.core.ops import HealthController
 from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
@@ -52,8 +54,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         engine = db.make_engine(settings)
-        redis = await create_pool(
-            RedisSettings.from_dsn(settings.redis_url),
+        # connects lazily: the API starts (and says "not ready") while Redis is down
+        redis = ArqRedis(
+            pool_or_conn=ConnectionPool.from_url(
+                settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+            ),
             default_queue_name=f"{settings.redis_prefix}:queue",
         )
         storage = make_storage(settings)
@@ -91,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="city", prefix="city", group_path=True, exclude=["/metrics", "/health"]
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[api, HealthController, MetricsController, serve_file],
         lifespan=[lifespan],
         state=State({"settings": settings}),
@@ -116,3 +121,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    document_problems(app.openapi_schema)
+    return app

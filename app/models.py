@@ -6,3 +6,8 @@ from app.core.models import Base
 from app.places import models as places_models  # noqa: F401
 
 metadata = Base.metadata
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
+    """Alembic filter: PostGIS owns spatial_ref_sys; never let autogenerate touch it."""
+    return not (type_ == "table" and name in {"spatial_ref_sys"})

@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     otp_max_attempts: int = 5
     otp_rate_per_phone: str = "3/10minutes;10/day"
     otp_rate_per_ip: str = "20/10minutes"
+    # staff password sign-in: per account, and per IP (generous: offices share one NAT IP)
+    staff_login_rate_per_account: str = "10/15minutes"
+    staff_login_rate_per_ip: str = "300/15minutes"
     sms_backend: str = "log"  # log | http
     sms_http_url: str = ""
 

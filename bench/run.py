@@ -369,7 +369,8 @@ def print_table(rows: list[dict]) -> None:
         "srv us/req = server process CPU time per response (less sensitive to noise than "
         "req/s, but\nexcludes PostgreSQL/Redis); cores = CPU used during the run, in cores; "
         "others = everything\nbut server and load generator (PostgreSQL, Redis, other "
-        "jobs). A busy 'others' means a noisy run."
+        "jobs). A busy 'others' means a noisy run.\nAt a fixed rate the server is mostly "
+        "idle, so us/req there includes idle overhead: compare closed-loop rows."
     )
 
 
@@ -706,6 +707,9 @@ def main(argv: list[str] | None = None) -> int:
                     if "error" in r:
                         return "FAILED: " + r["error"].strip().splitlines()[-1][:80]
                     e = f" err {r['error_count']}" if r["error_count"] else ""
+                    lag = r.get("sched_lag_ms_p99") or 0
+                    if lag > 5:  # the generator itself started requests late
+                        e += f" (generator lag p99 {lag:.0f} ms)"
                     return f"{r['ok_rps']:>9,.0f} req/s p99 {r['latency_ms']['p99']:7.2f} ms" + e
 
                 print(

@@ -9,17 +9,10 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.models import metadata
+from app.models import include_object, metadata
 from app.settings import get_settings
 
 config = context.config
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
-    # PostGIS owns these; never let autogenerate touch them
-    if type_ == "table" and name in {"spatial_ref_sys"}:
-        return False
-    return True
 
 
 def do_run_migrations(connection: Connection) -> None:

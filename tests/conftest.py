@@ -72,6 +72,9 @@ def alembic_config() -> Config:
 def database() -> AsyncIterator[str]:
     asyncio.run(_create_database())
     command.upgrade(alembic_config(), "head")
+    from app.places.demo import load_reference_data_sync
+
+    load_reference_data_sync(DATABASE_URL)
     yield DATABASE_URL
     if not os.environ.get("KEEP_TEST_DB"):
         asyncio.run(_drop_database())

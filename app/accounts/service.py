@@ -39,7 +39,6 @@ from app.settings import Settings
 
 MAX_DEVICES_PER_USER = 10
 _UNSET = schemas.msgspec.UNSET
-STAFF_LOGIN_RATE = "10/15minutes"
 
 i18n.register(
     {
@@ -346,8 +345,8 @@ async def staff_login(
     user_agent: str | None,
 ) -> schemas.TokenPair:
     email = email.strip().lower()
-    await limiter.hit(STAFF_LOGIN_RATE, "staff-login", email)
-    await limiter.hit(STAFF_LOGIN_RATE, "staff-login-ip", ip)
+    await limiter.hit(settings.staff_login_rate_per_account, "staff-login", email)
+    await limiter.hit(settings.staff_login_rate_per_ip, "staff-login-ip", ip)
     user = await session.scalar(select(User).where(User.email == email, User.kind == "staff"))
     if not await verify_password(user.password_hash if user else None, password) or user is None:
         raise Unauthenticated("login_failed")

@@ -4,6 +4,7 @@ every error as RFC 9457 application/problem+json in the caller's language."""
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from litestar.exceptions import (
 )
 
 from app.core import i18n
+from app.core.logging import VALID_REQUEST_ID as _VALID_ID
 
 log = logging.getLogger("city.errors")
 PROBLEM_JSON = "application/problem+json"
@@ -138,9 +140,22 @@ _TITLES = {
 
 def _problem_response(request: Request, problem: Problem) -> Response[Problem]:
     headers = {"Content-Language": i18n.negotiate(request.headers.get("accept-language"))}
+    if "problem_request_id" in request.scope.get("state", {}):
+        # routing errors (404/405) happen before the middleware that sets the id
+        headers["X-Request-ID"] = problem.request_id or ""
     if problem.retry_after is not None:
         headers["Retry-After"] = str(problem.retry_after)
     return Response(problem, status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _request_id(request: Request) -> str:
+    state = request.scope.setdefault("state", {})
+    rid = state.get("request_id")
+    if rid is None:
+        header = request.headers.get("x-request-id", "")
+        rid = header if _VALID_ID.match(header) else uuid.uuid4().hex
+        state["problem_request_id"] = rid
+    return rid
 
 
 def build_problem(
@@ -161,7 +176,7 @@ def build_problem(
         code=code,
         detail=i18n.translate(code, locale, params),
         instance=request.url.path,
-        request_id=request.scope.get("state", {}).get("request_id"),
+        request_id=_request_id(request),
         errors=errors,
         allowed=allowed,
         retry_after=retry_after,

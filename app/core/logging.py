@@ -17,7 +17,7 @@ import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 access_log = structlog.get_logger("city.access")
 
 
@@ -28,28 +28,36 @@ def _add_request_id(_: object, __: str, event: dict) -> dict:
     return event
 
 
-def configure_logging(level: str = "INFO") -> None:
-    shared = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _add_request_id,
-    ]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _add_request_id,
+]
+
+
+def json_formatter() -> logging.Formatter:
+    """Renders any log record, from structlog or the standard library, as one JSON line."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
     )
+
+
+def configure_logging(level: str = "INFO") -> None:
+    shared = _SHARED
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = json_formatter()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -78,7 +86,7 @@ class RequestIdMiddleware:
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
-                if _VALID_ID.match(candidate):
+                if VALID_REQUEST_ID.match(candidate):
                     rid = candidate
                 break
         rid = rid or uuid.uuid4().hex

@@ -28,14 +28,14 @@ Which layer retries (firebase-admin 7.7, read from its source and checked on the
       ``PushResult.retry_after`` and ``PushResult.retryable``. ``FcmPushSender(...,
       retry_in_sdk=True)`` restores the SDK's behaviour.
     - The synchronous ``send``/``send_each`` (not used here) retry through urllib3:
-      500/503 up to 4 times, and 429/503 *honouring* ``Retry-After``, however long, with
-      the calling thread asleep.
+      500/503 up to 4 times, and 413/429/503 *honouring* ``Retry-After`` (capped only by
+      urllib3's 6 h), with the calling thread asleep.
     - Independently of that, the SDK's httpx auth flow answers every 401 by refreshing the
       OAuth token and resending, up to twice. So an expired or revoked access token heals
       itself, and FCM's ``THIRD_PARTY_AUTH_ERROR`` (a 401 about *our* APNs/web-push
       credentials) costs three sends and two token requests before it is reported.
-    - google-auth retries the token endpoint itself (5xx, 408, 429 and OAuth
-      ``temporarily_unavailable``-style errors; 3 attempts, exponential backoff).
+    - google-auth retries the token endpoint itself (500, 503, 504, 408, 429 and OAuth
+      ``temporarily_unavailable``-style errors; 3 attempts, exponential backoff from 1 s).
 
 The SDK fetches OAuth tokens with blocking ``requests`` calls from inside the event loop;
 :meth:`FcmPushSender.send` refreshes the token in a worker thread first so the loop
@@ -65,10 +65,13 @@ from app.settings import Settings
 log = logging.getLogger("city.push")
 
 MAX_BATCH = 500  # FCM's and send_each_async's limit per call
-
-PERMANENT_CODES = frozenset({"unregistered", "sender_id_mismatch"})
-"""Codes that mean the token will never work again: disable it. ``invalid_argument`` is
-permanent only when FCM blames the token itself (see :attr:`PushResult.permanent`)."""
+IN_FLIGHT = 100
+"""Messages handed to ``send_each_async`` at once, per sender (concurrent ``send`` calls
+take turns chunk by chunk). ``send_each_async`` starts every request together, and
+httpx's pool holds 100 connections: past that, httpcore re-scans every queued request
+against every connection on each state change (quadratic; 500 messages over HTTP/1.1
+took >10 s of CPU on the event loop in tests). Over HTTP/2 (real FCM) this costs a round
+trip per 100 messages."""
 
 RETRYABLE_CODES = frozenset(
     {"quota_exceeded", "unavailable", "internal", "deadline_exceeded", "unknown"}
@@ -257,6 +260,7 @@ class FcmPushSender:
         service._async_client = self._http
         self._auth_request = google.auth.transport.requests.Request()
         self._refresh_lock = asyncio.Lock()
+        self._chunk_lock = asyncio.Lock()  # IN_FLIGHT requests at most, across callers
         self._closed = False
 
     async def send(self, messages: list[PushMessage]) -> list[PushResult]:
@@ -267,24 +271,33 @@ class FcmPushSender:
             raise RuntimeError("FcmPushSender is closed")
         fcm_messages = [to_fcm_message(m) for m in messages]
         failure = await self._ensure_access_token()
-        if failure is None:
-            try:
-                batch = await messaging.send_each_async(
-                    fcm_messages, dry_run=self._dry_run, app=self._app
-                )
-            except exceptions.FirebaseError as error:  # the whole batch failed
-                failure = error
         if failure is not None:
             results = [_result_for_error(m.token, failure) for m in messages]
         else:
-            results = [
-                PushResult(token=m.token, ok=True, message_id=r.message_id)
-                if r.success
-                else _result_for_error(m.token, r.exception)
-                for m, r in zip(messages, batch.responses, strict=True)
-            ]
+            results = []
+            for start in range(0, len(messages), IN_FLIGHT):
+                results += await self._send_chunk(
+                    messages[start : start + IN_FLIGHT], fcm_messages[start : start + IN_FLIGHT]
+                )
         self._log_batch(results)
         return results
+
+    async def _send_chunk(
+        self, messages: list[PushMessage], fcm_messages: list[messaging.Message]
+    ) -> list[PushResult]:
+        try:
+            async with self._chunk_lock:
+                batch = await messaging.send_each_async(
+                    fcm_messages, dry_run=self._dry_run, app=self._app
+                )
+        except exceptions.FirebaseError as error:  # the whole chunk failed
+            return [_result_for_error(m.token, error) for m in messages]
+        return [
+            PushResult(token=m.token, ok=True, message_id=r.message_id)
+            if r.success
+            else _result_for_error(m.token, r.exception)
+            for m, r in zip(messages, batch.responses, strict=True)
+        ]
 
     async def close(self) -> None:
         if self._closed:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from app.core.audit import AuditEntry
 from tests.accounts.factories import STAFF_PASSWORD, create_staff, sign_in_resident, sign_in_staff
@@ -15,16 +16,17 @@ async def test_staff_sign_in_and_roles_in_profile(client, app):
     staff = await sign_in_staff(client, app, [("officer", WARD_A)])
     me = (await client.get("/api/v1/me", headers=staff["headers"])).json()
     assert me["kind"] == "staff"
-    assert me["roles"] == [{"role": "officer", "unit_id": me["roles"][0]["unit_id"],
-                            "unit_code": WARD_A}]
+    assert me["roles"] == [
+        {"role": "officer", "unit_id": me["roles"][0]["unit_id"], "unit_code": WARD_A}
+    ]
 
 
 async def test_wrong_password_and_unknown_email_look_the_same(client, app):
     email = await create_staff(app, [("officer", WARD_A)])
-    wrong = await client.post("/api/v1/auth/staff/login",
-                              json={"email": email, "password": "nope"})
-    unknown = await client.post("/api/v1/auth/staff/login",
-                                json={"email": "ghost@city.test", "password": STAFF_PASSWORD})
+    wrong = await client.post("/api/v1/auth/staff/login", json={"email": email, "password": "nope"})
+    unknown = await client.post(
+        "/api/v1/auth/staff/login", json={"email": "ghost@city.test", "password": STAFF_PASSWORD}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json()["code"] == unknown.json()["code"] == "login_failed"
 
@@ -40,8 +42,11 @@ async def test_password_is_stored_as_argon2id(client, app, session):
 async def test_staff_login_is_rate_limited(client, app):
     email = await create_staff(app, [("officer", WARD_A)])
     statuses = [
-        (await client.post("/api/v1/auth/staff/login",
-                           json={"email": email, "password": f"guess-{i}"})).status_code
+        (
+            await client.post(
+                "/api/v1/auth/staff/login", json={"email": email, "password": f"guess-{i}"}
+            )
+        ).status_code
         for i in range(11)
     ]
     assert statuses[:10] == [401] * 10
@@ -71,11 +76,27 @@ async def test_officer_cannot_list_staff_even_of_own_unit(client, app):
     assert r.status_code == 403
 
 
-async def test_only_admins_create_units_and_read_the_audit_log(client, app, session):
+@pytest.fixture
+async def scratch_unit_code(app):
+    """A unit code for a test to create; the unit is removed afterwards (reference data
+    is shared by the whole run)."""
+    code = "so-giao-thong-test"
+    yield code
+    async with app.state.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM units WHERE code = :c"), {"c": code})
+
+
+async def test_only_admins_create_units_and_read_the_audit_log(
+    client, app, session, scratch_unit_code
+):
     dispatcher = await sign_in_staff(client, app, [("dispatcher", None)])
     admin = await sign_in_staff(client, app, [("admin", None)])
-    body = {"code": "so-giao-thong-test", "name_vi": "Sở Giao thông (thử)",
-            "name_en": "Transport Department (test)", "kind": "department"}
+    body = {
+        "code": scratch_unit_code,
+        "name_vi": "Sở Giao thông (thử)",
+        "name_en": "Transport Department (test)",
+        "kind": "department",
+    }
     denied = await client.post("/api/v1/admin/units", json=body, headers=dispatcher["headers"])
     assert denied.status_code == 403 and denied.json()["code"] == "role_required"
     created = await client.post("/api/v1/admin/units", json=body, headers=admin["headers"])
@@ -84,20 +105,27 @@ async def test_only_admins_create_units_and_read_the_audit_log(client, app, sess
     assert again.status_code == 409
     trail = await client.get("/api/v1/admin/audit", headers=admin["headers"])
     assert trail.status_code == 200
-    assert any(e["action"] == "unit.created" and e["object_id"] == body["code"]
-               for e in trail.json())
-    assert (await client.get("/api/v1/admin/audit",
-                             headers=dispatcher["headers"])).status_code == 403
+    assert any(
+        e["action"] == "unit.created" and e["object_id"] == body["code"] for e in trail.json()
+    )
+    assert (
+        await client.get("/api/v1/admin/audit", headers=dispatcher["headers"])
+    ).status_code == 403
     entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "unit.created"))
-    assert entry.ip == "203.0.113.7"
+    assert str(entry.ip) == "203.0.113.7"
 
 
 async def test_unit_with_unknown_parent_writes_nothing(client, app, session):
     from app.places.models import Unit
 
     admin = await sign_in_staff(client, app, [("admin", None)])
-    body = {"code": "orphan-unit", "name_vi": "Mồ côi", "name_en": "Orphan",
-            "kind": "department", "parent_code": "no-such-unit"}
+    body = {
+        "code": "orphan-unit",
+        "name_vi": "Mồ côi",
+        "name_en": "Orphan",
+        "kind": "department",
+        "parent_code": "no-such-unit",
+    }
     r = await client.post("/api/v1/admin/units", json=body, headers=admin["headers"])
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "parent_code"
     assert await session.scalar(select(Unit.id).where(Unit.code == "orphan-unit")) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import warnings
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import firebase_admin
+import httpx
 import jwt
 import pytest
 from firebase_admin import messaging
@@ -28,7 +30,8 @@ from tests.standins.fcm import (
     GOOGLE_TOKEN_AUDIENCE,
     JWT_BEARER_GRANT,
     FcmStandin,
-    fcm_standin,  # noqa: F401
+    fcm_standin,  # noqa: F401  (the fixture)
+    validate_send_body,
 )
 
 GOOGLE_FCM_URL = "https://fcm.googleapis.com/v1/projects/{0}/messages:send"
@@ -186,9 +189,7 @@ async def test_fcm_url_and_token_uri_from_settings_redirect_the_real_sdk(
 
     assert result.ok, result
     assert len(fcm_standin.token_requests) == 1  # not the dead token_uri in the file
-    assert [r.path for r in fcm_standin.send_requests] == [
-        "/v1/projects/redirected/messages:send"
-    ]
+    assert [r.path for r in fcm_standin.send_requests] == ["/v1/projects/redirected/messages:send"]
     assert path.read_text() == original_file
     assert json.loads(original_file)["token_uri"] == DEAD_TOKEN_URI
 
@@ -226,8 +227,6 @@ async def test_senders_are_separate_named_apps(
     try:
         assert first.app_name != second.app_name
         assert firebase_admin.get_app(first.app_name) is not None
-        with pytest.raises(ValueError):
-            firebase_admin.get_app()  # the default app is never made
 
         [one] = await first.send([push("device-1")])
         await first.close()
@@ -372,6 +371,20 @@ async def test_a_full_batch_of_500_keeps_its_order(
     assert len({r.message_id for r in results if r.ok}) == MAX_BATCH - 1
 
 
+async def test_concurrent_callers_share_one_sender(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    first = [push(f"first-{i}") for i in range(120)]
+    second = [push(f"second-{i}") for i in range(120)]
+
+    one, two = await asyncio.gather(sender.send(first), sender.send(second))
+
+    assert [r.token for r in one] == [m.token for m in first]
+    assert [r.token for r in two] == [m.token for m in second]
+    assert all(r.ok for r in one + two)
+    assert len(fcm_standin.send_requests) == 240
+
+
 async def test_more_than_500_messages_are_refused_before_sending(
     sender: FcmPushSender, fcm_standin: FcmStandin
 ) -> None:
@@ -384,9 +397,7 @@ async def test_more_than_500_messages_are_refused_before_sending(
     assert fcm_standin.requests == []
 
 
-async def test_an_empty_batch_sends_nothing(
-    sender: FcmPushSender, fcm_standin: FcmStandin
-) -> None:
+async def test_an_empty_batch_sends_nothing(sender: FcmPushSender, fcm_standin: FcmStandin) -> None:
     assert await sender.send([]) == []
     assert fcm_standin.requests == []
 
@@ -465,3 +476,45 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after("Mon, 05 Jan 2026 07:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+# -- the stand-in is as strict as FCM ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"message": {"token": "t"}, "dry_run": True}, "dry_run"),
+        ({"message": {"token": "t", "topic": "news"}}, "message"),
+        ({"message": {"notification": {"title": "x"}}}, "message"),
+        ({"message": {"token": "t", "data": {"n": 1}}}, "message.data[n]"),
+        ({"message": {"token": "t", "data": {"google.x": "1"}}}, "message.data.google.x"),
+        ({"message": {"token": "t", "badge": 1}}, "message.badge"),
+        (
+            {"message": {"token": "t", "android": {"priority": "urgent"}}},
+            "message.android.priority",
+        ),
+        ({"message": {"token": "t", "validate_only": True}}, "message.validate_only"),
+        ({"message": {"token": "t"}, "validate_only": "yes"}, "validate_only"),
+    ],
+)
+def test_standin_rejects_what_fcm_rejects(body: dict[str, object], field: str) -> None:
+    assert field in [f for f, _ in validate_send_body(body)]
+
+
+def test_standin_accepts_what_the_sdk_sends() -> None:
+    encoded = messaging._MessagingService.encode_message(
+        to_fcm_message(push(data={"k": "v"}, collapse_key="c", badge=1))
+    )
+    assert validate_send_body({"message": encoded, "validate_only": True}) == []
+
+
+async def test_standin_refuses_sends_without_its_access_token(fcm_standin: FcmStandin) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            fcm_standin.send_url_template.format("city-app-test"),
+            json={"message": {"token": "t"}},
+            headers={"Authorization": "Bearer made-up"},
+        )
+    assert response.status_code == 401
+    assert response.json()["error"]["status"] == "UNAUTHENTICATED"

@@ -30,10 +30,20 @@ from app.places.service import area_code_at
 HOAN_KIEM, BA_DINH, CUA_NAM = "00070", "00004", "00082"
 
 
-@pytest.fixture
-async def session(database: str) -> AsyncIterator[AsyncSession]:
-    """A session on the migrated test database (the app is not needed here)."""
+@pytest.fixture(scope="module")
+async def reference_data(database: str) -> str:
+    """Hanoi's reference data, loaded (again: the load is idempotent) for this module."""
     engine = create_async_engine(database, poolclass=NullPool)
+    async with AsyncSession(engine) as s, s.begin():
+        await load_reference_data(s)
+    await engine.dispose()
+    return database
+
+
+@pytest.fixture
+async def session(reference_data: str) -> AsyncIterator[AsyncSession]:
+    """A session on the migrated test database (the app is not needed here)."""
+    engine = create_async_engine(reference_data, poolclass=NullPool)
     async with AsyncSession(engine, expire_on_commit=False) as s:
         yield s
     await engine.dispose()
@@ -42,8 +52,9 @@ async def session(database: str) -> AsyncIterator[AsyncSession]:
 async def _restore_synthetic(database: str, codes: list[str]) -> None:
     engine = create_async_engine(database, poolclass=NullPool)
     async with AsyncSession(engine) as s, s.begin():
-        await s.execute(text("UPDATE areas SET synthetic = true WHERE code = ANY(:codes)"),
-                        {"codes": codes})
+        await s.execute(
+            text("UPDATE areas SET synthetic = true WHERE code = ANY(:codes)"), {"codes": codes}
+        )
         await load_reference_data(s)
     await engine.dispose()
 
@@ -77,8 +88,7 @@ def _square(lon: float, lat: float, d: float = 0.002) -> dict[str, Any]:
 
 
 async def _geoms(session: AsyncSession) -> dict[str, tuple[str, bool]]:
-    rows = await session.execute(
-        text("SELECT code, md5(ST_AsBinary(geom)), synthetic FROM areas"))
+    rows = await session.execute(text("SELECT code, md5(ST_AsBinary(geom)), synthetic FROM areas"))
     return {code: (digest, synthetic) for code, digest, synthetic in rows}
 
 
@@ -105,9 +115,10 @@ async def test_import_replaces_two_wards_and_survives_reload(
     for code, geom in ((HOAN_KIEM, hoan_kiem), (BA_DINH, ba_dinh)):
         assert imported[code][1] is False
         assert imported[code][0] != before[code][0]
-        same = await session.scalar(text(
-            "SELECT ST_Equals(geom, ST_GeomFromText(:wkt, 4326)) FROM areas WHERE code = :c"),
-            {"wkt": geom.wkt, "c": code})
+        same = await session.scalar(
+            text("SELECT ST_Equals(geom, ST_GeomFromText(:wkt, 4326)) FROM areas WHERE code = :c"),
+            {"wkt": geom.wkt, "c": code},
+        )
         assert same
     untouched = {c: v for c, v in imported.items() if c not in (HOAN_KIEM, BA_DINH)}
     assert untouched == {c: v for c, v in before.items() if c in untouched}
@@ -149,33 +160,106 @@ GOOD = _feature(_square(105.85, 21.03), code=HOAN_KIEM)
     [
         (b"{not json", None, "not valid JSON"),
         (b"\xff\xfe", None, "not valid JSON"),
-        (json.dumps({"type": "Feature", "geometry": None}).encode(), None,
-         "not a GeoJSON FeatureCollection"),
-        (json.dumps({"type": "FeatureCollection", "features": []}).encode(), None,
-         "non-empty list"),
+        (
+            json.dumps({"type": "Feature", "geometry": None}).encode(),
+            None,
+            "not a GeoJSON FeatureCollection",
+        ),
+        (
+            json.dumps({"type": "FeatureCollection", "features": []}).encode(),
+            None,
+            "non-empty list",
+        ),
         (_collection(GOOD, _feature(_square(185.0, 21.03), code=BA_DINH)), 1, "out of range"),
         (_collection(GOOD, _feature(_square(105.85, 95.0), code=BA_DINH)), 1, "out of range"),
-        (_collection(GOOD, _feature(_square(21.03, 105.85 - 90), code=BA_DINH)), 1,
-         "outside Hanoi"),
-        (_collection(GOOD, _feature(_square(105.84, 21.04), code="99999")), 1,
-         "not a commune or ward of Hanoi"),
+        (
+            _collection(GOOD, _feature(_square(21.03, 105.85 - 90), code=BA_DINH)),
+            1,
+            "outside Hanoi",
+        ),
+        (
+            _collection(GOOD, _feature(_square(105.84, 21.04), code="99999")),
+            1,
+            "not a commune or ward of Hanoi",
+        ),
         (_collection(GOOD, _feature(_square(105.84, 21.04))), 1, "no ward code"),
-        (_collection(GOOD, _feature(_square(105.84, 21.04), code="00004",
-                                    name="Phường Hoàn Kiếm")), 1, "does not match"),
-        (_collection(GOOD, _feature({"type": "Polygon", "coordinates": [[
-            [105.84, 21.04], [105.85, 21.05], [105.86, 21.06], [105.85, 21.05], [105.84, 21.04],
-        ]]}, code=BA_DINH)), 1, "cannot be repaired"),
-        (_collection(GOOD, _feature({"type": "Point", "coordinates": [105.84, 21.04]},
-                                    code=BA_DINH)), 1, "'Point' is not Polygon or MultiPolygon"),
+        (
+            _collection(
+                GOOD, _feature(_square(105.84, 21.04), code="00004", name="Phường Hoàn Kiếm")
+            ),
+            1,
+            "does not match",
+        ),
+        (
+            _collection(
+                GOOD,
+                _feature(
+                    {
+                        "type": "Polygon",
+                        "coordinates": [
+                            [
+                                [105.84, 21.04],
+                                [105.85, 21.05],
+                                [105.86, 21.06],
+                                [105.85, 21.05],
+                                [105.84, 21.04],
+                            ]
+                        ],
+                    },
+                    code=BA_DINH,
+                ),
+            ),
+            1,
+            "cannot be repaired",
+        ),
+        (
+            _collection(
+                GOOD, _feature({"type": "Point", "coordinates": [105.84, 21.04]}, code=BA_DINH)
+            ),
+            1,
+            "'Point' is not Polygon or MultiPolygon",
+        ),
         (_collection(GOOD, _feature(None, code=BA_DINH)), 1, "geometry is missing"),
-        (_collection(GOOD, _feature({"type": "Polygon", "coordinates": [[
-            [105.84, 21.04], [105.85, 21.04], [105.85, 21.05], [105.84, 21.05],
-        ]]}, code=BA_DINH)), 1, "not closed"),
+        (
+            _collection(
+                GOOD,
+                _feature(
+                    {
+                        "type": "Polygon",
+                        "coordinates": [
+                            [
+                                [105.84, 21.04],
+                                [105.85, 21.04],
+                                [105.85, 21.05],
+                                [105.84, 21.05],
+                            ]
+                        ],
+                    },
+                    code=BA_DINH,
+                ),
+            ),
+            1,
+            "not closed",
+        ),
         (_collection(GOOD, GOOD), 1, "repeats feature 0"),
     ],
-    ids=["bad-json", "not-utf8", "not-collection", "no-features", "lon-range", "lat-range",
-         "swapped", "unknown-code", "no-code", "wrong-name", "unfixable", "point",
-         "null-geometry", "open-ring", "duplicate"],
+    ids=[
+        "bad-json",
+        "not-utf8",
+        "not-collection",
+        "no-features",
+        "lon-range",
+        "lat-range",
+        "swapped",
+        "unknown-code",
+        "no-code",
+        "wrong-name",
+        "unfixable",
+        "point",
+        "null-geometry",
+        "open-ring",
+        "duplicate",
+    ],
 )
 def test_malformed_file_is_refused(data: bytes, index: int | None, reason: str) -> None:
     problems = _problems(data)
@@ -198,9 +282,18 @@ def test_every_bad_feature_is_listed_in_the_message() -> None:
 
 
 def test_a_bow_tie_is_repaired() -> None:
-    bow_tie = {"type": "Polygon", "coordinates": [[
-        [105.84, 21.04], [105.85, 21.05], [105.85, 21.04], [105.84, 21.05], [105.84, 21.04],
-    ]]}
+    bow_tie = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [105.84, 21.04],
+                [105.85, 21.05],
+                [105.85, 21.04],
+                [105.84, 21.05],
+                [105.84, 21.04],
+            ]
+        ],
+    }
     [area] = parse_geojson(_collection(_feature(bow_tie, ward_code="70")))
     assert area.code == HOAN_KIEM
     assert area.geometry.is_valid and len(area.geometry.geoms) == 2
@@ -209,8 +302,12 @@ def test_a_bow_tie_is_repaired() -> None:
 async def test_refused_file_writes_nothing(tmp_path: Path, session: AsyncSession) -> None:
     before = await _geoms(session)
     path = tmp_path / "bad.geojson"
-    path.write_bytes(_collection(_feature(mapping(_real_looking(HOAN_KIEM)), code=HOAN_KIEM),
-                                 _feature(_square(105.84, 21.04), code="99999")))
+    path.write_bytes(
+        _collection(
+            _feature(mapping(_real_looking(HOAN_KIEM)), code=HOAN_KIEM),
+            _feature(_square(105.84, 21.04), code="99999"),
+        )
+    )
     assert await asyncio.to_thread(main, ["import", str(path)]) == 1
     assert await _geoms(session) == before
 

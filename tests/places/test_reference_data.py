@@ -16,15 +16,35 @@ from app.places.demo import load_reference_data
 from app.places.service import area_code_at
 
 CATEGORY_CODES = {
-    "roads", "street-lighting", "drainage-flooding", "waste", "trees-parks", "traffic-signals",
-    "water-supply", "power-supply", "noise", "construction-order", "public-order", "other",
+    "roads",
+    "street-lighting",
+    "drainage-flooding",
+    "waste",
+    "trees-parks",
+    "traffic-signals",
+    "water-supply",
+    "power-supply",
+    "noise",
+    "construction-order",
+    "public-order",
+    "other",
 }
 
 
-@pytest.fixture
-async def session(database: str) -> AsyncIterator[AsyncSession]:
-    """A session on the migrated test database (the app is not needed here)."""
+@pytest.fixture(scope="module")
+async def reference_data(database: str) -> str:
+    """Hanoi's reference data, loaded (again: the load is idempotent) for this module."""
     engine = create_async_engine(database, poolclass=NullPool)
+    async with AsyncSession(engine) as s, s.begin():
+        await load_reference_data(s)
+    await engine.dispose()
+    return database
+
+
+@pytest.fixture
+async def session(reference_data: str) -> AsyncIterator[AsyncSession]:
+    """A session on the migrated test database (the app is not needed here)."""
+    engine = create_async_engine(reference_data, poolclass=NullPool)
     async with AsyncSession(engine, expire_on_commit=False) as s:
         yield s
     await engine.dispose()
@@ -32,8 +52,10 @@ async def session(database: str) -> AsyncIterator[AsyncSession]:
 
 def _official() -> set[tuple[str, str, str]]:
     kinds = {"phường": "ward", "xã": "commune"}
-    return {(f"{w.code.value:05d}", w.name, kinds[str(w.division_type)])
-            for w in Ward.iter_by_province(ProvinceCode(1))}
+    return {
+        (f"{w.code.value:05d}", w.name, kinds[str(w.division_type)])
+        for w in Ward.iter_by_province(ProvinceCode(1))
+    }
 
 
 # ---------------------------------------------------------------- without the database
@@ -67,8 +89,9 @@ def test_synthetic_tiles_cover_the_outline_without_overlap() -> None:
 
 
 async def test_exactly_the_126_official_areas(session: AsyncSession) -> None:
-    rows = (await session.execute(
-        text("SELECT code, name, kind FROM areas WHERE province_code = '01'"))).all()
+    rows = (
+        await session.execute(text("SELECT code, name, kind FROM areas WHERE province_code = '01'"))
+    ).all()
     assert len(rows) == 126
     assert {tuple(r) for r in rows} == _official()
     assert await session.scalar(text("SELECT count(*) FROM areas")) == 126
@@ -76,25 +99,41 @@ async def test_exactly_the_126_official_areas(session: AsyncSession) -> None:
 
 async def test_every_polygon_is_valid_and_contains_its_centre(session: AsyncSession) -> None:
     wards = hanoi_wards()
-    bad = (await session.execute(text("""
+    bad = (
+        (
+            await session.execute(
+                text("""
         SELECT a.code FROM areas a
         JOIN unnest(CAST(:codes AS text[]), CAST(:lons AS float8[]), CAST(:lats AS float8[]))
              AS c(code, lon, lat) USING (code)
         WHERE NOT ST_IsValid(a.geom) OR ST_IsEmpty(a.geom) OR ST_Area(a.geom) = 0
            OR NOT ST_Contains(a.geom, ST_SetSRID(ST_MakePoint(c.lon, c.lat), 4326))
            OR ST_SRID(a.geom) <> 4326
-    """), {"codes": [w.code for w in wards], "lons": [w.lon for w in wards],
-           "lats": [w.lat for w in wards]})).scalars().all()
+    """),
+                {
+                    "codes": [w.code for w in wards],
+                    "lons": [w.lon for w in wards],
+                    "lats": [w.lat for w in wards],
+                },
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert bad == []
 
 
 async def test_no_two_areas_overlap(session: AsyncSession) -> None:
-    overlapping = (await session.execute(text("""
+    overlapping = (
+        await session.execute(
+            text("""
         SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom)) AS shared
         FROM areas a JOIN areas b ON a.code < b.code AND a.geom && b.geom
         WHERE ST_Overlaps(a.geom, b.geom) OR ST_Contains(a.geom, b.geom)
            OR ST_Area(ST_Intersection(a.geom, b.geom)) > 1e-12
-    """))).all()
+    """)
+        )
+    ).all()
     assert overlapping == []
 
 
@@ -121,12 +160,18 @@ async def test_every_ward_centre_maps_to_its_own_area(session: AsyncSession) -> 
 
 async def _snapshot(session: AsyncSession) -> dict[str, object]:
     return {
-        "counts": (await session.execute(text(
-            "SELECT (SELECT count(*) FROM areas), (SELECT count(*) FROM units),"
-            " (SELECT count(*) FROM categories)"))).one(),
+        "counts": (
+            await session.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM areas), (SELECT count(*) FROM units),"
+                    " (SELECT count(*) FROM categories)"
+                )
+            )
+        ).one(),
         "unit_ids": dict((await session.execute(text("SELECT code, id FROM units"))).all()),
-        "geoms": dict((await session.execute(
-            text("SELECT code, md5(ST_AsBinary(geom)) FROM areas"))).all()),
+        "geoms": dict(
+            (await session.execute(text("SELECT code, md5(ST_AsBinary(geom)) FROM areas"))).all()
+        ),
     }
 
 
@@ -140,15 +185,24 @@ async def test_reload_is_idempotent(session: AsyncSession) -> None:
 
 
 async def test_every_area_has_exactly_one_ward_committee(session: AsyncSession) -> None:
-    wrong = (await session.execute(text("""
+    wrong = (
+        await session.execute(
+            text("""
         SELECT a.code, count(u.id) FROM areas a
         LEFT JOIN units u ON u.area_code = a.code AND u.kind = 'ward_committee'
         GROUP BY a.code HAVING count(u.id) <> 1
-    """))).all()
+    """)
+        )
+    ).all()
     assert wrong == []
-    names = (await session.execute(text(
-        "SELECT name_vi, name_en FROM units WHERE code IN ('ubnd-00070', 'ubnd-00004') "
-        "OR area_code = (SELECT code FROM areas WHERE name = 'Xã Ba Vì') ORDER BY code"))).all()
+    names = (
+        await session.execute(
+            text(
+                "SELECT name_vi, name_en FROM units WHERE code IN ('ubnd-00070', 'ubnd-00004') "
+                "OR area_code = (SELECT code FROM areas WHERE name = 'Xã Ba Vì') ORDER BY code"
+            )
+        )
+    ).all()
     assert [tuple(n) for n in names] == [
         ("UBND phường Ba Đình", "People's Committee of Ba Đình ward"),
         ("UBND phường Hoàn Kiếm", "People's Committee of Hoàn Kiếm ward"),
@@ -157,8 +211,9 @@ async def test_every_area_has_exactly_one_ward_committee(session: AsyncSession) 
 
 
 async def test_city_units(session: AsyncSession) -> None:
-    kinds = dict((await session.execute(
-        text("SELECT code, kind FROM units WHERE area_code IS NULL"))).all())
+    kinds = dict(
+        (await session.execute(text("SELECT code, kind FROM units WHERE area_code IS NULL"))).all()
+    )
     assert kinds == {
         "dispatcher": "dispatcher",
         "so-xay-dung": "department",
@@ -173,8 +228,11 @@ async def test_city_units(session: AsyncSession) -> None:
 
 
 async def test_categories(session: AsyncSession) -> None:
-    rows = (await session.execute(text(
-        "SELECT code, name_vi, name_en, deadline_working_days, active FROM categories"))).all()
+    rows = (
+        await session.execute(
+            text("SELECT code, name_vi, name_en, deadline_working_days, active FROM categories")
+        )
+    ).all()
     assert {r.code for r in rows} >= CATEGORY_CODES
     assert all(3 <= r.deadline_working_days <= 10 and r.active for r in rows)
     names = {r.code: r.name_vi for r in rows}

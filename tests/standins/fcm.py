@@ -361,8 +361,9 @@ class FcmStandin:
             return _error(
                 403,
                 "PERMISSION_DENIED",
-                f"Permission 'cloudmessaging.messages.create' denied on resource "
-                f"'//cloudresourcemanager.googleapis.com/projects/{project}' (or it may not exist).",
+                "Permission 'cloudmessaging.messages.create' denied on resource "
+                f"'//cloudresourcemanager.googleapis.com/projects/{project}' "
+                "(or it may not exist).",
             )
         try:
             body = json.loads(raw)
