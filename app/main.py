@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
         debug=False,
+        logging_config=None,  # configure_logging() owns logging: JSON lines
     )
     document_problems(app.openapi_schema)
     return app

@@ -13,6 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -96,26 +97,36 @@ def client_for(application):
     )
 
 
-@pytest.fixture(scope="session")
-async def app(settings):
-    from app.main import create_app
-
-    application = create_app(settings)
+@asynccontextmanager
+async def running(application) -> AsyncIterator:
+    """Run the app's lifespan in a task of its own (anyio's cancel scopes must be left in
+    the task that entered them, and pytest may tear a fixture down in another task) and
+    yield a client for it."""
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def serve() -> None:
-        # the lifespan is entered and left in one task (anyio's cancel scopes need that)
         async with application.lifespan():
             started.set()
             await stop.wait()
 
     server = asyncio.create_task(serve())
     await started.wait()
-    async with client_for(application) as client:
+    try:
+        async with client_for(application) as client:
+            yield client
+    finally:
+        stop.set()
+        await server
+
+
+@pytest.fixture(scope="session")
+async def app(settings):
+    from app.main import create_app
+
+    application = create_app(settings)
+    async with running(application) as client:
         application.state.test_client = client
         yield application
-    stop.set()
-    await server
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         push=make_push_sender(settings),
         clock=ctx.get("clock") or Clock(),
     )
+    await heartbeat(ctx)
     log.info("worker_started", extra={"queue": queue_name(settings.redis_prefix)})
 
 

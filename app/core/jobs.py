@@ -68,6 +68,12 @@ def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
     _pending().callbacks.append(callback)
 
 
+def qualified_job_id(redis: ArqRedis, job_id: str) -> str:
+    """arq keys jobs by id across all queues of a Redis; name ours by our queue so two
+    deployments sharing a Redis never swallow each other's jobs."""
+    return f"{redis.default_queue_name}:{job_id}"
+
+
 async def flush(pending: PendingWork, redis: ArqRedis | None) -> None:
     """Run callbacks and send jobs. Failures are logged, not raised: the database holds
     the state, and the reconciliation cron enqueues what is missing."""
@@ -82,6 +88,8 @@ async def flush(pending: PendingWork, redis: ArqRedis | None) -> None:
         return
     for job in jobs:
         try:
-            await redis.enqueue_job(job.function, *job.args, _job_id=job.job_id)
+            await redis.enqueue_job(
+                job.function, *job.args, _job_id=qualified_job_id(redis, job.job_id)
+            )
         except Exception as exc:  # Redis down: the reconciler catches up
             log.warning("enqueue_failed", extra={"job": job.function, "error": repr(exc)})

@@ -137,13 +137,13 @@ async def test_requests_are_rate_limited_per_ip(settings, database):
     import msgspec
 
     from app.main import create_app
-    from tests.conftest import client_for
+    from tests.conftest import running
 
     strict = msgspec.structs.replace(
         settings, otp_rate_per_ip="2/minute", redis_prefix=settings.redis_prefix + ":ip"
     )
     application = create_app(strict)
-    async with application.lifespan(), client_for(application) as other:
+    async with running(application) as other:
         codes = [
             (await other.post("/api/v1/auth/otp", json={"phone": new_phone()})).status_code
             for _ in range(3)

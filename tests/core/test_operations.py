@@ -24,11 +24,11 @@ async def test_readiness_checks_database_redis_and_storage(client):
 
 async def test_readiness_names_the_dependency_that_failed(settings, database):
     from app.main import create_app
-    from tests.conftest import client_for
+    from tests.conftest import running
 
     broken = msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:1/0")
     application = create_app(broken)
-    async with application.lifespan(), client_for(application) as client:
+    async with running(application) as client:
         r = await client.get("/health/ready")
     assert r.status_code == 503
     body = r.json()
