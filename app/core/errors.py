@@ -4,6 +4,7 @@ every error as RFC 9457 application/problem+json in the caller's language."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from sqlalchemy.exc import DBAPIError
 
 from app.core import i18n
 from app.core.logging import VALID_REQUEST_ID as _VALID_ID
@@ -198,7 +200,17 @@ def app_error_handler(request: Request, exc: AppError) -> Response[Problem]:
     )
 
 
-def _field_errors(extra: Any) -> list[FieldError]:
+_MISSING = re.compile(r"Missing required (\w+) parameter '([^']+)'")
+
+
+def _source(raw: Any) -> str | None:
+    if not raw:
+        return None
+    text = str(getattr(raw, "value", raw))
+    return text.removeprefix("ParamType.").lower()
+
+
+def _field_errors(extra: Any, detail: str | None) -> list[FieldError]:
     errors: list[FieldError] = []
     if isinstance(extra, list):
         for item in extra:
@@ -207,9 +219,16 @@ def _field_errors(extra: Any) -> list[FieldError]:
                     FieldError(
                         field=str(item.get("key") or "body"),
                         message=str(item.get("message", "invalid")),
-                        source=str(item["source"]) if item.get("source") else None,
+                        source=_source(item.get("source")),
                     )
                 )
+    if not errors and detail:
+        missing = _MISSING.search(detail)
+        if missing:
+            errors.append(FieldError(field=missing[2], message="required", source=missing[1]))
+        else:
+            # Litestar's message for a body it could not decode; no request data echoed
+            errors.append(FieldError(field="body", message=detail.split(" for path ")[0][:200]))
     return errors
 
 
@@ -227,9 +246,7 @@ _HTTP_CODES = {
 
 def http_exception_handler(request: Request, exc: HTTPException) -> Response[Problem]:
     if isinstance(exc, ValidationException):
-        errors = _field_errors(exc.extra)
-        if not errors and exc.detail:
-            errors = [FieldError(field="body", message=str(exc.detail))]
+        errors = _field_errors(exc.extra, str(exc.detail) if exc.detail else None)
         problem = build_problem(request, 400, "validation_failed", errors=errors)
         return _problem_response(request, problem)
     status = exc.status_code
@@ -252,9 +269,24 @@ def internal_error_handler(request: Request, exc: Exception) -> Response[Problem
     return _problem_response(request, build_problem(request, 500, "internal_error"))
 
 
+# SQLSTATE 22021 (character_not_in_repertoire): the request carried text PostgreSQL cannot
+# store, i.e. U+0000. Any string input can reach a query, so it is caught here, once.
+_UNSTORABLE_TEXT = "22021"
+
+
+def database_error_handler(request: Request, exc: DBAPIError) -> Response[Problem]:
+    if getattr(exc.orig, "sqlstate", None) == _UNSTORABLE_TEXT:
+        errors = [FieldError(field="request", message="text must not contain U+0000 (NUL)")]
+        return _problem_response(
+            request, build_problem(request, 400, "validation_failed", errors=errors)
+        )
+    return internal_error_handler(request, exc)
+
+
 EXCEPTION_HANDLERS = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
+    DBAPIError: database_error_handler,
     Exception: internal_error_handler,
 }
 
