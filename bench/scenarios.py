@@ -76,6 +76,45 @@ def values_from_env(name: str, env: str) -> Setup:
 
 # ----------------------------------------------------------------------------- the app
 
+
+def _points() -> dict[str, list[str]]:
+    """Points spread over central Hanoi (inside the city), used round-robin."""
+    lats = [21.0285 + 0.004 * i for i in range(-5, 5)]
+    lons = [105.8342 + 0.006 * j for j in range(-5, 5)]
+    pairs = [(la, lo) for la in lats for lo in lons]
+    return {"lat": [f"{la:.5f}" for la, _ in pairs], "lon": [f"{lo:.5f}" for _, lo in pairs]}
+
+
+async def residents_with_tokens(base_url: str) -> Values:
+    """Creates 50 residents straight in the app's database and mints their access
+    tokens with the app's own code (same SECRET_KEY from the environment)."""
+    import uuid
+
+    from sqlalchemy import insert
+
+    from app.accounts.models import User
+    from app.core import db
+    from app.core.auth import Principal, issue_access_token
+    from app.settings import get_settings
+
+    settings = get_settings()
+    engine = db.make_engine(settings)
+    ids = [uuid.uuid4() for _ in range(50)]
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(User),
+            [{"id": i, "kind": "resident", "identity_level": 1} for i in ids],
+        )
+    await engine.dispose()
+    tokens = [
+        issue_access_token(
+            settings, Principal(user_id=i, kind="resident", identity_level=1, sid=uuid.uuid4())
+        )
+        for i in ids
+    ]
+    return {"token": tokens}
+
+
 SCENARIOS: list[Scenario] = [
     Scenario(
         name="health_live",
@@ -88,40 +127,40 @@ SCENARIOS: list[Scenario] = [
         rate=100,
         description="Liveness at a fixed 100 req/s: latency under light load.",
     ),
-    # --- add the app's scenarios here ------------------------------------------------
-    # Check paths and statuses against app/*/api.py before enabling. Examples:
-    #
-    # Scenario(
-    #     name="otp_request",
-    #     method="POST",
-    #     path="/api/v1/auth/otp",
-    #     body='{"phone": "{{phone}}"}',   # a new phone number per request
-    #     expect="202",
-    #     floor="floor-db",
-    #     description="Ask for a sign-in code: rate limiter (Redis), insert, SMS enqueue.",
-    #     # Start the app with OTP_RATE_PER_IP raised (e.g. "1000000/minute"): every
-    #     # request comes from 127.0.0.1 and the default limit answers 429 at once.
-    # ),
-    # Scenario(
-    #     name="me",
-    #     path="/api/v1/me/",
-    #     headers={"Authorization": "Bearer {{token}}"},
-    #     setup=values_from_env("token", "BENCH_TOKENS"),  # or a setup that signs in
-    #     floor="floor-db",
-    #     description="Authenticated profile read: JWT check + one row by primary key.",
-    # ),
-    # Scenario(
-    #     name="area_lookup",
-    #     path="/api/v1/areas/lookup?lat=21.0285&lon=105.8542",
-    #     floor="floor-db",
-    #     description="PostGIS point-in-polygon over the city's wards.",
-    # ),
-    # Scenario(
-    #     name="area_lookup_100rps",
-    #     path="/api/v1/areas/lookup?lat=21.0285&lon=105.8542",
-    #     rate=100,
-    #     floor="floor-db",
-    # ),
+    Scenario(
+        name="categories",
+        path="/api/v1/categories",
+        floor="floor-db",
+        description="Public read of the category list (one small query, vi names).",
+    ),
+    Scenario(
+        name="area_lookup",
+        path="/api/v1/areas/lookup?lat={{lat}}&lon={{lon}}",
+        values=_points(),
+        floor="floor-db",
+        description="PostGIS point-in-polygon over Hanoi's 126 wards (GiST index).",
+    ),
+    Scenario(
+        name="me",
+        path="/api/v1/me",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=residents_with_tokens,
+        floor="floor-db",
+        description="Authenticated profile: JWT + Redis deny-list check + two queries.",
+    ),
+    Scenario(
+        name="otp_request",
+        method="POST",
+        path="/api/v1/auth/otp",
+        body='{"phone": "{{phone}}"}',
+        expect="202",
+        floor="floor-db",
+        description=(
+            "Ask for a sign-in code: phone validation, two Redis rate-limit windows, "
+            "update + insert, commit, SMS to the log. Needs OTP_RATE_PER_IP and "
+            "OTP_RATE_PER_PHONE raised for the run (one client IP)."
+        ),
+    ),
 ]
 
 
