@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.api import AuthController, MeController, StaffAdminController
 from app.accounts.sms import make_sms_sender
 from app.accounts.vneid import VneidClient
+from app.complaints.api import PhotoController, ReportController
 from app.core import db
 from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
@@ -90,7 +91,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path="/api/v1",
-        route_handlers=[AuthController, MeController, StaffAdminController, PlacesController],
+        route_handlers=[
+            AuthController,
+            MeController,
+            StaffAdminController,
+            PlacesController,
+            PhotoController,
+            ReportController,
+        ],
         dependencies={"session": Provide(provide_session)},
     )
     prometheus = PrometheusConfig(

@@ -62,6 +62,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     s3_region: str = "us-east-1"
     signed_url_ttl_seconds: int = 600
 
+    # reports and photos
+    photo_max_bytes: int = 15_000_000
+    photo_max_megapixels: int = 50
+    photos_per_report: int = 6
+    photo_unattached_ttl_hours: int = 24
+    photo_geotag_far_meters: int = 500
+    photo_stale_days: int = 7
+
     # push: log unless Firebase credentials are set
     firebase_credentials_file: str = ""
     fcm_url: str = ""  # override of FCM's send URL template (tests, proxies)

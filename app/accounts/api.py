@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
@@ -205,7 +206,14 @@ class MeController(Controller):
     @post(
         "/devices",
         summary="Register this device's FCM token",
-        responses=None,
+        description="201 for a new token; 200 when the token was already yours (refreshed).",
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                data_container=schemas.DeviceOut,
+                generate_examples=False,
+                description="The token was already registered to you: refreshed",
+            )
+        },
         status_code=HTTP_201_CREATED,
     )
     async def register_device(
@@ -256,7 +264,8 @@ class StaffAdminController(Controller):
     async def audit_log(
         self,
         session: DbSession,
-        before_id: Annotated[int | None, Parameter(ge=1)] = None,
+        # audit_log.id is a bigint: a larger cursor is refused, not sent to PostgreSQL
+        before_id: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
     ) -> list[schemas.AuditEntryOut]:
         return await service.audit_trail(session, before_id, limit)

@@ -8,19 +8,22 @@ account deletion put the sid on a deny list in Redis for the token's remaining l
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
 
 import jwt
 import msgspec
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from app.core.errors import Forbidden, Unauthenticated
+from app.core.errors import AppError, Forbidden, Unauthenticated, app_error_handler
 from app.settings import Settings
 
+log = logging.getLogger("city.auth")
 ALGORITHM = "HS256"
 UNIT_ROLES = ("officer", "manager")
 CITY_ROLES = ("dispatcher", "admin")
@@ -113,15 +116,32 @@ class AuthenticationMiddleware:
                     token = credentials.strip()
                 break
         if token is not None:
-            app_state = scope["app"].state
-            principal = decode_access_token(app_state.settings, token)
-            redis = app_state.redis
-            if await redis.exists(
-                revoked_session_key(app_state.settings.redis_prefix, principal.sid)
-            ):
-                raise Unauthenticated("token_revoked")
-            scope["user"] = principal
+            try:
+                scope["user"] = await self._authenticate(scope, token)
+            except AppError as exc:
+                # rendered here, inside the request-id middleware, so the access log and
+                # the X-Request-ID header see the real 401
+                request: Request = Request(scope)
+                response = app_error_handler(request, exc)
+                await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _authenticate(scope: Scope, token: str) -> Principal:
+        app_state = scope["app"].state
+        principal = decode_access_token(app_state.settings, token)
+        revoked = revoked_session_key(app_state.settings.redis_prefix, principal.sid)
+        try:
+            is_revoked = await app_state.redis.exists(revoked)
+        except Exception as exc:  # noqa: BLE001
+            # Redis down: the token is still signed and short-lived; serve rather than
+            # lock every resident out. Revocations resume when Redis is back.
+            log.warning("deny_list_unavailable", extra={"error": type(exc).__name__})
+            return principal
+        if is_revoked:
+            raise Unauthenticated("token_revoked")
+        return principal
 
 
 def _principal(connection: ASGIConnection) -> Principal:

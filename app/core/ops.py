@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import Gauge
 from sqlalchemy import text
 
@@ -75,6 +76,13 @@ class HealthController(Controller):
         summary="Readiness: database, Redis and storage answer",
         description="200 when every dependency answers; 503 naming the ones that failed.",
         cache=False,
+        responses={
+            503: ResponseSpec(
+                data_container=Readiness,
+                generate_examples=False,
+                description="A dependency failed: the checks say which",
+            )
+        },
     )
     async def ready(self, state: State) -> Response[Readiness]:
         checks = await readiness_checks(state)

@@ -110,3 +110,34 @@ async def test_garbage_and_forged_tokens_are_401_problems(client, caplog):
     assert forged.headers["content-type"].startswith("application/problem+json")
     none = await client.get("/api/v1/me")
     assert none.status_code == 401 and none.json()["code"] == "unauthenticated"
+
+
+async def test_a_refused_token_is_logged_as_401_with_its_request_id(client, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="city.access")
+    r = await client.get(
+        "/api/v1/me", headers={"Authorization": "Bearer x.y.z", "X-Request-ID": "rid-401-check"}
+    )
+    assert r.status_code == 401 and r.headers["x-request-id"] == "rid-401-check"
+    lines = [
+        rec.msg
+        for rec in caplog.records
+        if isinstance(rec.msg, dict) and rec.msg.get("request_id") == "rid-401-check"
+    ]
+    assert lines and lines[0]["status"] == 401
+
+
+async def test_tokens_still_work_while_redis_is_down(settings, client, caplog):
+    """The deny list lives in Redis; when Redis is unreachable a valid token is served
+    (it is signed and expires in minutes) rather than locking everyone out."""
+    import msgspec
+
+    from app.main import create_app
+    from tests.conftest import running
+
+    tokens = await sign_in_resident(client, caplog)
+    broken = msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:1/0")
+    async with running(create_app(broken)) as other:
+        me = await other.get("/api/v1/me", headers=tokens["headers"])
+    assert me.status_code == 200

@@ -1,0 +1,182 @@
+"""Reports residents file: complaints (phản ánh), petitions (kiến nghị) and initiatives
+(sáng kiến), with their photos, timeline, supporters and rating."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.models import Base, created_at, uuid_pk
+
+KINDS = ("complaint", "petition", "initiative")
+STATUSES = (
+    "submitted",
+    "assigned",
+    "in_progress",
+    "resolved",
+    "closed",
+    "rejected",
+    "duplicate",
+    "reopened",
+    "withdrawn",
+)
+
+
+class Report(Base):
+    """One item filed by a resident. ``code`` is what a resident reads over the phone."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    code: Mapped[str] = mapped_column(String(12), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(12), nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="submitted")
+    category_code: Mapped[str] = mapped_column(ForeignKey("categories.code"), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    address_text: Mapped[str | None] = mapped_column(Text)
+    location = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+    area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), nullable=False)
+    reporter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    hide_identity: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # set by routing (issue: workers) — the unit responsible and its deadline
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"), index=True)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"))
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    description_hidden_reason: Mapped[str | None] = mapped_column(Text)
+    supporters_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    reopen_count: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    idempotency_key: Mapped[str | None] = mapped_column(String(80))
+    created_at = created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN {KINDS!r}", name="kind"),
+        CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+        Index("ix_reports_location", "location", postgresql_using="gist"),
+        Index(
+            "ix_reports_reporter_created", "reporter_id", text("created_at DESC"), text("id DESC")
+        ),
+        Index(
+            "uq_reports_reporter_idempotency_key",
+            "reporter_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+
+class ReportPhoto(Base):
+    """A photo, uploaded before the report is filed (two steps, each retried alone).
+    Only metadata-free renditions are stored; the geotag and capture time are data."""
+
+    __tablename__ = "report_photos"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    report_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    display_key: Mapped[str] = mapped_column(Text, nullable=False)
+    thumb_key: Mapped[str] = mapped_column(Text, nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    source_format: Mapped[str] = mapped_column(String(8), nullable=False)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    geotag = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    # flags for staff, never a reason to refuse a report
+    geotag_far: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    taken_long_before: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    hidden_reason: Mapped[str | None] = mapped_column(Text)
+    created_at = created_at()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index(
+            "ix_report_photos_unattached_expiry",
+            "expires_at",
+            postgresql_where=text("report_id IS NULL"),
+        ),
+    )
+
+
+class ReportEvent(Base):
+    """The timeline: every transition and every message, public or internal."""
+
+    __tablename__ = "report_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), nullable=False
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    kind: Mapped[str] = mapped_column(String(24), nullable=False)  # transition | comment | ...
+    from_status: Mapped[str | None] = mapped_column(String(12))
+    to_status: Mapped[str | None] = mapped_column(String(12))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    actor_kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    public: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    body: Mapped[str | None] = mapped_column(Text)
+    hidden_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_report_events_report_id", "report_id", "id"),)
+
+
+class ReportSupporter(Base):
+    """A resident who said "me too" and follows the report."""
+
+    __tablename__ = "report_supporters"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at = created_at()
+
+
+class ReportRating(Base):
+    """The reporter's verdict on a resolution: satisfied / accept / not satisfied."""
+
+    __tablename__ = "report_ratings"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), nullable=False
+    )
+    resolution_round: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    rating: Mapped[str] = mapped_column(String(16), nullable=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at = created_at()
+
+    __table_args__ = (
+        CheckConstraint("rating IN ('satisfied', 'accept', 'not_satisfied')", name="rating"),
+        Index("uq_report_ratings_round", "report_id", "resolution_round", unique=True),
+    )

@@ -1,0 +1,113 @@
+"""Bodies of the complaints context."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from app.accounts.schemas import Input
+
+Kind = Literal["complaint", "petition", "initiative"]
+Status = Literal[
+    "submitted",
+    "assigned",
+    "in_progress",
+    "resolved",
+    "closed",
+    "rejected",
+    "duplicate",
+    "reopened",
+    "withdrawn",
+]
+Latitude = Annotated[float, Meta(ge=-90, le=90)]
+Longitude = Annotated[float, Meta(ge=-180, le=180)]
+
+
+class Point(Input):
+    lat: Latitude
+    lon: Longitude
+
+
+class ReportIn(Input):
+    kind: Kind
+    category_code: Annotated[str, Meta(min_length=1, max_length=40)]
+    description: Annotated[str, Meta(min_length=10, max_length=4000)]
+    location: Point
+    address_text: Annotated[str, Meta(max_length=300)] | None = None
+    photo_ids: Annotated[list[uuid.UUID], Meta(max_length=20)] = []
+    hide_identity: bool = False
+
+
+class PhotoOut(msgspec.Struct):
+    id: uuid.UUID
+    width: int
+    height: int
+    url: str
+    thumbnail_url: str
+    taken_at: datetime | None
+    has_geotag: bool
+    expires_at: datetime | None
+
+
+class ReportCreated(msgspec.Struct):
+    id: uuid.UUID
+    code: str
+    status: str
+    kind: str
+    area_code: str
+    created_at: datetime
+
+
+class EventOut(msgspec.Struct):
+    at: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    body: str | None
+    by: str  # resident | staff | system
+
+
+class ReportSummary(msgspec.Struct):
+    id: uuid.UUID
+    code: str
+    kind: str
+    status: str
+    category_code: str
+    description: str
+    area_code: str
+    created_at: datetime
+    updated_at: datetime
+    thumbnail_url: str | None
+
+
+class ReportPage(msgspec.Struct):
+    items: list[ReportSummary]
+    next_cursor: str | None
+
+
+class ReportDetail(msgspec.Struct):
+    id: uuid.UUID
+    code: str
+    kind: str
+    status: str
+    category_code: str
+    description: str
+    address_text: str | None
+    location: Point
+    area_code: str
+    hide_identity: bool
+    supporters_count: int
+    created_at: datetime
+    updated_at: datetime
+    due_at: datetime | None
+    photos: list[PhotoOut]
+    timeline: list[EventOut]
+    allowed_actions: list[str]
+
+
+class CommentIn(Input):
+    body: Annotated[str, Meta(min_length=1, max_length=2000)]

@@ -1,0 +1,517 @@
+"""Filing reports with photos, and the reporter's own views and actions.
+
+Photos are processed off the event loop, stored (display + thumbnail, no metadata)
+before their row is written, so a row never points at a missing object. Filing is
+idempotent per (reporter, Idempotency-Key).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime, timedelta
+
+from geoalchemy2.shape import to_shape
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.complaints import lifecycle
+from app.complaints.codes import new_report_code
+from app.complaints.images import PhotoLimits, process_photo_async
+from app.complaints.models import Report, ReportEvent, ReportPhoto
+from app.complaints.schemas import (
+    EventOut,
+    PhotoOut,
+    Point,
+    ReportCreated,
+    ReportDetail,
+    ReportIn,
+    ReportPage,
+    ReportSummary,
+)
+from app.core import i18n
+from app.core.errors import BadRequest, Conflict, FieldError, NotFound, Unprocessable
+from app.core.storage import Storage
+from app.places.models import Category
+from app.places.service import area_code_at
+from app.settings import Settings
+
+i18n.register(
+    {
+        "category_unknown": {
+            "vi": "Lĩnh vực phản ánh không tồn tại.",
+            "en": "Unknown category.",
+        },
+        "location_outside_city": {
+            "vi": "Vị trí nằm ngoài địa bàn thành phố.",
+            "en": "The location is outside the city.",
+        },
+        "photo_required": {
+            "vi": "Phản ánh cần ít nhất một ảnh.",
+            "en": "A complaint needs at least one photo.",
+        },
+        "too_many_photos": {
+            "vi": "Tối đa {max} ảnh cho mỗi phản ánh.",
+            "en": "At most {max} photos per report.",
+        },
+        "photo_ids_invalid": {
+            "vi": "Có ảnh không tồn tại, đã hết hạn, đã được dùng hoặc không phải của bạn.",
+            "en": "Some photos do not exist, expired, are already used or are not yours.",
+        },
+        "report_not_found": {"vi": "Không tìm thấy phản ánh.", "en": "Report not found."},
+        "report_closed_for_comments": {
+            "vi": "Phản ánh đã kết thúc, không thể bổ sung.",
+            "en": "The report is no longer open.",
+        },
+        "cursor_invalid": {"vi": "Con trỏ phân trang không hợp lệ.", "en": "Invalid cursor."},
+    }
+)
+
+
+def photo_limits(settings: Settings) -> PhotoLimits:
+    return PhotoLimits(
+        max_bytes=settings.photo_max_bytes, max_pixels=settings.photo_max_megapixels * 1_000_000
+    )
+
+
+# ---------------------------------------------------------------- photos
+
+
+async def photo_out(storage: Storage, photo: ReportPhoto) -> PhotoOut:
+    return PhotoOut(
+        id=photo.id,
+        width=photo.width,
+        height=photo.height,
+        url=await storage.signed_url(photo.display_key),
+        thumbnail_url=await storage.signed_url(photo.thumb_key),
+        taken_at=photo.taken_at,
+        has_geotag=photo.geotag is not None,
+        expires_at=photo.expires_at,
+    )
+
+
+async def upload_photo(
+    session: AsyncSession,
+    settings: Settings,
+    storage: Storage,
+    owner_id: uuid.UUID,
+    data: bytes,
+    now: datetime,
+) -> PhotoOut:
+    processed = await process_photo_async(data, photo_limits(settings))
+    photo_id = uuid.uuid4()
+    prefix = f"photos/{now:%Y/%m}/{photo_id}"
+    # objects first: a row must never point at something missing
+    await storage.put(f"{prefix}/display.jpg", processed.display, "image/jpeg")
+    await storage.put(f"{prefix}/thumb.jpg", processed.thumbnail, "image/jpeg")
+    geotag = None
+    if processed.latitude is not None and processed.longitude is not None:
+        geotag = f"SRID=4326;POINT({processed.longitude} {processed.latitude})"
+    photo = ReportPhoto(
+        id=photo_id,
+        owner_id=owner_id,
+        display_key=f"{prefix}/display.jpg",
+        thumb_key=f"{prefix}/thumb.jpg",
+        width=processed.display_width,
+        height=processed.display_height,
+        source_format=processed.source_format,
+        sha256=processed.sha256,
+        taken_at=processed.taken_at,
+        geotag=geotag,
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.photo_unattached_ttl_hours),
+    )
+    session.add(photo)
+    await session.flush()
+    return await photo_out(storage, photo)
+
+
+# ---------------------------------------------------------------- filing
+
+
+async def file_report(
+    session: AsyncSession,
+    settings: Settings,
+    reporter_id: uuid.UUID,
+    body: ReportIn,
+    idempotency_key: str | None,
+    now: datetime,
+) -> tuple[ReportCreated, bool]:
+    """File a report. Returns (report, created); a retried submission with the same
+    Idempotency-Key returns the first report and created=False."""
+    if idempotency_key:
+        # serialise retries of one submission; the second waits, then finds the first
+        await session.execute(
+            select(
+                func.pg_advisory_xact_lock(
+                    func.hashtextextended(f"report:{reporter_id}:{idempotency_key}", 0)
+                )
+            )
+        )
+        existing = await session.scalar(
+            select(Report).where(
+                Report.reporter_id == reporter_id, Report.idempotency_key == idempotency_key
+            )
+        )
+        if existing is not None:
+            return _created(existing), False
+
+    category = await session.get(Category, body.category_code)
+    if category is None or not category.active:
+        raise Unprocessable(
+            "category_unknown",
+            errors=[FieldError(field="category_code", message="unknown category", source="body")],
+        )
+    area_code = await area_code_at(session, body.location.lon, body.location.lat)
+    if area_code is None:
+        raise Unprocessable(
+            "location_outside_city",
+            errors=[FieldError(field="location", message="outside the city", source="body")],
+        )
+    photo_ids = list(dict.fromkeys(body.photo_ids))
+    if len(photo_ids) > settings.photos_per_report:
+        raise Unprocessable(
+            "too_many_photos",
+            params={"max": settings.photos_per_report},
+            errors=[FieldError(field="photo_ids", message="too many", source="body")],
+        )
+    if body.kind == "complaint" and not photo_ids:
+        raise Unprocessable(
+            "photo_required",
+            errors=[FieldError(field="photo_ids", message="at least one", source="body")],
+        )
+    photos = await _claimable_photos(session, reporter_id, photo_ids, now)
+
+    report = Report(
+        id=uuid.uuid4(),
+        code=new_report_code(),
+        kind=body.kind,
+        status="submitted",
+        category_code=category.code,
+        description=body.description.strip(),
+        address_text=body.address_text.strip() if body.address_text else None,
+        location=f"SRID=4326;POINT({body.location.lon} {body.location.lat})",
+        area_code=area_code,
+        reporter_id=reporter_id,
+        hide_identity=body.hide_identity,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+    for attempt in range(5):
+        try:
+            async with session.begin_nested():
+                session.add(report)
+                await session.flush()
+            break
+        except IntegrityError:
+            if attempt == 4:
+                raise
+            report.code = new_report_code()  # a code collision: 1 in ~10^11
+    await _attach(session, settings, report, photos, now)
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            at=now,
+            kind="transition",
+            from_status=None,
+            to_status="submitted",
+            actor_id=reporter_id,
+            actor_kind="resident",
+            public=True,
+        )
+    )
+    await session.flush()
+    return _created(report), True
+
+
+def _created(report: Report) -> ReportCreated:
+    return ReportCreated(
+        id=report.id,
+        code=report.code,
+        status=report.status,
+        kind=report.kind,
+        area_code=report.area_code,
+        created_at=report.created_at,
+    )
+
+
+async def _claimable_photos(
+    session: AsyncSession, owner_id: uuid.UUID, photo_ids: list[uuid.UUID], now: datetime
+) -> list[ReportPhoto]:
+    if not photo_ids:
+        return []
+    rows = list(
+        await session.scalars(
+            select(ReportPhoto)
+            .where(
+                ReportPhoto.id.in_(photo_ids),
+                ReportPhoto.owner_id == owner_id,
+                ReportPhoto.report_id.is_(None),
+                ReportPhoto.expires_at > now,
+            )
+            .with_for_update()
+        )
+    )
+    if len(rows) != len(photo_ids):
+        found = {p.id for p in rows}
+        bad = [str(i) for i in photo_ids if i not in found]
+        raise Unprocessable(
+            "photo_ids_invalid",
+            errors=[FieldError(field="photo_ids", message=", ".join(bad), source="body")],
+        )
+    order = {pid: n for n, pid in enumerate(photo_ids)}
+    return sorted(rows, key=lambda p: order[p.id])
+
+
+async def _attach(
+    session: AsyncSession,
+    settings: Settings,
+    report: Report,
+    photos: list[ReportPhoto],
+    now: datetime,
+) -> None:
+    """Attach photos and flag, for staff, geotags far from the report or old captures —
+    never a reason to refuse the report."""
+    if not photos:
+        return
+    position_base = (
+        await session.scalar(
+            select(func.count()).select_from(ReportPhoto).where(ReportPhoto.report_id == report.id)
+        )
+        or 0
+    )
+    stale_before = now - timedelta(days=settings.photo_stale_days)
+    for n, photo in enumerate(photos):
+        photo.report_id = report.id
+        photo.position = position_base + n
+        photo.expires_at = None
+        photo.taken_long_before = photo.taken_at is not None and photo.taken_at < stale_before
+    await session.flush()
+    await session.execute(
+        update(ReportPhoto)
+        .where(ReportPhoto.id.in_([p.id for p in photos]), ReportPhoto.geotag.is_not(None))
+        .values(
+            geotag_far=func.ST_DistanceSphere(
+                ReportPhoto.geotag,
+                select(Report.location).where(Report.id == report.id).scalar_subquery(),
+            )
+            > settings.photo_geotag_far_meters
+        )
+    )
+
+
+# ---------------------------------------------------------------- the reporter's views
+
+
+def _encode_cursor(created_at: datetime, report_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{report_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, rid = raw.partition("|")
+        return datetime.fromisoformat(stamp), uuid.UUID(rid)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            "cursor_invalid",
+            errors=[FieldError(field="cursor", message="malformed", source="query")],
+        ) from exc
+
+
+async def my_reports(
+    session: AsyncSession,
+    storage: Storage,
+    reporter_id: uuid.UUID,
+    status: str | None,
+    kind: str | None,
+    cursor: str | None,
+    limit: int,
+) -> ReportPage:
+    stmt = (
+        select(Report)
+        .where(Report.reporter_id == reporter_id)
+        .order_by(Report.created_at.desc(), Report.id.desc())
+        .limit(limit + 1)
+    )
+    if status:
+        stmt = stmt.where(Report.status == status)
+    if kind:
+        stmt = stmt.where(Report.kind == kind)
+    if cursor:
+        at, rid = _decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(Report.created_at < at, and_(Report.created_at == at, Report.id < rid))
+        )
+    reports = list(await session.scalars(stmt))
+    more = len(reports) > limit
+    reports = reports[:limit]
+    thumbs = await _first_thumbnails(session, [r.id for r in reports])
+    items = [
+        ReportSummary(
+            id=r.id,
+            code=r.code,
+            kind=r.kind,
+            status=r.status,
+            category_code=r.category_code,
+            description=r.description,
+            area_code=r.area_code,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            thumbnail_url=await storage.signed_url(thumbs[r.id]) if r.id in thumbs else None,
+        )
+        for r in reports
+    ]
+    next_cursor = _encode_cursor(reports[-1].created_at, reports[-1].id) if more else None
+    return ReportPage(items=items, next_cursor=next_cursor)
+
+
+async def _first_thumbnails(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(ReportPhoto.report_id, ReportPhoto.thumb_key)
+        .where(ReportPhoto.report_id.in_(ids), ReportPhoto.hidden_reason.is_(None))
+        .distinct(ReportPhoto.report_id)
+        .order_by(ReportPhoto.report_id, ReportPhoto.position)
+    )
+    return {rid: key for rid, key in rows}
+
+
+async def _own_report(
+    session: AsyncSession, reporter_id: uuid.UUID, report_id: uuid.UUID, lock: bool = False
+) -> Report:
+    stmt = select(Report).where(Report.id == report_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    report = await session.scalar(stmt)
+    # someone else's report is "not found": its existence is not revealed
+    if report is None or report.reporter_id != reporter_id:
+        raise NotFound("report_not_found")
+    return report
+
+
+async def report_detail(
+    session: AsyncSession, storage: Storage, reporter_id: uuid.UUID, report_id: uuid.UUID
+) -> ReportDetail:
+    report = await _own_report(session, reporter_id, report_id)
+    photos = list(
+        await session.scalars(
+            select(ReportPhoto)
+            .where(ReportPhoto.report_id == report.id, ReportPhoto.hidden_reason.is_(None))
+            .order_by(ReportPhoto.position)
+        )
+    )
+    events = list(
+        await session.scalars(
+            select(ReportEvent)
+            .where(
+                ReportEvent.report_id == report.id,
+                ReportEvent.public.is_(True),
+                ReportEvent.hidden_reason.is_(None),
+            )
+            .order_by(ReportEvent.id)
+        )
+    )
+    point = to_shape(report.location)
+    actions = lifecycle.allowed_from(report.status, "resident")
+    if report.status in lifecycle.OPEN_STATUSES:
+        actions = sorted({*actions, "comment", "add_photos"})
+    return ReportDetail(
+        id=report.id,
+        code=report.code,
+        kind=report.kind,
+        status=report.status,
+        category_code=report.category_code,
+        description=report.description,
+        address_text=report.address_text,
+        location=Point(lat=point.y, lon=point.x),
+        area_code=report.area_code,
+        hide_identity=report.hide_identity,
+        supporters_count=report.supporters_count,
+        created_at=report.created_at,
+        updated_at=report.updated_at,
+        due_at=report.due_at,
+        photos=[await photo_out(storage, p) for p in photos],
+        timeline=[
+            EventOut(
+                at=e.at,
+                kind=e.kind,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                body=e.body,
+                by=e.actor_kind,
+            )
+            for e in events
+        ],
+        allowed_actions=actions,
+    )
+
+
+async def withdraw(
+    session: AsyncSession, reporter_id: uuid.UUID, report_id: uuid.UUID, now: datetime
+) -> None:
+    report = await _own_report(session, reporter_id, report_id, lock=True)
+    lifecycle.transition(
+        session, report, "withdrawn", actor_id=reporter_id, actor_kind="resident", now=now
+    )
+
+
+async def add_comment(
+    session: AsyncSession, reporter_id: uuid.UUID, report_id: uuid.UUID, body: str, now: datetime
+) -> None:
+    report = await _own_report(session, reporter_id, report_id, lock=True)
+    if report.status not in lifecycle.OPEN_STATUSES:
+        raise Conflict("report_closed_for_comments")
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            at=now,
+            kind="comment",
+            actor_id=reporter_id,
+            actor_kind="resident",
+            public=True,
+            body=body.strip(),
+        )
+    )
+    report.updated_at = now
+
+
+async def add_photos(
+    session: AsyncSession,
+    settings: Settings,
+    reporter_id: uuid.UUID,
+    report_id: uuid.UUID,
+    photo_ids: list[uuid.UUID],
+    now: datetime,
+) -> None:
+    report = await _own_report(session, reporter_id, report_id, lock=True)
+    if report.status not in lifecycle.OPEN_STATUSES:
+        raise Conflict("report_closed_for_comments")
+    count = await session.scalar(
+        select(func.count()).select_from(ReportPhoto).where(ReportPhoto.report_id == report.id)
+    )
+    ids = list(dict.fromkeys(photo_ids))
+    if (count or 0) + len(ids) > settings.photos_per_report:
+        raise Unprocessable(
+            "too_many_photos",
+            params={"max": settings.photos_per_report},
+            errors=[FieldError(field="photo_ids", message="too many", source="body")],
+        )
+    photos = await _claimable_photos(session, reporter_id, ids, now)
+    await _attach(session, settings, report, photos, now)
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            at=now,
+            kind="photos_added",
+            actor_id=reporter_id,
+            actor_kind="resident",
+            public=True,
+            body=None,
+        )
+    )
+    report.updated_at = now
