@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.api import AuthController, MeController, StaffAdminController
 from app.accounts.sms import make_sms_sender
 from app.accounts.vneid import VneidClient
-from app.complaints.api import PhotoController, ReportController
+from app.complaints.api import (
+    ModerationController,
+    PhotoController,
+    PublicReportController,
+    ReportController,
+)
 from app.core import db
 from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
@@ -98,6 +103,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PlacesController,
             PhotoController,
             ReportController,
+            PublicReportController,
+            ModerationController,
         ],
         dependencies={"session": Provide(provide_session)},
     )

@@ -14,6 +14,7 @@ from typing import Any
 from arq import cron
 from arq.connections import RedisSettings
 
+from app.complaints import service as complaints_service
 from app.core import db
 from app.core.clock import Clock
 from app.core.logging import configure_logging
@@ -72,11 +73,19 @@ async def purge_expired_sign_in_data(ctx: dict[str, Any]) -> int:
     return await in_transaction(ctx, housekeeping.purge_expired_sign_in_data, ctx["clock"].now())
 
 
+async def purge_unattached_photos(ctx: dict[str, Any]) -> int:
+    async with db.transaction(ctx["sessionmaker"], ctx["redis"]) as session:
+        return await complaints_service.purge_unattached_photos(
+            session, ctx["storage"], ctx["clock"].now()
+        )
+
+
 class WorkerSettings:
-    functions = [purge_expired_sign_in_data]
+    functions = [purge_expired_sign_in_data, purge_unattached_photos]
     cron_jobs = [
         cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
         cron(purge_expired_sign_in_data, minute=set(range(0, 60, 10)), run_at_startup=False),
+        cron(purge_unattached_photos, minute={5, 35}, run_at_startup=False),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from msgspec import Meta
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from msgspec import Meta
 
+from app.accounts.api import client_ip
 from app.accounts.schemas import Input
-from app.complaints import service
+from app.complaints import public, service
 from app.complaints.schemas import (
     CommentIn,
+    HideIn,
     Kind,
+    NearbyReport,
     PhotoOut,
+    RatingIn,
     ReportCreated,
     ReportDetail,
     ReportIn,
     ReportPage,
     Status,
 )
-from app.core.auth import require_resident
+from app.core.auth import require_resident, require_staff
 from app.core.db import DbSession
 from app.core.errors import FieldError, Unprocessable
 
@@ -43,6 +49,15 @@ IdempotencyKey = Annotated[
 
 class PhotoIds(Input):
     photo_ids: Annotated[list[uuid.UUID], Meta(min_length=1, max_length=20)]
+
+
+class SupportIn(Input):
+    code: Annotated[str, Meta(min_length=8, max_length=12)]
+
+
+class SupportOut(msgspec.Struct):
+    code: str
+    supporters_count: int
 
 
 class PhotoController(Controller):
@@ -133,6 +148,51 @@ class ReportController(Controller):
             session, state.storage, request.user.user_id, status, kind, cursor, limit
         )
 
+    @get("/nearby", summary="Open reports of a category within 100 m (support one instead)")
+    async def nearby(
+        self,
+        session: DbSession,
+        lat: Annotated[float, Parameter(ge=-90, le=90)],
+        lon: Annotated[float, Parameter(ge=-180, le=180)],
+        category: Annotated[str, Parameter(min_length=1, max_length=40)],
+    ) -> list[NearbyReport]:
+        return await service.nearby(session, lon, lat, category)
+
+    @post("/supports", status_code=HTTP_200_OK, summary='Support a report ("me too"), once')
+    async def support(
+        self, request: Request, state: State, session: DbSession, data: SupportIn
+    ) -> SupportOut:
+        count = await service.support(session, request.user.user_id, data.code, state.clock.now())
+        return SupportOut(code=data.code, supporters_count=count)
+
+    @post("/{report_id:uuid}/rating", status_code=204, summary="Rate the resolution, once")
+    async def rate(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: RatingIn,
+    ) -> None:
+        await service.rate(
+            session,
+            request.user.user_id,
+            report_id,
+            data.rating,
+            data.comment,
+            state.clock.now(),
+        )
+
+    @post(
+        "/{report_id:uuid}/reopen",
+        status_code=204,
+        summary="Reopen once, within 7 days, after rating 'not satisfied'",
+    )
+    async def reopen(
+        self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
+    ) -> None:
+        await service.reopen(session, request.user.user_id, report_id, state.clock.now())
+
     @get("/{report_id:uuid}", summary="One of my reports with photos and public timeline")
     async def detail(
         self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
@@ -175,3 +235,64 @@ class ReportController(Controller):
             data.photo_ids,
             state.clock.now(),
         )
+
+
+class PublicReportController(Controller):
+    """No sign-in. Never the reporter's identity or contact."""
+
+    path = "/public/reports"
+    tags = ["public"]
+
+    @get(
+        "/",
+        summary="GeoJSON feed of reports in a bounding box, clustered at low zoom",
+        description=(
+            "RFC 7946 FeatureCollection. Below zoom 16 reports are grouped on a grid "
+            "(about 64 px cells) and each feature carries a count; from zoom 16 every "
+            "report is its own feature. At most 2000 features; `truncated` says so."
+        ),
+        media_type="application/geo+json",
+    )
+    async def feed(
+        self,
+        session: DbSession,
+        bbox: Annotated[
+            str, Parameter(max_length=100, description="minLon,minLat,maxLon,maxLat (WGS84)")
+        ],
+        zoom: Annotated[int, Parameter(ge=0, le=22)] = 12,
+        category: Annotated[str | None, Parameter(max_length=40)] = None,
+        status: Status | None = None,
+        kind: Kind | None = None,
+        since: datetime | None = None,
+    ) -> public.FeatureCollection:
+        return await public.feed(
+            session, public.parse_bbox(bbox), zoom, category, status, kind, since
+        )
+
+    @get("/{code:str}", summary="A report by its code")
+    async def by_code(
+        self, state: State, session: DbSession, code: FromPath[str]
+    ) -> public.PublicReport:
+        return await public.report_by_code(session, state.storage, code)
+
+
+class ModerationController(Controller):
+    """Staff hide a photo or a report's text with a reason (kept in the audit log);
+    hidden content leaves every public view."""
+
+    path = "/moderation"
+    tags = ["moderation"]
+    guards = [require_staff]
+    security = BEARER
+
+    @post("/photos/{photo_id:uuid}/hide", status_code=204, summary="Hide a photo")
+    async def hide_photo(
+        self, request: Request, session: DbSession, photo_id: FromPath[uuid.UUID], data: HideIn
+    ) -> None:
+        await service.hide_photo(session, request.user, photo_id, data.reason, client_ip(request))
+
+    @post("/reports/{report_id:uuid}/hide-text", status_code=204, summary="Hide a report's text")
+    async def hide_text(
+        self, request: Request, session: DbSession, report_id: FromPath[uuid.UUID], data: HideIn
+    ) -> None:
+        await service.hide_text(session, request.user, report_id, data.reason, client_ip(request))

@@ -2,23 +2,27 @@
 data, and store only clean renditions.
 
 ``process_photo`` takes the uploaded bytes and returns a display rendition (long edge at
-most 2048) and a thumbnail (at most 400), both baseline JPEGs in sRGB with
-no metadata at all (no EXIF, GPS, XMP, ICC, comments), turned upright by the EXIF
-orientation. The geotag and capture time are read from the EXIF first and returned as
-data. It is pure and synchronous (bytes in, bytes out); ``process_photo_async`` runs it
-on a small pool of threads of its own, off the event loop.
+most 2048) and a thumbnail (at most 400), both baseline JPEGs in sRGB with no metadata
+at all (no EXIF, GPS, XMP, ICC profile, comments), turned upright by the EXIF
+orientation. The geotag and capture time are read from the EXIF and returned as data.
+It is pure and synchronous (bytes in, bytes out); ``process_photo_async`` runs it on a
+small pool of threads of its own, off the event loop.
 
 The type is decided by content, never by a name: Pillow opens the bytes with only the
 JPEG, PNG, WebP and HEIF plugins allowed (each checks its magic bytes), and the magic
-bytes alone tell a damaged photo (``photo_unreadable``) from some other kind of file
+bytes alone tell a damaged photo (``photo_unreadable``) from another kind of file
 (``photo_unsupported_type``). Limits are checked in order of cost: the byte count before
-anything is parsed, the pixel count from the header before anything is decoded.
+anything is parsed, the pixel count from the header before any pixel is decoded.
 
-Cost (``python -m bench.photo_pipeline``): a 12-megapixel JPEG is decoded by libjpeg at
-half scale (its DCT scaling, see ``PhotoLimits.jpeg_draft_min_fraction``), so it needs
-about a quarter of the memory and CPU of a full decode. Peak memory of one photo is about
-``3 bytes x decoded pixels`` (times 2 while converting) plus the input and output bytes;
-the pool bounds how many photos are decoded at once.
+Cost, measured by ``python -m bench.photo_pipeline`` on a 2-core VM: a 12 MP JPEG takes
+~120-150 ms of CPU, because libjpeg decodes it at half scale (DCT scaling, see
+``PhotoLimits.jpeg_draft_min_fraction``) straight to a 2000x1500 display. Peak memory
+(growth of peak RSS) per photo: ~18 MB for a 12 MP JPEG and about the same for any larger
+JPEG (decoded at 1/4 or 1/8); ~5.5 bytes per pixel for PNG and HEIC and for JPEGs that
+cannot be scaled down while decoding (66-69 MB at 12 MP, ~300 MB at the 50 MP limit);
+~14 bytes per pixel for WebP, whose decoder keeps two canvases and a copy (167 MB at
+12 MP, ~730 MB at 50 MP). The pool runs one photo per CPU, so the bound for the process
+is that times the CPU count, plus the request bodies.
 """
 
 from __future__ import annotations
@@ -63,8 +67,6 @@ try:
     LOCAL_TZ: tzinfo = ZoneInfo("Asia/Ho_Chi_Minh")
 except ZoneInfoNotFoundError:  # no tz database on the machine; Vietnam has been +07 since 1975
     LOCAL_TZ = timezone(timedelta(hours=7), "ICT")
-
-_SRGB = ImageCms.createProfile("sRGB")
 
 # EXIF tags (TIFF/EXIF 2.32 numbers)
 _ORIENTATION = 0x0112
@@ -189,9 +191,7 @@ def process_photo(data: bytes, limits: PhotoLimits | None = None) -> ProcessedPh
         )
 
 
-_pool = ThreadPoolExecutor(
-    max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="photo"
-)
+_pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="photo")
 
 
 async def process_photo_async(data: bytes, limits: PhotoLimits | None = None) -> ProcessedPhoto:
@@ -214,6 +214,10 @@ def _too_many_pixels(limits: PhotoLimits) -> Unprocessable:
 
 def _open(data: bytes, limits: PhotoLimits) -> Image.Image:
     """Identify the content and read the header only: no pixel is decoded here."""
+    webp_size = _webp_canvas_size(data)
+    if webp_size is not None and webp_size[0] * webp_size[1] > limits.max_pixels:
+        # libwebp allocates its canvases when Pillow opens the file: check before that
+        raise _too_many_pixels(limits)
     try:
         im = Image.open(io.BytesIO(data), formats=_OPENERS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -257,6 +261,25 @@ def _sniff(data: bytes) -> SourceFormat | None:
     return None
 
 
+def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a WebP's first chunk (VP8X, VP8L or VP8), or None."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP" or len(data) < 30:
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+        return width, height
+    return None
+
+
 def _decode(im: Image.Image, limits: PhotoLimits) -> None:
     """Decode the pixels; a JPEG much larger than the display at reduced scale."""
     if im.format in ("JPEG", "MPO") and max(im.size) > limits.display_long_edge:
@@ -297,8 +320,8 @@ def _fit(size: tuple[int, int], long_edge: int) -> tuple[int, int]:
 
 
 def _resizable(im: Image.Image) -> Image.Image:
-    """A mode Lanczos resizes well, without growing the image more than needed: bilevel
-    and 16-bit grey become 8-bit grey, palettes RGB(A), CMYK and the rest RGB."""
+    """A mode that resizes well, without growing the image more than needed: bilevel and
+    16-bit grey become 8-bit grey, palettes RGB(A), CMYK and the rest RGB."""
     if im.mode in ("RGB", "RGBA", "L", "LA"):
         return im
     if im.mode == "1":
@@ -331,7 +354,8 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
             return im
         if _is_srgb(source):
             return im
-        converted = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB")
+        srgb = ImageCms.createProfile("sRGB")  # per call: lcms handles are not shared
+        converted = ImageCms.profileToProfile(im, source, srgb, outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return im
     return converted if converted is not None else im

@@ -111,3 +111,23 @@ class ReportDetail(msgspec.Struct):
 
 class CommentIn(Input):
     body: Annotated[str, Meta(min_length=1, max_length=2000)]
+
+
+class NearbyReport(msgspec.Struct):
+    code: str
+    kind: str
+    status: str
+    category_code: str
+    description: str | None
+    distance_m: float
+    supporters_count: int
+    created_at: datetime
+
+
+class RatingIn(Input):
+    rating: Literal["satisfied", "accept", "not_satisfied"]
+    comment: Annotated[str, Meta(max_length=1000)] | None = None
+
+
+class HideIn(Input):
+    reason: Annotated[str, Meta(min_length=3, max_length=500)]

@@ -12,16 +12,18 @@ import uuid
 from datetime import datetime, timedelta
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import lifecycle
-from app.complaints.codes import new_report_code
+from app.complaints.codes import new_report_code, normalize_code
 from app.complaints.images import PhotoLimits, process_photo_async
-from app.complaints.models import Report, ReportEvent, ReportPhoto
+from app.complaints.models import Report, ReportEvent, ReportPhoto, ReportRating, ReportSupporter
 from app.complaints.schemas import (
     EventOut,
+    NearbyReport,
     PhotoOut,
     Point,
     ReportCreated,
@@ -30,8 +32,9 @@ from app.complaints.schemas import (
     ReportPage,
     ReportSummary,
 )
-from app.core import i18n
-from app.core.errors import BadRequest, Conflict, FieldError, NotFound, Unprocessable
+from app.core import audit, i18n
+from app.core.auth import Principal
+from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.core.storage import Storage
 from app.places.models import Category
 from app.places.service import area_code_at
@@ -63,6 +66,11 @@ i18n.register(
         "report_closed_for_comments": {
             "vi": "Phản ánh đã kết thúc, không thể bổ sung.",
             "en": "The report is no longer open.",
+        },
+        "photo_not_found": {"vi": "Không tìm thấy ảnh.", "en": "Photo not found."},
+        "not_your_report": {
+            "vi": "Phản ánh này không thuộc đơn vị của bạn.",
+            "en": "This report is not assigned to your unit.",
         },
         "cursor_invalid": {"vi": "Con trỏ phân trang không hợp lệ.", "en": "Invalid cursor."},
     }
@@ -515,3 +523,254 @@ async def add_photos(
         )
     )
     report.updated_at = now
+
+
+# ---------------------------------------------------------------- before filing: nearby, support
+
+NEARBY_METERS = 100
+REOPEN_WINDOW = timedelta(days=7)
+
+i18n.register(
+    {
+        "already_supported": {
+            "vi": "Bạn đã ủng hộ phản ánh này.",
+            "en": "You already support this report.",
+        },
+        "cannot_support_own": {
+            "vi": "Không thể tự ủng hộ phản ánh của mình.",
+            "en": "You cannot support your own report.",
+        },
+        "report_not_open": {
+            "vi": "Phản ánh không còn mở.",
+            "en": "The report is no longer open.",
+        },
+        "not_resolved": {
+            "vi": "Chỉ đánh giá được khi phản ánh đã được xử lý xong.",
+            "en": "Only a resolved report can be rated.",
+        },
+        "already_rated": {
+            "vi": "Bạn đã đánh giá kết quả xử lý này.",
+            "en": "You already rated this resolution.",
+        },
+        "reopen_not_allowed": {
+            "vi": "Chỉ mở lại được một lần, trong 7 ngày, khi bạn không hài lòng.",
+            "en": "A report can be reopened once, within 7 days, when you were not satisfied.",
+        },
+    }
+)
+
+
+async def nearby(
+    session: AsyncSession, lon: float, lat: float, category_code: str
+) -> list[NearbyReport]:
+    """Open reports of the same category within 100 m, nearest first: the app offers
+    "support this one instead" before a duplicate is filed."""
+    here = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    distance = func.ST_Distance(func.Geography(Report.location), func.Geography(here)).label(
+        "distance"
+    )
+    rows = await session.execute(
+        select(Report, distance)
+        .where(
+            Report.category_code == category_code,
+            Report.status.in_(lifecycle.OPEN_STATUSES),
+            func.ST_DWithin(func.Geography(Report.location), func.Geography(here), NEARBY_METERS),
+        )
+        .order_by(distance)
+        .limit(20)
+    )
+    return [
+        NearbyReport(
+            code=r.code,
+            kind=r.kind,
+            status=r.status,
+            category_code=r.category_code,
+            description=None if r.description_hidden_reason else r.description,
+            distance_m=round(d, 1),
+            supporters_count=r.supporters_count,
+            created_at=r.created_at,
+        )
+        for r, d in rows
+    ]
+
+
+async def support(session: AsyncSession, user_id: uuid.UUID, code: str, now: datetime) -> int:
+    """+1 ("me too"), once per resident; the supporter then follows the report."""
+    report = await session.scalar(
+        select(Report).where(Report.code == normalize_code(code)).with_for_update()
+    )
+    if report is None or report.status == "withdrawn":
+        raise NotFound("report_not_found")
+    if report.reporter_id == user_id:
+        raise Conflict("cannot_support_own")
+    if report.status not in lifecycle.OPEN_STATUSES:
+        raise Conflict("report_not_open")
+    inserted = await session.execute(
+        pg_insert(ReportSupporter)
+        .values(report_id=report.id, user_id=user_id, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(ReportSupporter.user_id)
+    )
+    if inserted.first() is None:
+        raise Conflict("already_supported")
+    report.supporters_count += 1
+    return report.supporters_count
+
+
+# ---------------------------------------------------------------- after resolution
+
+
+async def rate(
+    session: AsyncSession,
+    reporter_id: uuid.UUID,
+    report_id: uuid.UUID,
+    rating: str,
+    comment: str | None,
+    now: datetime,
+) -> None:
+    """Once per resolution. Satisfied or accept closes the report; not satisfied leaves
+    it resolved so the reporter may reopen it (once, within 7 days)."""
+    report = await _own_report(session, reporter_id, report_id, lock=True)
+    if report.status != "resolved":
+        raise Conflict("not_resolved", allowed=lifecycle.allowed_from(report.status, "resident"))
+    inserted = await session.execute(
+        pg_insert(ReportRating)
+        .values(
+            report_id=report.id,
+            resolution_round=report.reopen_count,
+            rating=rating,
+            comment=comment.strip() if comment else None,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(ReportRating.id)
+    )
+    if inserted.first() is None:
+        raise Conflict("already_rated")
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            at=now,
+            kind="rated",
+            actor_id=reporter_id,
+            actor_kind="resident",
+            public=True,
+            body=rating,
+        )
+    )
+    if rating in ("satisfied", "accept"):
+        lifecycle.transition(
+            session, report, "closed", actor_id=reporter_id, actor_kind="resident", now=now
+        )
+
+
+async def reopen(
+    session: AsyncSession, reporter_id: uuid.UUID, report_id: uuid.UUID, now: datetime
+) -> None:
+    report = await _own_report(session, reporter_id, report_id, lock=True)
+    if report.status != "resolved":
+        raise Conflict(
+            "invalid_transition",
+            params={"current": report.status, "target": "reopened"},
+            allowed=lifecycle.allowed_from(report.status, "resident"),
+        )
+    verdict = await session.scalar(
+        select(ReportRating.rating).where(
+            ReportRating.report_id == report.id,
+            ReportRating.resolution_round == report.reopen_count,
+        )
+    )
+    resolved_at = report.resolved_at or now
+    if verdict != "not_satisfied" or report.reopen_count >= 1 or now - resolved_at > REOPEN_WINDOW:
+        raise Conflict("reopen_not_allowed")
+    lifecycle.transition(
+        session, report, "reopened", actor_id=reporter_id, actor_kind="resident", now=now
+    )
+    report.reopen_count += 1
+
+
+# ---------------------------------------------------------------- moderation (staff)
+
+
+def can_act_on(principal: Principal, report: Report) -> bool:
+    """City-wide roles act on every report; unit staff on their unit's reports."""
+    if principal.has_role("dispatcher", "admin"):
+        return True
+    return report.unit_id is not None and report.unit_id in principal.unit_ids()
+
+
+async def hide_photo(
+    session: AsyncSession,
+    principal: Principal,
+    photo_id: uuid.UUID,
+    reason: str,
+    ip: str | None,
+) -> None:
+    photo = await session.scalar(
+        select(ReportPhoto).where(ReportPhoto.id == photo_id).with_for_update()
+    )
+    report = await session.get(Report, photo.report_id) if photo and photo.report_id else None
+    if photo is None or report is None:
+        raise NotFound("photo_not_found")
+    if not can_act_on(principal, report):
+        raise Forbidden("not_your_report")
+    photo.hidden_reason = reason.strip()
+    await audit.record(
+        session,
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        action="report.photo_hidden",
+        object_type="photo",
+        object_id=str(photo.id),
+        ip=ip,
+        details={"report": report.code, "reason": reason.strip()},
+    )
+
+
+async def hide_text(
+    session: AsyncSession,
+    principal: Principal,
+    report_id: uuid.UUID,
+    reason: str,
+    ip: str | None,
+) -> None:
+    report = await session.scalar(select(Report).where(Report.id == report_id).with_for_update())
+    if report is None:
+        raise NotFound("report_not_found")
+    if not can_act_on(principal, report):
+        raise Forbidden("not_your_report")
+    report.description_hidden_reason = reason.strip()
+    await audit.record(
+        session,
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        action="report.text_hidden",
+        object_type="report",
+        object_id=report.code,
+        ip=ip,
+        details={"reason": reason.strip()},
+    )
+
+
+# ---------------------------------------------------------------- housekeeping (worker)
+
+
+async def purge_unattached_photos(
+    session: AsyncSession, storage: Storage, now: datetime, batch: int = 500
+) -> int:
+    """Delete photos never filed within their 24 hours: objects first (idempotent), then
+    rows. SKIP LOCKED leaves alone a photo that a filing is attaching right now."""
+    photos = list(
+        await session.scalars(
+            select(ReportPhoto)
+            .where(ReportPhoto.report_id.is_(None), ReportPhoto.expires_at < now)
+            .order_by(ReportPhoto.expires_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not photos:
+        return 0
+    await storage.delete_many([k for p in photos for k in (p.display_key, p.thumb_key)])
+    await session.execute(delete(ReportPhoto).where(ReportPhoto.id.in_([p.id for p in photos])))
+    return len(photos)
