@@ -9,6 +9,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from app.complaints.schemas import ExportedReports
+from app.core.schemas import Input
+
 Phone = Annotated[str, Meta(min_length=6, max_length=20, examples=["0912345678"])]
 OtpCode = Annotated[str, Meta(pattern=r"^\d{6}$", examples=["123456"])]
 Email = Annotated[
@@ -22,10 +25,6 @@ Platform = Literal["android", "ios", "web"]
 # FCM registration tokens: URL-safe base64 with ':' separators, ~150-250 characters
 DeviceToken = Annotated[str, Meta(min_length=32, max_length=4096, pattern=r"^[A-Za-z0-9_:\-]+$")]
 AreaCode = Annotated[str, Meta(min_length=1, max_length=10, pattern=r"^[0-9]+$")]
-
-
-class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of every request body: unknown fields are refused, not ignored."""
 
 
 class OtpRequest(Input):
@@ -123,6 +122,7 @@ class DataExport(msgspec.Struct):
     devices: list[DeviceOut]
     sessions: list[SessionOut]
     activity: list[AuditOut]
+    reports: ExportedReports
 
 
 class VneidStart(msgspec.Struct):

@@ -20,6 +20,7 @@ from app.accounts import schemas
 from app.accounts.models import Device, OtpChallenge, RefreshToken, StaffRole, User
 from app.accounts.phones import normalize_phone
 from app.accounts.sms import SmsSender
+from app.complaints import service as complaints_service
 from app.core import audit, i18n, jobs
 from app.core.auth import Principal, RoleGrant, issue_access_token, revoked_session_key
 from app.core.errors import (
@@ -556,6 +557,7 @@ async def export_data(
             schemas.AuditOut(at=a, action=act, object_type=ot, object_id=oid)
             for a, act, ot, oid in activity
         ],
+        reports=await complaints_service.export_for(session, user_id),
     )
     await audit.record(
         session, actor_id=user_id, actor_kind=user.kind, action="account.export", ip=ip
@@ -596,6 +598,7 @@ async def delete_account(
     user.home_area_code = None
     await session.execute(delete(Device).where(Device.user_id == user_id))
     await session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
+    await complaints_service.forget_supporter(session, user_id)
     # the audit trail keeps that the deletion happened, not who the person was
     await audit.record(
         session, actor_id=user_id, actor_kind="resident", action="account.delete", ip=ip

@@ -15,7 +15,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from msgspec import Meta
 
 from app.accounts.api import client_ip
-from app.accounts.schemas import Input
 from app.complaints import public, service
 from app.complaints.schemas import (
     CommentIn,
@@ -33,6 +32,7 @@ from app.complaints.schemas import (
 from app.core.auth import require_resident, require_staff
 from app.core.db import DbSession
 from app.core.errors import FieldError, Unprocessable
+from app.core.schemas import Input
 
 BEARER = [{"bearer": []}]
 IdempotencyKey = Annotated[

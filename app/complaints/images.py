@@ -355,10 +355,12 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
         if _is_srgb(source):
             return im
         srgb = ImageCms.createProfile("sRGB")  # per call: lcms handles are not shared
-        converted = ImageCms.profileToProfile(im, source, srgb, outputMode="RGB")
+        transform = ImageCms.buildTransform(source, srgb, "RGB", "RGB")
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return im
-    return converted if converted is not None else im
+    # in place: a second display-sized image would cost its page faults (~40 ms of sys)
+    ImageCms.applyTransform(im, transform, inPlace=True)
+    return im
 
 
 def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from app.accounts.schemas import Input
+from app.core.schemas import Input
 
 Kind = Literal["complaint", "petition", "initiative"]
 Status = Literal[
@@ -131,3 +131,22 @@ class RatingIn(Input):
 
 class HideIn(Input):
     reason: Annotated[str, Meta(min_length=3, max_length=500)]
+
+
+class ExportedReport(msgspec.Struct):
+    """A report as it appears in the reporter's own data export."""
+
+    code: str
+    kind: str
+    status: str
+    category_code: str
+    description: str
+    address_text: str | None
+    location: Point
+    hide_identity: bool
+    created_at: datetime
+
+
+class ExportedReports(msgspec.Struct):
+    filed: list[ExportedReport]
+    supported: list[str]  # codes

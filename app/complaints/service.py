@@ -23,6 +23,8 @@ from app.complaints.images import PhotoLimits, process_photo_async
 from app.complaints.models import Report, ReportEvent, ReportPhoto, ReportRating, ReportSupporter
 from app.complaints.schemas import (
     EventOut,
+    ExportedReport,
+    ExportedReports,
     NearbyReport,
     PhotoOut,
     Point,
@@ -774,3 +776,42 @@ async def purge_unattached_photos(
     await storage.delete_many([k for p in photos for k in (p.display_key, p.thumb_key)])
     await session.execute(delete(ReportPhoto).where(ReportPhoto.id.in_([p.id for p in photos])))
     return len(photos)
+
+
+# ---------------------------------------------------------------- data-subject rights
+
+
+async def export_for(session: AsyncSession, user_id: uuid.UUID) -> ExportedReports:
+    """Everything the reporter filed and supported (for the Decree 13 export)."""
+    reports = await session.scalars(
+        select(Report).where(Report.reporter_id == user_id).order_by(Report.created_at)
+    )
+    filed = []
+    for r in reports:
+        point = to_shape(r.location)
+        filed.append(
+            ExportedReport(
+                code=r.code,
+                kind=r.kind,
+                status=r.status,
+                category_code=r.category_code,
+                description=r.description,
+                address_text=r.address_text,
+                location=Point(lat=point.y, lon=point.x),
+                hide_identity=r.hide_identity,
+                created_at=r.created_at,
+            )
+        )
+    supported = await session.scalars(
+        select(Report.code)
+        .join(ReportSupporter, ReportSupporter.report_id == Report.id)
+        .where(ReportSupporter.user_id == user_id)
+        .order_by(Report.code)
+    )
+    return ExportedReports(filed=filed, supported=list(supported))
+
+
+async def forget_supporter(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """On account deletion: the link between a person and what they supported goes;
+    the counts stay (they were real support)."""
+    await session.execute(delete(ReportSupporter).where(ReportSupporter.user_id == user_id))

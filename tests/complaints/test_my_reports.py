@@ -136,3 +136,14 @@ async def test_withdraw_once_then_invalid_transitions_are_409_naming_allowed(cli
     assert comment.status_code == 409
     detail = (await client.get(f"/api/v1/reports/{rid}", headers=me["headers"])).json()
     assert detail["status"] == "withdrawn" and detail["allowed_actions"] == []
+
+
+async def test_export_includes_my_reports_and_deletion_keeps_them_anonymous(client, caplog):
+    me = await sign_in_resident(client, caplog)
+    created = await file_with_photo(client, me["headers"])
+    export = (await client.get("/api/v1/me/export", headers=me["headers"])).json()
+    assert [r["code"] for r in export["reports"]["filed"]] == [created["code"]]
+    assert (await client.delete("/api/v1/me", headers=me["headers"])).status_code == 204
+    public = await client.get(f"/api/v1/public/reports/{created['code']}")
+    assert public.status_code == 200
+    assert me["phone"] not in public.text
