@@ -14,15 +14,19 @@ bytes alone tell a damaged photo (``photo_unreadable``) from another kind of fil
 (``photo_unsupported_type``). Limits are checked in order of cost: the byte count before
 anything is parsed, the pixel count from the header before any pixel is decoded.
 
-Cost, measured by ``python -m bench.photo_pipeline`` on a 2-core VM: a 12 MP JPEG takes
-~120-150 ms of CPU, because libjpeg decodes it at half scale (DCT scaling, see
-``PhotoLimits.jpeg_draft_min_fraction``) straight to a 2000x1500 display. Peak memory
-(growth of peak RSS) per photo: ~18 MB for a 12 MP JPEG and about the same for any larger
-JPEG (decoded at 1/4 or 1/8); ~5.5 bytes per pixel for PNG and HEIC and for JPEGs that
-cannot be scaled down while decoding (66-69 MB at 12 MP, ~300 MB at the 50 MP limit);
-~14 bytes per pixel for WebP, whose decoder keeps two canvases and a copy (167 MB at
-12 MP, ~730 MB at 50 MP). The pool runs one photo per CPU, so the bound for the process
-is that times the CPU count, plus the request bodies.
+Cost, measured by ``python -m bench.photo_pipeline`` on a shared 2-core VM (numbers move
+by +-20% between runs): a 12 MP JPEG takes ~125-150 ms of CPU, because libjpeg decodes it
+at half scale (DCT scaling, see ``PhotoLimits.jpeg_draft_min_fraction``) straight to a
+2000x1500 display; ~185 ms with a Display P3 profile, as iPhones write (LittleCMS
+converts to sRGB: ~60-90 ms). Without the scaled decode it would be ~420 ms. A 12 MP
+HEIC takes ~1 s (libde265), PNG ~0.5 s, WebP ~0.75 s.
+
+Peak memory (growth of peak RSS) per photo: ~18 MB for a 12 MP JPEG, and about the same
+for any larger JPEG (decoded at 1/4 or 1/8); ~5.5 bytes per pixel for PNG and HEIC and
+for JPEGs that cannot be scaled down while decoding (66-70 MB at 12 MP, ~300 MB at the
+50 MP limit); ~14 bytes per pixel for WebP, whose decoder keeps two canvases and a copy
+(167 MB at 12 MP, ~730 MB at 50 MP). The pool runs one photo per CPU, so the bound for
+the process is that times the CPU count, plus the request bodies.
 """
 
 from __future__ import annotations

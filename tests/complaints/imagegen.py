@@ -188,7 +188,9 @@ def png_with_alpha(size: tuple[int, int] = (800, 600)) -> bytes:
 
 
 def webp_photo(size: tuple[int, int] = (1600, 1200), orientation: int = 1) -> bytes:
-    exif = make_exif(orientation=orientation, lat=10.7769, lon=106.7009, taken="2024:12:31 23:59:59")
+    exif = make_exif(
+        orientation=orientation, lat=10.7769, lon=106.7009, taken="2024:12:31 23:59:59"
+    )
     return encode(marker_image(size), "WEBP", exif=exif, xmp=xmp_packet(), quality=85)
 
 
@@ -213,9 +215,14 @@ def mpo_photo(size: tuple[int, int] = (1000, 700)) -> bytes:
 
 @cache
 def jpeg_12mp(quality: int = 92) -> bytes:
-    return encode(photo_like((4000, 3000)), "JPEG", quality=quality, exif=make_exif(
-        orientation=1, lat=21.0288, lon=105.8525, taken="2025:03:14 09:26:53", offset="+07:00"
-    ))
+    return encode(
+        photo_like((4000, 3000)),
+        "JPEG",
+        quality=quality,
+        exif=make_exif(
+            orientation=1, lat=21.0288, lon=105.8525, taken="2025:03:14 09:26:53", offset="+07:00"
+        ),
+    )
 
 
 # ---------------------------------------------------------------- refused files
@@ -350,7 +357,9 @@ def display_p3_icc() -> bytes:
         + b"acsp"
         + b"\x00" * 24  # platform, flags, manufacturer, model, attributes
         + b"\x00\x00\x00\x00"  # perceptual intent
-        + _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+        + _s15(0.9642)
+        + _s15(1.0)
+        + _s15(0.8249)
         + b"\x00" * 4  # creator
         + b"\x00" * 16  # profile id
         + b"\x00" * 28
