@@ -407,12 +407,14 @@ async def get_profile(session: AsyncSession, user_id: uuid.UUID) -> schemas.Prof
 
 
 async def _profile(session: AsyncSession, user: User) -> schemas.Profile:
-    roles = await session.execute(
-        select(StaffRole.role, StaffRole.unit_id, Unit.code)
-        .outerjoin(Unit, Unit.id == StaffRole.unit_id)
-        .where(StaffRole.user_id == user.id)
-        .order_by(StaffRole.role, Unit.code)
-    )
+    roles = []
+    if user.kind == "staff":  # residents hold no roles: skip the query
+        roles = await session.execute(
+            select(StaffRole.role, StaffRole.unit_id, Unit.code)
+            .outerjoin(Unit, Unit.id == StaffRole.unit_id)
+            .where(StaffRole.user_id == user.id)
+            .order_by(StaffRole.role, Unit.code)
+        )
     return schemas.Profile(
         id=user.id,
         kind=user.kind,
