@@ -12,9 +12,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ARRAY, UUID, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import lifecycle
@@ -38,8 +37,7 @@ from app.core import audit, i18n
 from app.core.auth import Principal
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.core.storage import Storage
-from app.places.models import Category
-from app.places.service import area_code_at
+from app.places.models import Area, Category
 from app.settings import Settings
 
 i18n.register(
@@ -149,7 +147,11 @@ async def file_report(
     now: datetime,
 ) -> tuple[ReportCreated, bool]:
     """File a report. Returns (report, created); a retried submission with the same
-    Idempotency-Key returns the first report and created=False."""
+    Idempotency-Key returns the first report and created=False.
+
+    Set-based on purpose (filing is the busiest write): one statement checks category
+    and area, one inserts the report, one claims every photo, one writes the timeline.
+    Anything refused raises and the boundary rolls all of it back."""
     if idempotency_key:
         # serialise retries of one submission; the second waits, then finds the first
         await session.execute(
@@ -159,26 +161,23 @@ async def file_report(
                 )
             )
         )
-        existing = await session.scalar(
-            select(Report).where(
-                Report.reporter_id == reporter_id, Report.idempotency_key == idempotency_key
+        existing = (
+            await session.execute(
+                select(
+                    Report.id,
+                    Report.code,
+                    Report.status,
+                    Report.kind,
+                    Report.area_code,
+                    Report.created_at,
+                ).where(
+                    Report.reporter_id == reporter_id, Report.idempotency_key == idempotency_key
+                )
             )
-        )
+        ).first()
         if existing is not None:
-            return _created(existing), False
+            return ReportCreated(*existing), False
 
-    category = await session.get(Category, body.category_code)
-    if category is None or not category.active:
-        raise Unprocessable(
-            "category_unknown",
-            errors=[FieldError(field="category_code", message="unknown category", source="body")],
-        )
-    area_code = await area_code_at(session, body.location.lon, body.location.lat)
-    if area_code is None:
-        raise Unprocessable(
-            "location_outside_city",
-            errors=[FieldError(field="location", message="outside the city", source="body")],
-        )
     photo_ids = list(dict.fromkeys(body.photo_ids))
     if len(photo_ids) > settings.photos_per_report:
         raise Unprocessable(
@@ -191,38 +190,67 @@ async def file_report(
             "photo_required",
             errors=[FieldError(field="photo_ids", message="at least one", source="body")],
         )
-    photos = await _claimable_photos(session, reporter_id, photo_ids, now)
+    lon, lat = body.location.lon, body.location.lat
+    point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    category_ok, area_code = (
+        await session.execute(
+            select(
+                select(Category.active)
+                .where(Category.code == body.category_code)
+                .scalar_subquery(),
+                select(Area.code)
+                .where(func.ST_Intersects(Area.geom, point))
+                .order_by(Area.code)
+                .limit(1)
+                .scalar_subquery(),
+            )
+        )
+    ).one()
+    if not category_ok:
+        raise Unprocessable(
+            "category_unknown",
+            errors=[FieldError(field="category_code", message="unknown category", source="body")],
+        )
+    if area_code is None:
+        raise Unprocessable(
+            "location_outside_city",
+            errors=[FieldError(field="location", message="outside the city", source="body")],
+        )
 
-    report = Report(
-        id=uuid.uuid4(),
-        code=new_report_code(),
-        kind=body.kind,
-        status="submitted",
-        category_code=category.code,
-        description=body.description.strip(),
-        address_text=body.address_text.strip() if body.address_text else None,
-        location=f"SRID=4326;POINT({body.location.lon} {body.location.lat})",
-        area_code=area_code,
-        reporter_id=reporter_id,
-        hide_identity=body.hide_identity,
-        idempotency_key=idempotency_key,
-        created_at=now,
-        updated_at=now,
-    )
-    for attempt in range(5):
-        try:
-            async with session.begin_nested():
-                session.add(report)
-                await session.flush()
+    report_id = uuid.uuid4()
+    values = {
+        "id": report_id,
+        "kind": body.kind,
+        "status": "submitted",
+        "category_code": body.category_code,
+        "description": body.description.strip(),
+        "address_text": body.address_text.strip() if body.address_text else None,
+        "location": f"SRID=4326;POINT({lon} {lat})",
+        "area_code": area_code,
+        "reporter_id": reporter_id,
+        "hide_identity": body.hide_identity,
+        "idempotency_key": idempotency_key,
+        "created_at": now,
+        "updated_at": now,
+    }
+    code = None
+    for _ in range(5):  # a code collision is about 1 in 10^11; never a 500 for it
+        candidate = new_report_code()
+        inserted = await session.execute(
+            pg_insert(Report)
+            .values(code=candidate, **values)
+            .on_conflict_do_nothing(index_elements=[Report.code])
+            .returning(Report.id)
+        )
+        if inserted.first() is not None:
+            code = candidate
             break
-        except IntegrityError:
-            if attempt == 4:
-                raise
-            report.code = new_report_code()  # a code collision: 1 in ~10^11
-    await _attach(session, settings, report, photos, now)
-    session.add(
-        ReportEvent(
-            report_id=report.id,
+    if code is None:
+        raise RuntimeError("could not allocate a report code")
+    await _claim_photos(session, settings, reporter_id, report_id, photo_ids, lon, lat, now, 0)
+    await session.execute(
+        insert(ReportEvent).values(
+            report_id=report_id,
             at=now,
             kind="transition",
             from_status=None,
@@ -232,84 +260,71 @@ async def file_report(
             public=True,
         )
     )
-    await session.flush()
-    return _created(report), True
-
-
-def _created(report: Report) -> ReportCreated:
-    return ReportCreated(
-        id=report.id,
-        code=report.code,
-        status=report.status,
-        kind=report.kind,
-        area_code=report.area_code,
-        created_at=report.created_at,
+    return (
+        ReportCreated(
+            id=report_id,
+            code=code,
+            status="submitted",
+            kind=body.kind,
+            area_code=area_code,
+            created_at=now,
+        ),
+        True,
     )
 
 
-async def _claimable_photos(
-    session: AsyncSession, owner_id: uuid.UUID, photo_ids: list[uuid.UUID], now: datetime
-) -> list[ReportPhoto]:
+async def _claim_photos(
+    session: AsyncSession,
+    settings: Settings,
+    owner_id: uuid.UUID,
+    report_id: uuid.UUID,
+    photo_ids: list[uuid.UUID],
+    lon: float,
+    lat: float,
+    now: datetime,
+    position_base: int,
+) -> None:
+    """Attach the owner's unexpired, unattached photos to the report in one statement,
+    in the order given, flagging for staff a geotag far from the report or a capture
+    long before it (never a reason to refuse). Any photo that cannot be claimed (not
+    yours, used, expired, unknown) refuses the whole filing."""
     if not photo_ids:
-        return []
-    rows = list(
-        await session.scalars(
-            select(ReportPhoto)
-            .where(
-                ReportPhoto.id.in_(photo_ids),
-                ReportPhoto.owner_id == owner_id,
-                ReportPhoto.report_id.is_(None),
-                ReportPhoto.expires_at > now,
-            )
-            .with_for_update()
-        )
+        return
+    order = (
+        func.unnest(literal(photo_ids, ARRAY(UUID(as_uuid=True))))
+        .table_valued("id", with_ordinality="ord")
+        .render_derived(name="wanted", with_types=False)
     )
-    if len(rows) != len(photo_ids):
-        found = {p.id for p in rows}
-        bad = [str(i) for i in photo_ids if i not in found]
+    here = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    claimed = await session.execute(
+        update(ReportPhoto)
+        .where(
+            ReportPhoto.id == order.c.id,
+            ReportPhoto.owner_id == owner_id,
+            ReportPhoto.report_id.is_(None),
+            ReportPhoto.expires_at > now,
+        )
+        .values(
+            report_id=report_id,
+            position=position_base + order.c.ord - 1,
+            expires_at=None,
+            taken_long_before=func.coalesce(
+                ReportPhoto.taken_at < now - timedelta(days=settings.photo_stale_days), False
+            ),
+            geotag_far=func.coalesce(
+                func.ST_DistanceSphere(ReportPhoto.geotag, here) > settings.photo_geotag_far_meters,
+                False,
+            ),
+        )
+        .returning(ReportPhoto.id)
+    )
+    got = {row[0] for row in claimed}
+    if len(got) != len(photo_ids):
+        bad = [str(i) for i in photo_ids if i not in got]
         raise Unprocessable(
             "photo_ids_invalid",
             errors=[FieldError(field="photo_ids", message=", ".join(bad), source="body")],
         )
-    order = {pid: n for n, pid in enumerate(photo_ids)}
-    return sorted(rows, key=lambda p: order[p.id])
-
-
-async def _attach(
-    session: AsyncSession,
-    settings: Settings,
-    report: Report,
-    photos: list[ReportPhoto],
-    now: datetime,
-) -> None:
-    """Attach photos and flag, for staff, geotags far from the report or old captures —
-    never a reason to refuse the report."""
-    if not photos:
-        return
-    position_base = (
-        await session.scalar(
-            select(func.count()).select_from(ReportPhoto).where(ReportPhoto.report_id == report.id)
-        )
-        or 0
-    )
-    stale_before = now - timedelta(days=settings.photo_stale_days)
-    for n, photo in enumerate(photos):
-        photo.report_id = report.id
-        photo.position = position_base + n
-        photo.expires_at = None
-        photo.taken_long_before = photo.taken_at is not None and photo.taken_at < stale_before
-    await session.flush()
-    await session.execute(
-        update(ReportPhoto)
-        .where(ReportPhoto.id.in_([p.id for p in photos]), ReportPhoto.geotag.is_not(None))
-        .values(
-            geotag_far=func.ST_DistanceSphere(
-                ReportPhoto.geotag,
-                select(Report.location).where(Report.id == report.id).scalar_subquery(),
-            )
-            > settings.photo_geotag_far_meters
-        )
-    )
 
 
 # ---------------------------------------------------------------- the reporter's views
@@ -511,8 +526,10 @@ async def add_photos(
             params={"max": settings.photos_per_report},
             errors=[FieldError(field="photo_ids", message="too many", source="body")],
         )
-    photos = await _claimable_photos(session, reporter_id, ids, now)
-    await _attach(session, settings, report, photos, now)
+    point = to_shape(report.location)
+    await _claim_photos(
+        session, settings, reporter_id, report.id, ids, point.x, point.y, now, count or 0
+    )
     session.add(
         ReportEvent(
             report_id=report.id,
