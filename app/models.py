@@ -1,6 +1,7 @@
 """Every context's tables, imported in one place for Alembic and the tests."""
 
 from app.accounts import models as accounts_models  # noqa: F401
+from app.complaints import map_models  # noqa: F401
 from app.complaints import models as complaints_models  # noqa: F401
 from app.core import audit  # noqa: F401
 from app.core.models import Base

@@ -14,6 +14,7 @@ from typing import Any
 from arq import cron
 from arq.connections import RedisSettings
 
+from app.complaints import clusters as complaints_clusters
 from app.complaints import service as complaints_service
 from app.core import db
 from app.core.clock import Clock
@@ -80,12 +81,30 @@ async def purge_unattached_photos(ctx: dict[str, Any]) -> int:
         )
 
 
+async def refresh_report_map(ctx: dict[str, Any]) -> int | None:
+    """Rebuild the public map's cluster snapshot (one statement, one transaction), then
+    vacuum the rows it replaced. Returns the number of cells, or None when another
+    refresh was already running."""
+    result = await in_transaction(ctx, complaints_clusters.refresh_map_cells)
+    if result is not None:
+        await complaints_clusters.vacuum_map_cells(ctx["engine"])
+        log.info(
+            "report_map_refreshed",
+            extra={"cells": result.cells, "reports": result.reports, "build_ms": result.build_ms},
+        )
+        return result.cells
+    return None
+
+
 class WorkerSettings:
-    functions = [purge_expired_sign_in_data, purge_unattached_photos]
+    functions = [purge_expired_sign_in_data, purge_unattached_photos, refresh_report_map]
     cron_jobs = [
         cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
         cron(purge_expired_sign_in_data, minute=set(range(0, 60, 10)), run_at_startup=False),
         cron(purge_unattached_photos, minute={5, 35}, run_at_startup=False),
+        # every minute (at second 15, away from the heartbeat); at start so a fresh deploy
+        # serves clusters from the snapshot as soon as possible
+        cron(refresh_report_map, second=15, run_at_startup=True),
     ]
     on_startup = startup
     on_shutdown = shutdown
