@@ -226,7 +226,7 @@ async def report_map_ready(base_url: str) -> Values:
     """For the feed scenarios (once per harness run): check that the database holds the
     seeded reports (``python -m bench.seed_reports --count 1000000``) and build the map
     snapshot, as the worker would. The feed trusts a snapshot for
-    ``clusters.SNAPSHOT_MAX_AGE`` (5 min): for longer runs, or to measure under the
+    ``clusters.SNAPSHOT_MAX_AGE`` (10 min): for longer runs, or to measure under the
     refresh's load, set ``BENCH_MAP_REFRESH_SECONDS=60`` (a refresh every minute, in a
     thread) or run the worker (``python -m workers``). Returns ``since`` = a week ago."""
     from datetime import UTC, datetime, timedelta

@@ -249,7 +249,10 @@ class PublicReportController(Controller):
         description=(
             "RFC 7946 FeatureCollection. Below zoom 16 reports are grouped on a grid "
             "(about 64 px cells) and each feature carries a count; from zoom 16 every "
-            "report is its own feature. At most 2000 features; `truncated` says so."
+            "report is its own feature. At most 2000 features; `truncated` says so. "
+            "Clusters come from a snapshot rebuilt every minute (`as_of` says when); "
+            "with `since`, or when the snapshot is older than 10 minutes, they are "
+            "computed live."
         ),
         media_type="application/geo+json",
     )

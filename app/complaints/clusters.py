@@ -38,9 +38,10 @@ from app.complaints.models import KINDS, STATUSES, Report
 CLUSTER_BELOW_ZOOM = 16  # at zoom 16+ (a few streets) every report is its own feature
 CELLS_PER_TILE = 4  # grid cells per 256 px map tile side: ~64 px clusters
 FINEST_ZOOM = CLUSTER_BELOW_ZOOM - 1  # the finest zoom the snapshot holds
-# The cron refreshes every minute; after five missed refreshes the feed stops trusting
-# the snapshot and answers from live data (slower at scale, never wrong).
-SNAPSHOT_MAX_AGE = timedelta(minutes=5)
+# The cron refreshes every minute; a snapshot older than this (the worker is down, or
+# refreshes fail) is not trusted and the feed answers from live data (slower at scale,
+# never wrong). Ten minutes leaves room for a slower cadence (every 5 min) too.
+SNAPSHOT_MAX_AGE = timedelta(minutes=10)
 # pg_try_advisory_xact_lock key: one refresh at a time, whatever the number of workers
 _REFRESH_LOCK_KEY = 0x7265706F72746D61  # "reportma"
 
