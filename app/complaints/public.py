@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.complaints import clusters
 from app.complaints.clusters import CLUSTER_BELOW_ZOOM
 from app.complaints.codes import normalize_code
-from app.complaints.models import Report, ReportEvent, ReportPhoto
+from app.complaints.models import Report
 from app.complaints.schemas import EventOut, Point
+from app.complaints.service import public_events, visible_photos
 from app.core import i18n
 from app.core.errors import BadRequest, FieldError, NotFound
 from app.core.storage import Storage
@@ -250,20 +251,8 @@ async def report_by_code(session: AsyncSession, storage: Storage, raw_code: str)
     )
     if report is None:
         raise NotFound("report_not_found")
-    photos = await session.scalars(
-        select(ReportPhoto)
-        .where(ReportPhoto.report_id == report.id, ReportPhoto.hidden_reason.is_(None))
-        .order_by(ReportPhoto.position)
-    )
-    events = await session.scalars(
-        select(ReportEvent)
-        .where(
-            ReportEvent.report_id == report.id,
-            ReportEvent.public.is_(True),
-            ReportEvent.hidden_reason.is_(None),
-        )
-        .order_by(ReportEvent.id)
-    )
+    photos = await visible_photos(session, report.id)
+    events = await public_events(session, report.id)
     point = to_shape(report.location)
     return PublicReport(
         code=report.code,

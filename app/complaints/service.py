@@ -455,28 +455,38 @@ async def _own_report(
     return report
 
 
-async def report_detail(
-    session: AsyncSession, storage: Storage, reporter_id: uuid.UUID, report_id: uuid.UUID
-) -> ReportDetail:
-    report = await _own_report(session, reporter_id, report_id)
-    photos = list(
+async def visible_photos(session: AsyncSession, report_id: uuid.UUID) -> list[ReportPhoto]:
+    """The report's photos that moderators have not hidden, in order."""
+    return list(
         await session.scalars(
             select(ReportPhoto)
-            .where(ReportPhoto.report_id == report.id, ReportPhoto.hidden_reason.is_(None))
+            .where(ReportPhoto.report_id == report_id, ReportPhoto.hidden_reason.is_(None))
             .order_by(ReportPhoto.position)
         )
     )
-    events = list(
+
+
+async def public_events(session: AsyncSession, report_id: uuid.UUID) -> list[ReportEvent]:
+    """The public timeline: public events not hidden by moderators, oldest first."""
+    return list(
         await session.scalars(
             select(ReportEvent)
             .where(
-                ReportEvent.report_id == report.id,
+                ReportEvent.report_id == report_id,
                 ReportEvent.public.is_(True),
                 ReportEvent.hidden_reason.is_(None),
             )
             .order_by(ReportEvent.id)
         )
     )
+
+
+async def report_detail(
+    session: AsyncSession, storage: Storage, reporter_id: uuid.UUID, report_id: uuid.UUID
+) -> ReportDetail:
+    report = await _own_report(session, reporter_id, report_id)
+    photos = await visible_photos(session, report.id)
+    events = await public_events(session, report.id)
     point = to_shape(report.location)
     actions = lifecycle.allowed_from(report.status, "resident")
     if report.status in lifecycle.OPEN_STATUSES:
