@@ -60,7 +60,9 @@ class Report(Base):
     # set by routing (issue: workers) — the unit responsible and its deadline
     unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"), index=True)
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"))
+    duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("reports.id"), index=True
+    )
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     description_hidden_reason: Mapped[str | None] = mapped_column(Text)
     supporters_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
