@@ -1,3 +1,5 @@
+export PATH := $(HOME)/.local/bin:$(PATH)
+
 .PHONY: run test bootstrap openapi lint bench
 
 run:            ## run the whole system: API + worker (HOST, PORT from the environment)

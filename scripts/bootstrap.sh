@@ -17,6 +17,13 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check uv \
     || python3 -m pip install --quiet --user uv
   export PATH="$HOME/.local/bin:$PATH"
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  hash -r
+  if ! command -v uv >/dev/null 2>&1; then
+    # the make recipes that follow need uv on PATH, not only this script
+    uv_bin=$(python3 -c 'import uv; print(uv.find_uv_bin())')
+    if [ -w /usr/local/bin ]; then ln -sf "$uv_bin" /usr/local/bin/uv; fi
+  fi
 fi
 
 # 2. a Python 3.12+ interpreter (vietnam-provinces needs 3.12)
