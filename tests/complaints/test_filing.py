@@ -175,3 +175,21 @@ async def test_petitions_need_no_photo_and_staff_cannot_file(client, caplog, app
 
 
 __all__ = ["HOAN_KIEM"]
+
+
+async def test_concurrent_retries_with_one_key_file_one_report(client, caplog, session):
+    """A phone on a weak connection fires the same submission twice at once: the
+    advisory lock makes the second wait and return the first report."""
+    import asyncio
+
+    me = await sign_in_resident(client, caplog)
+    photo = (await upload(client, me["headers"])).json()
+    headers = {**me["headers"], "Idempotency-Key": "race-" + uuid.uuid4().hex}
+    body = report_body([photo["id"]])
+    first, second = await asyncio.gather(
+        client.post("/api/v1/reports", json=body, headers=headers),
+        client.post("/api/v1/reports", json=body, headers=headers),
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 201]
+    assert first.json()["code"] == second.json()["code"]
+    assert await session.scalar(select(func.count()).select_from(Report)) == 1
