@@ -26,6 +26,7 @@ from app.complaints.api import (
     PublicReportController,
     ReportController,
 )
+from app.console.api import ConsoleReportController
 from app.core import db
 from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
@@ -38,7 +39,10 @@ from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
 from app.core.storage import make_storage
 from app.places.api import PlacesController
+from app.routing.api import RoutingRuleController
+from app.routing.service import Deadlines
 from app.settings import Settings, get_settings
+from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
 
 API_VERSION = "0.1.0"
 
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             limiter=RateLimiter(settings.redis_url, prefix=f"{settings.redis_prefix}:rl"),
             sms=make_sms_sender(settings),
             vneid=VneidClient(settings),
+            deadlines=Deadlines.from_settings(settings),
         )
         if "clock" not in app.state:
             app.state.clock = Clock()
@@ -105,6 +110,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReportController,
             PublicReportController,
             ModerationController,
+            RoutingRuleController,
+            ConsoleReportController,
+            PublicServiceIndexController,
+            ConsoleServiceIndexController,
         ],
         dependencies={"session": Provide(provide_session)},
     )

@@ -5,7 +5,10 @@ from app.complaints import map_models  # noqa: F401
 from app.complaints import models as complaints_models  # noqa: F401
 from app.core import audit  # noqa: F401
 from app.core.models import Base
+from app.notifications import models as notifications_models  # noqa: F401
 from app.places import models as places_models  # noqa: F401
+from app.routing import models as routing_models  # noqa: F401
+from app.stats import models as stats_models  # noqa: F401
 
 metadata = Base.metadata
 

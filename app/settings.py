@@ -70,6 +70,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     photo_geotag_far_meters: int = 500
     photo_stale_days: int = 7
 
+    # routing, deadlines and satisfaction (workers)
+    office_opens: str = "08:00"  # local time, Asia/Ho_Chi_Minh
+    office_closes: str = "17:00"
+    reminder_share: float = 0.75  # remind the unit when this share of the time has passed
+    escalate_after_working_days: int = 2  # overdue this long → parent unit / dispatcher
+    max_transfers: int = 3  # after this many transfers an item goes to the dispatcher
+    rating_window_days: int = 7  # no rating by then → closed as "not rated"
+    reconcile_after_seconds: int = 60  # state older than this without its job gets one
+    routing_batch_size: int = 500
+
     # push: log unless Firebase credentials are set
     firebase_credentials_file: str = ""
     fcm_url: str = ""  # override of FCM's send URL template (tests, proxies)

@@ -16,12 +16,14 @@ from arq.connections import RedisSettings
 
 from app.complaints import clusters as complaints_clusters
 from app.complaints import service as complaints_service
-from app.core import db
+from app.core import db, jobs
 from app.core.clock import Clock
 from app.core.logging import configure_logging
 from app.core.push import make_push_sender
 from app.core.storage import make_storage
+from app.routing import service as routing
 from app.settings import get_settings
+from app.stats import service as stats
 from workers import housekeeping
 
 log = logging.getLogger("city.worker")
@@ -46,6 +48,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         storage=make_storage(settings),
         push=make_push_sender(settings),
         clock=ctx.get("clock") or Clock(),
+        deadlines=routing.Deadlines.from_settings(settings),
     )
     await heartbeat(ctx)
     log.info("worker_started", extra={"queue": queue_name(settings.redis_prefix)})
@@ -96,8 +99,102 @@ async def refresh_report_map(ctx: dict[str, Any]) -> int | None:
     return None
 
 
+async def route_report(ctx: dict[str, Any], report_id: str) -> int:
+    """Route the report (and every other one waiting, up to a batch). Idempotent: a
+    report already routed, or being routed by another worker, is left alone."""
+    routed = await in_transaction(
+        ctx,
+        routing.route_pending,
+        ctx["deadlines"],
+        ctx["clock"].now(),
+        settings.routing_batch_size,
+    )
+    if routed:
+        log.info("reports_routed", extra={"count": len(routed), "job_report": report_id})
+    return len(routed)
+
+
+async def sweep_deadlines(ctx: dict[str, Any]) -> dict[str, int]:
+    """Reminders at 75 %, overdue marks, escalations; one set-based statement each."""
+    result = await in_transaction(ctx, routing.sweep_deadlines, ctx["clock"].now())
+    if result.reminded or result.overdue or result.escalated:
+        log.info(
+            "deadlines_swept",
+            extra={
+                "reminded": result.reminded,
+                "overdue": result.overdue,
+                "escalated": result.escalated,
+            },
+        )
+    return {"reminded": result.reminded, "overdue": result.overdue, "escalated": result.escalated}
+
+
+async def close_unrated(ctx: dict[str, Any]) -> int:
+    return await in_transaction(
+        ctx, routing.close_unrated, ctx["clock"].now(), settings.rating_window_days
+    )
+
+
+async def route_waiting(ctx: dict[str, Any]) -> int:
+    """Route the whole backlog, a batch per transaction, until none is left."""
+    total = 0
+    while True:
+        routed = await in_transaction(
+            ctx,
+            routing.route_pending,
+            ctx["deadlines"],
+            ctx["clock"].now(),
+            settings.routing_batch_size,
+        )
+        total += len(routed)
+        if len(routed) < settings.routing_batch_size:
+            return total
+
+
+async def reconcile(ctx: dict[str, Any]) -> int:
+    """Nothing is lost: when a report still waits for routing a minute after its last
+    change (its job was lost to a Redis flush or outage, a crash between commit and
+    enqueue, or is stuck with a killed worker), one job routes the whole backlog. Its id
+    names the minute, so several workers running this cron enqueue it once. Returns the
+    number of reports found waiting."""
+    now = ctx["clock"].now()
+    async with ctx["sessionmaker"]() as session:
+        waiting = await routing.count_awaiting_routing(
+            session, now, settings.reconcile_after_seconds
+        )
+    if waiting:
+        await ctx["redis"].enqueue_job(
+            "route_waiting",
+            _job_id=jobs.qualified_job_id(ctx["redis"], f"route-waiting:{now:%Y%m%d%H%M}"),
+        )
+        log.warning("reconciling_unrouted_reports", extra={"waiting": waiting})
+    return waiting
+
+
+async def refresh_service_index(ctx: dict[str, Any]) -> int | None:
+    """Rebuild the service index (unit_stats) in one transaction; None when another
+    worker is already rebuilding it."""
+    result = await in_transaction(ctx, stats.refresh_unit_stats, ctx["clock"].now())
+    if result is not None:
+        log.info(
+            "service_index_refreshed", extra={"cells": result.cells, "build_ms": result.build_ms}
+        )
+        return result.cells
+    return None
+
+
 class WorkerSettings:
-    functions = [purge_expired_sign_in_data, purge_unattached_photos, refresh_report_map]
+    functions = [
+        purge_expired_sign_in_data,
+        purge_unattached_photos,
+        refresh_report_map,
+        route_report,
+        route_waiting,
+        sweep_deadlines,
+        close_unrated,
+        reconcile,
+        refresh_service_index,
+    ]
     cron_jobs = [
         cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
         cron(purge_expired_sign_in_data, minute=set(range(0, 60, 10)), run_at_startup=False),
@@ -105,6 +202,11 @@ class WorkerSettings:
         # every minute (at second 15, away from the heartbeat); at start so a fresh deploy
         # serves clusters from the snapshot as soon as possible
         cron(refresh_report_map, second=15, run_at_startup=True),
+        cron(sweep_deadlines, second=40, run_at_startup=True),
+        cron(reconcile, second=50, run_at_startup=True),
+        # every 3 minutes: the published index is never more than ~3 minutes stale
+        cron(refresh_service_index, minute=set(range(1, 60, 3)), second=5, run_at_startup=True),
+        cron(close_unrated, minute=set(range(2, 60, 10)), second=20, run_at_startup=False),
     ]
     on_startup = startup
     on_shutdown = shutdown

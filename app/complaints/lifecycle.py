@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints.models import Report, ReportEvent
-from app.core import i18n
+from app.core import i18n, jobs
 from app.core.errors import Conflict
 
 OPEN_STATUSES = ("submitted", "assigned", "in_progress", "reopened")
@@ -57,6 +57,17 @@ i18n.register(
         },
     }
 )
+
+
+def route_job_id(report_id: uuid.UUID, reopen_count: int = 0) -> str:
+    """The deterministic id of the job that routes a report (per handling round), so
+    enqueueing it twice — from filing and from the reconciliation — is one job."""
+    return f"route:{report_id}:r{reopen_count}"
+
+
+def enqueue_routing(report_id: uuid.UUID, reopen_count: int = 0) -> None:
+    """After commit: ask a worker to route the report (app/routing)."""
+    jobs.enqueue("route_report", str(report_id), job_id=route_job_id(report_id, reopen_count))
 
 
 def allowed_from(status: str, actor_kind: str | None = None) -> list[str]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -57,12 +58,27 @@ class Report(Base):
     area_code: Mapped[str] = mapped_column(ForeignKey("areas.code"), nullable=False)
     reporter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     hide_identity: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    # set by routing (issue: workers) — the unit responsible and its deadline
+    # filed by staff on behalf of a resident (phone, counter): counted apart in the index
+    filed_by_staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    # set by routing: the unit responsible and its deadline (see app/routing)
     unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"), index=True)
+    routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("reports.id"), index=True
-    )
+    remind_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    overdue_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalate_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    transfer_count: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    # one extension per item, granted by a manager; the first deadline is kept
+    original_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    # the verdict of the first resolution, never changed afterwards
+    resolved_on_time: Mapped[bool | None] = mapped_column(Boolean)
+    handling_working_days: Mapped[float | None] = mapped_column(Numeric(8, 2))
+    rating_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_reason: Mapped[str | None] = mapped_column(String(20))  # rated | not_rated | ...
+    duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"), index=True)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     description_hidden_reason: Mapped[str | None] = mapped_column(Text)
     supporters_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -81,6 +97,34 @@ class Report(Base):
         Index("ix_reports_location", "location", postgresql_using="gist"),
         Index(
             "ix_reports_reporter_created", "reporter_id", text("created_at DESC"), text("id DESC")
+        ),
+        # the sweeps and the reconciliation read only the few rows they act on
+        Index(
+            "ix_reports_awaiting_job",
+            "status",
+            "resolved_at",
+            postgresql_where=text("status IN ('submitted', 'reopened', 'resolved')"),
+        ),
+        Index(
+            "ix_reports_open_due",
+            "due_at",
+            postgresql_where=text(
+                "overdue_at IS NULL AND status IN ('assigned', 'in_progress', 'reopened')"
+            ),
+        ),
+        Index(
+            "ix_reports_open_remind",
+            "remind_at",
+            postgresql_where=text(
+                "reminded_at IS NULL AND status IN ('assigned', 'in_progress', 'reopened')"
+            ),
+        ),
+        Index(
+            "ix_reports_open_escalate",
+            "escalate_at",
+            postgresql_where=text(
+                "escalated_at IS NULL AND status IN ('assigned', 'in_progress', 'reopened')"
+            ),
         ),
         Index(
             "uq_reports_reporter_idempotency_key",
@@ -146,6 +190,8 @@ class ReportEvent(Base):
     public: Mapped[bool] = mapped_column(Boolean, nullable=False)
     body: Mapped[str | None] = mapped_column(Text)
     hidden_reason: Mapped[str | None] = mapped_column(Text)
+    # the unit an event concerns: assigned or transferred to, escalated to
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"))
 
     __table_args__ = (Index("ix_report_events_report_id", "report_id", "id"),)
 

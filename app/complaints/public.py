@@ -22,7 +22,7 @@ from app.complaints.clusters import CLUSTER_BELOW_ZOOM
 from app.complaints.codes import normalize_code
 from app.complaints.models import Report
 from app.complaints.schemas import EventOut, Point
-from app.complaints.service import public_events, visible_photos
+from app.complaints.service import event_units, public_events, visible_photos
 from app.core import i18n
 from app.core.errors import BadRequest, FieldError, NotFound
 from app.core.storage import Storage
@@ -253,6 +253,7 @@ async def report_by_code(session: AsyncSession, storage: Storage, raw_code: str)
         raise NotFound("report_not_found")
     photos = await visible_photos(session, report.id)
     events = await public_events(session, report.id)
+    units = await event_units(session, events)
     point = to_shape(report.location)
     return PublicReport(
         code=report.code,
@@ -282,6 +283,7 @@ async def report_by_code(session: AsyncSession, storage: Storage, raw_code: str)
                 to_status=e.to_status,
                 body=e.body if e.actor_kind != "resident" else None,
                 by=e.actor_kind,
+                unit=units.get(e.unit_id) if e.unit_id else None,
             )
             for e in events
         ],

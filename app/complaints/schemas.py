@@ -62,6 +62,12 @@ class ReportCreated(msgspec.Struct):
     created_at: datetime
 
 
+class UnitRef(msgspec.Struct):
+    code: str
+    name_vi: str
+    name_en: str
+
+
 class EventOut(msgspec.Struct):
     at: datetime
     kind: str
@@ -69,6 +75,7 @@ class EventOut(msgspec.Struct):
     to_status: str | None
     body: str | None
     by: str  # resident | staff | system
+    unit: UnitRef | None = None  # the unit it was sent, transferred or escalated to
 
 
 class ReportSummary(msgspec.Struct):

@@ -32,11 +32,13 @@ from app.complaints.schemas import (
     ReportIn,
     ReportPage,
     ReportSummary,
+    UnitRef,
 )
 from app.core import audit, i18n
 from app.core.auth import Principal
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.core.storage import Storage
+from app.places.models import Unit
 from app.settings import Settings
 
 i18n.register(
@@ -249,6 +251,7 @@ async def file_report(
             "photo_ids_invalid",
             errors=[FieldError(field="photo_ids", message=", ".join(bad), source="body")],
         )
+    lifecycle.enqueue_routing(report_id)
     return (
         ReportCreated(
             id=report_id,
@@ -481,12 +484,24 @@ async def public_events(session: AsyncSession, report_id: uuid.UUID) -> list[Rep
     )
 
 
+async def event_units(session: AsyncSession, events: list[ReportEvent]) -> dict[uuid.UUID, UnitRef]:
+    """The units a timeline names, by id (one query)."""
+    ids = {e.unit_id for e in events if e.unit_id is not None}
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Unit.id, Unit.code, Unit.name_vi, Unit.name_en).where(Unit.id.in_(ids))
+    )
+    return {row.id: UnitRef(row.code, row.name_vi, row.name_en) for row in rows}
+
+
 async def report_detail(
     session: AsyncSession, storage: Storage, reporter_id: uuid.UUID, report_id: uuid.UUID
 ) -> ReportDetail:
     report = await _own_report(session, reporter_id, report_id)
     photos = await visible_photos(session, report.id)
     events = await public_events(session, report.id)
+    units = await event_units(session, events)
     point = to_shape(report.location)
     actions = lifecycle.allowed_from(report.status, "resident")
     if report.status in lifecycle.OPEN_STATUSES:
@@ -515,6 +530,7 @@ async def report_detail(
                 to_status=e.to_status,
                 body=e.body,
                 by=e.actor_kind,
+                unit=units.get(e.unit_id) if e.unit_id else None,
             )
             for e in events
         ],
@@ -727,6 +743,7 @@ async def rate(
         lifecycle.transition(
             session, report, "closed", actor_id=reporter_id, actor_kind="resident", now=now
         )
+        report.closed_reason = "rated"
 
 
 async def reopen(
@@ -752,6 +769,8 @@ async def reopen(
         session, report, "reopened", actor_id=reporter_id, actor_kind="resident", now=now
     )
     report.reopen_count += 1
+    # back to the same unit with a new deadline, by the routing job
+    lifecycle.enqueue_routing(report.id, report.reopen_count)
 
 
 # ---------------------------------------------------------------- moderation (staff)

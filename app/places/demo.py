@@ -104,6 +104,17 @@ CITY_UNITS: tuple[UnitSeed, ...] = (
 )
 
 
+# City-wide utilities answer for their network everywhere (category → unit); every other
+# category goes to the ward's People's Committee unless an admin adds a rule.
+DEFAULT_RULES: tuple[tuple[str, str], ...] = (
+    ("power-supply", "evn-hanoi"),
+    ("water-supply", "nuoc-sach-hanoi"),
+    ("street-lighting", "chieu-sang-hanoi"),
+    ("drainage-flooding", "thoat-nuoc-hanoi"),
+    ("traffic-signals", "so-xay-dung"),
+)
+
+
 def ward_committee(ward: WardInfo) -> UnitSeed:
     """The People's Committee (Ủy ban nhân dân, UBND) of one ward or commune."""
     prefix, kind_en = ("phường", "ward") if ward.kind == "ward" else ("xã", "commune")
@@ -156,6 +167,17 @@ SET name_vi = EXCLUDED.name_vi,
     name_en = EXCLUDED.name_en,
     kind = EXCLUDED.kind,
     area_code = EXCLUDED.area_code
+""")
+
+
+# only into an empty table: once the city manages its rules, a reload never brings back
+# a rule an admin deleted
+_DEFAULT_RULES = text("""
+INSERT INTO routing_rules (id, category_code, unit_id, note)
+SELECT gen_random_uuid(), v.category, u.id, 'default rule (reference data)'
+FROM unnest(CAST(:categories AS text[]), CAST(:units AS text[])) AS v(category, unit)
+JOIN units u ON u.code = v.unit
+WHERE NOT EXISTS (SELECT 1 FROM routing_rules)
 """)
 
 
@@ -213,6 +235,10 @@ async def load_reference_data(session: AsyncSession) -> None:
     await upsert_areas(session, wards, tiles)
     await upsert_categories(session, CATEGORIES)
     await upsert_units(session, reference_units(wards))
+    await session.execute(
+        _DEFAULT_RULES,
+        {"categories": [c for c, _ in DEFAULT_RULES], "units": [u for _, u in DEFAULT_RULES]},
+    )
 
 
 async def _load(database_url: str) -> None:

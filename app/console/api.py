@@ -1,0 +1,175 @@
+"""The console's JSON API: what a unit does with a report. Every call is checked
+against the report's unit and written to the audit log."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, Request, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_200_OK
+
+from app.accounts.api import client_ip
+from app.complaints import handling
+from app.complaints.models import Report
+from app.console.schemas import HandledOut, MessageIn, RejectIn, ResolveIn
+from app.core.auth import require_staff
+from app.core.db import DbSession
+from app.routing import service as routing
+from app.routing.schemas import ExtensionIn, ExtensionOut, TransferIn, TransferOut
+
+BEARER = [{"bearer": []}]
+
+
+def _out(report: Report) -> HandledOut:
+    return HandledOut(
+        id=report.id,
+        code=report.code,
+        status=report.status,
+        unit_id=report.unit_id,
+        due_at=report.due_at,
+        resolved_on_time=report.resolved_on_time,
+    )
+
+
+class ConsoleReportController(Controller):
+    path = "/console/reports"
+    tags = ["console"]
+    guards = [require_staff]
+    security = BEARER
+
+    @post("/{report_id:uuid}/accept", status_code=HTTP_200_OK, summary="Start handling")
+    async def accept(
+        self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
+    ) -> HandledOut:
+        report = await handling.accept(
+            session, request.user, report_id, state.clock.now(), client_ip(request)
+        )
+        return _out(report)
+
+    @post("/{report_id:uuid}/replies", status_code=HTTP_200_OK, summary="Reply to the resident")
+    async def reply(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: MessageIn,
+    ) -> HandledOut:
+        report = await handling.add_message(
+            session,
+            request.user,
+            report_id,
+            data.body,
+            state.clock.now(),
+            public=True,
+            ip=client_ip(request),
+        )
+        return _out(report)
+
+    @post("/{report_id:uuid}/notes", status_code=HTTP_200_OK, summary="Internal note")
+    async def note(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: MessageIn,
+    ) -> HandledOut:
+        report = await handling.add_message(
+            session,
+            request.user,
+            report_id,
+            data.body,
+            state.clock.now(),
+            public=False,
+            ip=client_ip(request),
+        )
+        return _out(report)
+
+    @post("/{report_id:uuid}/resolve", status_code=HTTP_200_OK, summary="Resolve with an answer")
+    async def resolve(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: ResolveIn,
+    ) -> HandledOut:
+        report = await handling.resolve(
+            session,
+            state.deadlines.calendar,
+            request.user,
+            report_id,
+            data.answer,
+            state.clock.now(),
+            client_ip(request),
+        )
+        return _out(report)
+
+    @post("/{report_id:uuid}/reject", status_code=HTTP_200_OK, summary="Reject with a reason")
+    async def reject(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: RejectIn,
+    ) -> HandledOut:
+        report = await handling.reject(
+            session, request.user, report_id, data.reason, state.clock.now(), client_ip(request)
+        )
+        return _out(report)
+
+    @post(
+        "/{report_id:uuid}/transfer",
+        status_code=HTTP_200_OK,
+        summary="Move to another unit (the deadline keeps running)",
+    )
+    async def transfer(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: TransferIn,
+    ) -> TransferOut:
+        unit = await routing.transfer(
+            session,
+            state.settings,
+            request.user,
+            report_id,
+            data.unit_code,
+            data.reason,
+            state.clock.now(),
+            client_ip(request),
+        )
+        return TransferOut(
+            unit_code=unit.code, redirected_to_dispatcher=unit.code != data.unit_code
+        )
+
+    @post(
+        "/{report_id:uuid}/extension",
+        status_code=HTTP_200_OK,
+        summary="Grant the one extension (manager of the unit)",
+    )
+    async def extend(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: ExtensionIn,
+    ) -> ExtensionOut:
+        due = await routing.grant_extension(
+            session,
+            state.deadlines,
+            request.user,
+            report_id,
+            data.due_date,
+            data.reason,
+            state.clock.now(),
+            client_ip(request),
+        )
+        return ExtensionOut(due_at=due)

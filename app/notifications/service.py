@@ -1,0 +1,152 @@
+"""Writing notifications: rows in the recipients' inbox, in the transaction of the event
+that caused them, rendered in each recipient's language.
+
+A notice names its audience — the report's followers (reporter and supporters) or the
+staff of a unit — and a dedupe key; the pair (recipient, dedupe key) is unique, so a job
+that runs twice writes each notification once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.calendar import TIMEZONE
+
+Audience = Literal["followers", "unit"]
+
+# kind → language → (title, body); {unit} is the unit's name in that language
+MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
+    "report_routed": {
+        "vi": ("Phản ánh {code} đã được chuyển xử lý", "Đơn vị xử lý: {unit}. Hạn xử lý: {due}."),
+        "en": ("Your report {code} was sent to {unit}", "{unit} is handling it. Due: {due}."),
+    },
+    "report_transferred": {
+        "vi": ("Phản ánh {code} được chuyển đơn vị", "Đơn vị xử lý mới: {unit}. Hạn xử lý: {due}."),
+        "en": ("Your report {code} was moved to {unit}", "{unit} is handling it. Due: {due}."),
+    },
+    "report_assigned": {
+        "vi": ("Phản ánh mới {code}", "Đơn vị {unit} nhận phản ánh mới, hạn xử lý {due}."),
+        "en": ("New report {code}", "A new report for {unit}, due {due}."),
+    },
+    "report_reminder": {
+        "vi": ("Sắp đến hạn: {code}", "Phản ánh {code} đến hạn lúc {due}."),
+        "en": ("Due soon: {code}", "Report {code} is due {due}."),
+    },
+    "report_overdue": {
+        "vi": ("Quá hạn: {code}", "Phản ánh {code} đã quá hạn xử lý ({due})."),
+        "en": ("Overdue: {code}", "Report {code} is past its deadline ({due})."),
+    },
+    "report_escalated": {
+        "vi": ("Phản ánh quá hạn chuyển lên: {code}", "Phản ánh {code} quá hạn từ {due}."),
+        "en": ("Overdue report escalated: {code}", "Report {code} has been overdue since {due}."),
+    },
+    "report_extended": {
+        "vi": ("Phản ánh {code} được gia hạn", "Hạn xử lý mới: {due}."),
+        "en": ("More time for report {code}", "New deadline: {due}."),
+    },
+    "report_resolved": {
+        "vi": ("Phản ánh {code} đã được giải quyết", "Mời bạn đánh giá kết quả xử lý."),
+        "en": ("Your report {code} was resolved", "Please rate how it was handled."),
+    },
+}
+
+
+def format_due(due: datetime | None, language: str) -> str:
+    if due is None:
+        return "—"
+    local = due.astimezone(TIMEZONE)
+    return (
+        local.strftime("%H:%M %d/%m/%Y") if language == "vi" else local.strftime("%d %b %Y %H:%M")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    kind: str
+    report_id: uuid.UUID
+    report_code: str
+    audience: Audience
+    dedupe_key: str
+    unit_id: uuid.UUID | None = None  # the unit whose staff hear it (audience "unit")
+    unit_vi: str = ""
+    unit_en: str = ""
+    due: datetime | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, language: str) -> tuple[str, str]:
+        title, body = MESSAGES[self.kind][language]
+        params = {
+            "code": self.report_code,
+            "unit": self.unit_vi if language == "vi" else self.unit_en,
+            "due": format_due(self.due, language),
+        }
+        return title.format(**params), body.format(**params)
+
+
+_INSERT = text(
+    """
+    INSERT INTO notifications (user_id, kind, title, body, data, dedupe_key, created_at)
+    SELECT DISTINCT ON (r.user_id, n.dedupe_key)
+           r.user_id, n.kind,
+           CASE WHEN u.locale = 'en' THEN n.title_en ELSE n.title_vi END,
+           CASE WHEN u.locale = 'en' THEN n.body_en ELSE n.body_vi END,
+           CAST(n.data AS jsonb), n.dedupe_key, :now
+    FROM unnest(
+        CAST(:report_ids AS uuid[]), CAST(:unit_ids AS uuid[]), CAST(:audiences AS text[]),
+        CAST(:kinds AS text[]), CAST(:titles_vi AS text[]), CAST(:titles_en AS text[]),
+        CAST(:bodies_vi AS text[]), CAST(:bodies_en AS text[]), CAST(:datas AS text[]),
+        CAST(:dedupe_keys AS text[])
+    ) AS n(report_id, unit_id, audience, kind, title_vi, title_en, body_vi, body_en, data,
+           dedupe_key)
+    CROSS JOIN LATERAL (
+        SELECT rep.reporter_id AS user_id FROM reports rep
+         WHERE n.audience = 'followers' AND rep.id = n.report_id
+        UNION
+        SELECT s.user_id FROM report_supporters s
+         WHERE n.audience = 'followers' AND s.report_id = n.report_id
+        UNION
+        SELECT sr.user_id FROM staff_roles sr JOIN units un ON un.id = n.unit_id
+         WHERE n.audience = 'unit'
+           AND ((sr.unit_id = n.unit_id AND sr.role IN ('officer', 'manager'))
+                OR (un.kind = 'dispatcher' AND sr.role = 'dispatcher'))
+    ) AS r
+    JOIN users u ON u.id = r.user_id AND u.deleted_at IS NULL AND u.status = 'active'
+    ORDER BY r.user_id, n.dedupe_key
+    ON CONFLICT (user_id, dedupe_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def notify(session: AsyncSession, notices: list[Notice], now: datetime) -> list[int]:
+    """Write the notices' inbox rows (one statement); returns the ids of new rows."""
+    if not notices:
+        return []
+    rendered = [(n.render("vi"), n.render("en")) for n in notices]
+    result = await session.execute(
+        _INSERT,
+        {
+            "now": now,
+            "report_ids": [n.report_id for n in notices],
+            "unit_ids": [n.unit_id for n in notices],
+            "audiences": [n.audience for n in notices],
+            "kinds": [n.kind for n in notices],
+            "titles_vi": [vi[0] for vi, _ in rendered],
+            "titles_en": [en[0] for _, en in rendered],
+            "bodies_vi": [vi[1] for vi, _ in rendered],
+            "bodies_en": [en[1] for _, en in rendered],
+            "datas": [
+                json.dumps({"report_code": n.report_code, "kind": n.kind, **n.data})
+                for n in notices
+            ],
+            "dedupe_keys": [n.dedupe_key for n in notices],
+        },
+    )
+    return [row[0] for row in result]

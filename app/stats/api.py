@@ -1,0 +1,62 @@
+"""Thin controllers: the public service index and a unit's trend in the console."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, get
+from litestar.params import FromPath, Parameter
+
+from app.core.auth import require_staff
+from app.core.db import DbSession
+from app.stats import service
+from app.stats.schemas import UnitServiceIndex, UnitServiceTrend
+
+BEARER = [{"bearer": []}]
+Period = Annotated[
+    str,
+    Parameter(
+        max_length=16,
+        description="'all', 'last-30-days' or a month of receipt 'YYYY-MM' (local time)",
+    ),
+]
+
+
+class PublicServiceIndexController(Controller):
+    """No sign-in. Counts and rates per unit; never who reported."""
+
+    path = "/public/service-index"
+    tags = ["public"]
+
+    @get(
+        "/",
+        summary="The service index: every unit's figures for a period",
+        description=(
+            "Per responsible unit: reports received, resolved, resolved on time, open and "
+            "overdue, median working days to resolve, and the residents' ratings; reports "
+            "staff filed on a resident's behalf are counted apart (`staff_filed`). "
+            "Rebuilt periodically; `refreshed_at` says when."
+        ),
+    )
+    async def index(
+        self, session: DbSession, period: Period = service.LAST_30_DAYS
+    ) -> list[UnitServiceIndex]:
+        return await service.public_index(session, period)
+
+
+class ConsoleServiceIndexController(Controller):
+    """A unit's service index over time, for its staff and the city's dispatchers."""
+
+    path = "/console/units"
+    tags = ["console"]
+    guards = [require_staff]
+    security = BEARER
+
+    @get(
+        "/{code:str}/service-index",
+        summary="A unit's service index: all time, last 30 days, month by month",
+    )
+    async def unit_index(
+        self, request: Request, session: DbSession, code: FromPath[str]
+    ) -> UnitServiceTrend:
+        return await service.unit_index_for_staff(session, request.user, code)
