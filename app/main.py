@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from arq.connections import ArqRedis
-from litestar import Litestar, Router
+from litestar import Litestar, Response, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -34,7 +34,7 @@ from app.core.errors import EXCEPTION_HANDLERS
 from app.core.files_api import serve_file
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.openapi import document_problems
-from app.core.ops import HealthController
+from app.core.ops import HealthController, worker_status
 from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
 from app.core.storage import make_storage
@@ -50,6 +50,11 @@ API_VERSION = "0.1.0"
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
+
+    @get(cache=False)
+    async def get(self, state: State) -> Response:  # type: ignore[override]
+        await worker_status(state)  # refresh the worker and backlog gauges
+        return await PrometheusController.get.fn(self)
 
 
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:

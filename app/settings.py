@@ -79,6 +79,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rating_window_days: int = 7  # no rating by then → closed as "not rated"
     reconcile_after_seconds: int = 60  # state older than this without its job gets one
     routing_batch_size: int = 500
+    worker_job_timeout_seconds: int = 120  # a killed worker's job is retried this + 10 s later
 
     # push: log unless Firebase credentials are set
     firebase_credentials_file: str = ""

@@ -19,6 +19,7 @@ from app.complaints import service as complaints_service
 from app.core import db, jobs
 from app.core.clock import Clock
 from app.core.logging import configure_logging
+from app.core.ops import heartbeat_key
 from app.core.push import make_push_sender
 from app.core.storage import make_storage
 from app.routing import service as routing
@@ -32,10 +33,6 @@ settings = get_settings()
 
 def queue_name(prefix: str) -> str:
     return f"{prefix}:queue"
-
-
-def heartbeat_key(prefix: str) -> str:
-    return f"{prefix}:worker:heartbeat"
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -214,6 +211,6 @@ class WorkerSettings:
     queue_name = queue_name(settings.redis_prefix)
     health_check_key = f"{settings.redis_prefix}:worker:health"
     max_jobs = 20
-    job_timeout = 120
+    job_timeout = settings.worker_job_timeout_seconds
     keep_result = 60
     max_tries = 5

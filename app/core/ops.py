@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -15,7 +16,21 @@ from sqlalchemy import text
 READY = Gauge(
     "city_dependency_up", "1 when a dependency answered the last readiness check", ["dependency"]
 )
+WORKER_HEARTBEAT_AGE = Gauge(
+    "city_worker_heartbeat_age_seconds", "Seconds since a worker last wrote its heartbeat"
+)
+QUEUED_JOBS = Gauge("city_queued_jobs", "Jobs waiting in the arq queue")
+REPORTS_UNROUTED = Gauge(
+    "city_reports_unrouted", "Reports submitted or reopened more than a minute ago, unrouted"
+)
+REPORTS_OVERDUE = Gauge("city_reports_open_overdue", "Open reports past their deadline")
 CHECK_TIMEOUT_SECONDS = 2.0
+# a worker writes this every 30 s (workers.main.heartbeat); it expires after 3 minutes
+WORKER_STALE_SECONDS = 90
+
+
+def heartbeat_key(prefix: str) -> str:
+    return f"{prefix}:worker:heartbeat"
 
 
 class Liveness(msgspec.Struct):
@@ -28,9 +43,68 @@ class DependencyStatus(msgspec.Struct, omit_defaults=True):
     error: str | None = None
 
 
+class WorkerStatus(msgspec.Struct):
+    """What the workers are doing. Informational: the API stays ready without workers
+    (it files and answers; the reconciler catches up), but an operator alerts on it."""
+
+    ok: bool  # a heartbeat within 90 s and no report waiting for routing
+    heartbeat_age_seconds: float | None  # None: no worker seen for 3 minutes
+    queued_jobs: int | None
+    reports_unrouted: int | None  # submitted/reopened more than a minute ago
+    reports_open_overdue: int | None
+
+
 class Readiness(msgspec.Struct):
     status: str  # ready | unavailable
     checks: list[DependencyStatus]
+    worker: WorkerStatus | None = None
+
+
+async def worker_status(state: State) -> WorkerStatus:
+    """Reads the heartbeat and queue from Redis and two counts from the database (both
+    on partial indexes); sets the matching gauges. Never raises."""
+    prefix = state.settings.redis_prefix
+    age = queued = unrouted = overdue = None
+    try:
+        beat, queued = await asyncio.wait_for(
+            asyncio.gather(
+                state.redis.get(heartbeat_key(prefix)), state.redis.zcard(f"{prefix}:queue")
+            ),
+            CHECK_TIMEOUT_SECONDS,
+        )
+        if beat is not None:
+            age = max(0.0, round(time.time() - float(beat), 1))
+    except Exception:  # Redis down: the dependency check says so
+        pass
+    try:
+        async with state.engine.connect() as conn:
+            row = (
+                await asyncio.wait_for(
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FILTER (WHERE status IN ('submitted', 'reopened')"
+                            "   AND updated_at < now() - interval '1 minute'),"
+                            " (SELECT count(*) FROM reports WHERE overdue_at IS NOT NULL"
+                            "   AND status IN ('assigned', 'in_progress', 'reopened'))"
+                            " FROM reports WHERE status IN ('submitted', 'reopened', 'resolved')"
+                        )
+                    ),
+                    CHECK_TIMEOUT_SECONDS,
+                )
+            ).one()
+            unrouted, overdue = row[0], row[1]
+    except Exception:
+        pass
+    for gauge, value in (
+        (WORKER_HEARTBEAT_AGE, age if age is not None else float("inf")),
+        (QUEUED_JOBS, queued),
+        (REPORTS_UNROUTED, unrouted),
+        (REPORTS_OVERDUE, overdue),
+    ):
+        if value is not None:
+            gauge.set(value)
+    ok = age is not None and age <= WORKER_STALE_SECONDS and not unrouted
+    return WorkerStatus(ok, age, queued, unrouted, overdue)
 
 
 async def _check(name: str, probe: Callable[[], Awaitable[object]]) -> DependencyStatus:
@@ -85,9 +159,9 @@ class HealthController(Controller):
         },
     )
     async def ready(self, state: State) -> Response[Readiness]:
-        checks = await readiness_checks(state)
+        checks, worker = await asyncio.gather(readiness_checks(state), worker_status(state))
         ok = all(c.ok for c in checks)
         return Response(
-            Readiness(status="ready" if ok else "unavailable", checks=checks),
+            Readiness(status="ready" if ok else "unavailable", checks=checks, worker=worker),
             status_code=200 if ok else 503,
         )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from arq.worker import Worker
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.complaints.models import Report, ReportEvent
 from app.core.calendar import TIMEZONE
@@ -120,3 +120,16 @@ async def notifications_for(app, user_id=None, kind: str | None = None) -> list[
         if kind:
             stmt = stmt.where(Notification.kind == kind)
         return list(await s.scalars(stmt))
+
+
+@pytest.fixture(autouse=True)
+async def reference_rules_only(app):
+    """Each test starts and ends with only the reference data's routing rules."""
+    yield
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "DELETE FROM routing_rules"
+                " WHERE note IS DISTINCT FROM 'default rule (reference data)'"
+            )
+        )

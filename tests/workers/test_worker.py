@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.accounts.models import OtpChallenge
 from app.core.clock import FixedClock
+from app.core.ops import heartbeat_key
 from workers import main as worker_main
 
 
@@ -64,7 +65,7 @@ async def test_purge_job_removes_expired_codes_and_keeps_fresh_ones(app, client,
 
 
 async def test_worker_publishes_a_heartbeat(app, client):
-    key = worker_main.heartbeat_key(app.state.settings.redis_prefix)
+    key = heartbeat_key(app.state.settings.redis_prefix)
     await app.state.redis.delete(key)
     worker = burst_worker()
     try:
@@ -72,3 +73,40 @@ async def test_worker_publishes_a_heartbeat(app, client):
     finally:
         await worker.close()
     assert await app.state.redis.get(key) is not None
+
+
+async def test_readiness_and_metrics_show_the_worker_and_the_routing_backlog(
+    app, client, caplog, session
+):
+    from sqlalchemy import text
+
+    from tests.accounts.factories import sign_in_resident
+    from tests.complaints.factories import report_body
+
+    worker = burst_worker()
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    ready = (await client.get("/health/ready")).json()
+    assert ready["worker"]["ok"] is True
+    assert 0 <= ready["worker"]["heartbeat_age_seconds"] < 90
+    assert ready["worker"]["reports_unrouted"] == 0
+
+    # a report left unrouted for two minutes (its job lost, no worker running)
+    resident = await sign_in_resident(client, caplog)
+    filed = await client.post(
+        "/api/v1/reports", json=report_body(kind="petition"), headers=resident["headers"]
+    )
+    await session.execute(
+        text("UPDATE reports SET updated_at = now() - interval '2 minutes' WHERE id = :id"),
+        {"id": filed.json()["id"]},
+    )
+    await session.commit()
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200  # the API itself is fine
+    assert ready.json()["worker"]["ok"] is False
+    assert ready.json()["worker"]["reports_unrouted"] == 1
+    metrics = (await client.get("/metrics")).text
+    assert "city_reports_unrouted 1.0" in metrics
+    assert "city_worker_heartbeat_age_seconds" in metrics
