@@ -38,6 +38,7 @@ from app.core.ops import HealthController, worker_status
 from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
 from app.core.storage import make_storage
+from app.notifications.api import InboxController
 from app.places.api import PlacesController
 from app.routing.api import RoutingRuleController
 from app.routing.service import Deadlines
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ConsoleReportController,
             PublicServiceIndexController,
             ConsoleServiceIndexController,
+            InboxController,
         ],
         dependencies={"session": Provide(provide_session)},
     )

@@ -22,6 +22,7 @@ from app.core.logging import configure_logging
 from app.core.ops import heartbeat_key
 from app.core.push import make_push_sender
 from app.core.storage import make_storage
+from app.notifications import jobs as notification_jobs
 from app.routing import service as routing
 from app.settings import get_settings
 from app.stats import service as stats
@@ -191,6 +192,8 @@ class WorkerSettings:
         close_unrated,
         reconcile,
         refresh_service_index,
+        notification_jobs.push_notification,
+        notification_jobs.reconcile_pushes,
     ]
     cron_jobs = [
         cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
@@ -203,6 +206,7 @@ class WorkerSettings:
         cron(reconcile, second=50, run_at_startup=True),
         # every 3 minutes: the published index is never more than ~3 minutes stale
         cron(refresh_service_index, minute=set(range(1, 60, 3)), second=5, run_at_startup=True),
+        cron(notification_jobs.reconcile_pushes, second=55, run_at_startup=True),
         cron(close_unrated, minute=set(range(2, 60, 10)), second=20, run_at_startup=False),
     ]
     on_startup = startup

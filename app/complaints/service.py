@@ -146,9 +146,14 @@ async def file_report(
     body: ReportIn,
     idempotency_key: str | None,
     now: datetime,
+    filed_by_staff_id: uuid.UUID | None = None,
 ) -> tuple[ReportCreated, bool]:
     """File a report. Returns (report, created); a retried submission with the same
     Idempotency-Key returns the first report and created=False.
+
+    ``filed_by_staff_id``: staff filing on a resident's behalf (a hotline call, a
+    counter); the photos are the staff member's uploads, a complaint may come without
+    one, and the service index counts the report apart from residents' own.
 
     Set-based on purpose (filing is the busiest write): one statement checks category
     and area, one inserts the report, one claims every photo, one writes the timeline.
@@ -186,7 +191,7 @@ async def file_report(
             params={"max": settings.photos_per_report},
             errors=[FieldError(field="photo_ids", message="too many", source="body")],
         )
-    if body.kind == "complaint" and not photo_ids:
+    if body.kind == "complaint" and not photo_ids and filed_by_staff_id is None:
         raise Unprocessable(
             "photo_required",
             errors=[FieldError(field="photo_ids", message="at least one", source="body")],
@@ -221,6 +226,7 @@ async def file_report(
         "reporter": reporter_id,
         "hide": body.hide_identity,
         "idem": idempotency_key,
+        "staff": filed_by_staff_id,
         "now": now,
         "photo_ids": photo_ids,
         "stale_before": now - timedelta(days=settings.photo_stale_days),
@@ -280,10 +286,10 @@ _FILE_REPORT = text(
     WITH report AS (
         INSERT INTO reports (id, code, kind, status, category_code, description, address_text,
                              location, area_code, reporter_id, hide_identity, idempotency_key,
-                             created_at, updated_at)
+                             filed_by_staff_id, created_at, updated_at)
         VALUES (:id, :code, :kind, 'submitted', :category, :description, :address,
                 ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :area, :reporter, :hide, :idem,
-                :now, :now)
+                CAST(:staff AS uuid), :now, :now)
         ON CONFLICT (code) DO NOTHING
         RETURNING id
     ), claimed AS (
@@ -298,13 +304,15 @@ _FILE_REPORT = text(
           FROM report,
                unnest(CAST(:photo_ids AS uuid[])) WITH ORDINALITY AS wanted(id, ord)
          WHERE p.id = wanted.id
-           AND p.owner_id = :reporter
+           AND p.owner_id = coalesce(CAST(:staff AS uuid), :reporter)
            AND p.report_id IS NULL
            AND p.expires_at > :now
         RETURNING p.id
     ), event AS (
         INSERT INTO report_events (report_id, at, kind, to_status, actor_id, actor_kind, public)
-        SELECT id, :now, 'transition', 'submitted', :reporter, 'resident', true FROM report
+        SELECT id, :now, 'transition', 'submitted', coalesce(CAST(:staff AS uuid), :reporter),
+               CASE WHEN CAST(:staff AS uuid) IS NULL THEN 'resident' ELSE 'staff' END, true
+          FROM report
         RETURNING id
     )
     SELECT (SELECT count(*) FROM report), (SELECT count(*) FROM claimed)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.params import FromPath
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.accounts.api import client_ip
 from app.complaints import handling
+from app.complaints.api import IdempotencyKey
 from app.complaints.models import Report
-from app.console.schemas import HandledOut, MessageIn, RejectIn, ResolveIn
+from app.complaints.schemas import ReportCreated
+from app.console.schemas import HandledOut, IntakeIn, MessageIn, RejectIn, ResolveIn
 from app.core.auth import require_staff
 from app.core.db import DbSession
 from app.routing import service as routing
@@ -38,6 +40,31 @@ class ConsoleReportController(Controller):
     tags = ["console"]
     guards = [require_staff]
     security = BEARER
+
+    @post(
+        "/",
+        summary="File a report for a resident (phone or counter intake)",
+        description="Counted apart from residents' own reports in the service index.",
+    )
+    async def intake(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        data: IntakeIn,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ReportCreated]:
+        created, new = await handling.file_on_behalf(
+            session,
+            state.settings,
+            request.user,
+            data.report,
+            data.resident_phone,
+            idempotency_key,
+            state.clock.now(),
+            client_ip(request),
+        )
+        return Response(created, status_code=HTTP_201_CREATED if new else HTTP_200_OK)
 
     @post("/{report_id:uuid}/accept", status_code=HTTP_200_OK, summary="Start handling")
     async def accept(

@@ -9,7 +9,16 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from app.complaints.schemas import ReportIn
 from app.core.schemas import Input
+
+
+class IntakeIn(Input):
+    """A report taken by phone or at a counter, for a resident."""
+
+    report: ReportIn
+    # the resident's phone: if they have an account the report is theirs and they follow it
+    resident_phone: Annotated[str, Meta(min_length=6, max_length=20)] | None = None
 
 
 class MessageIn(Input):

@@ -1,9 +1,11 @@
-"""Writing notifications: rows in the recipients' inbox, in the transaction of the event
-that caused them, rendered in each recipient's language.
+"""The inbox (hộp thư thông báo): writing notifications in the transaction of the event
+that caused them, rendered in each recipient's language; and the recipient's views of
+their own inbox.
 
 A notice names its audience — the report's followers (reporter and supporters) or the
 staff of a unit — and a dedupe key; the pair (recipient, dedupe key) is unique, so a job
-that runs twice writes each notification once.
+that runs twice writes each notification once. Every new row gets a push job, enqueued
+after the commit (``push.py`` sends it).
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import i18n
 from app.core.calendar import TIMEZONE
+from app.core.errors import BadRequest, FieldError, NotFound
+from app.core.jobs import enqueue
+from app.notifications.models import Notification
+from app.notifications.push import PUSH_JOB, push_job_id
+from app.notifications.schemas import NotificationOut, NotificationPage
 
 Audience = Literal["followers", "unit"]
 
@@ -126,7 +134,8 @@ _INSERT = text(
 
 
 async def notify(session: AsyncSession, notices: list[Notice], now: datetime) -> list[int]:
-    """Write the notices' inbox rows (one statement); returns the ids of new rows."""
+    """Write the notices' inbox rows (one statement) and enqueue a push job for each new
+    row (sent after the commit); returns the ids of new rows."""
     if not notices:
         return []
     rendered = [(n.render("vi"), n.render("en")) for n in notices]
@@ -149,4 +158,125 @@ async def notify(session: AsyncSession, notices: list[Notice], now: datetime) ->
             "dedupe_keys": [n.dedupe_key for n in notices],
         },
     )
-    return [row[0] for row in result]
+    ids = [row[0] for row in result]
+    for notification_id in ids:
+        enqueue(PUSH_JOB, notification_id, job_id=push_job_id(notification_id))
+    return ids
+
+
+# ---------------------------------------------------------------- the recipient's inbox
+
+MAX_ID = 2**63 - 1  # notifications.id is a bigint
+
+i18n.register(
+    {
+        "notification_not_found": {
+            "vi": "Không tìm thấy thông báo.",
+            "en": "Notification not found.",
+        },
+        "notification_cursor_invalid": {
+            "vi": "Con trỏ phân trang không hợp lệ.",
+            "en": "Invalid cursor.",
+        },
+    }
+)
+
+
+def notification_out(row: Notification) -> NotificationOut:
+    link = row.data.get("link")
+    code = row.data.get("report_code")
+    return NotificationOut(
+        id=row.id,
+        kind=row.kind,
+        title=row.title,
+        body=row.body,
+        report_code=code if isinstance(code, str) else None,
+        link=link if isinstance(link, str) else None,
+        data=row.data,
+        created_at=row.created_at,
+        read_at=row.read_at,
+    )
+
+
+def parse_cursor(cursor: str) -> int:
+    """The cursor is the id of the last notification of the previous page."""
+    if cursor.isascii() and cursor.isdigit() and 0 < int(cursor) <= MAX_ID:
+        return int(cursor)
+    raise BadRequest(
+        "notification_cursor_invalid",
+        errors=[FieldError(field="cursor", message="malformed", source="query")],
+    )
+
+
+async def list_notifications(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    cursor: str | None = None,
+    limit: int = 20,
+    unread_only: bool = False,
+) -> NotificationPage:
+    """The user's own notifications, newest first; keyset pagination on the id."""
+    stmt = (
+        select(Notification)
+        .where(Notification.user_id == user_id)
+        .order_by(Notification.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        stmt = stmt.where(Notification.id < parse_cursor(cursor))
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    rows = list(await session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return NotificationPage(
+        items=[notification_out(r) for r in rows],
+        next_cursor=str(rows[-1].id) if more else None,
+    )
+
+
+async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+async def mark_read(
+    session: AsyncSession, user_id: uuid.UUID, notification_id: int, now: datetime
+) -> NotificationOut:
+    """Mark one of the user's notifications read (again: the first time stays). Another
+    user's notification is "not found": its existence is not revealed."""
+    row = await session.scalar(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.user_id == user_id)
+        .values(read_at=func.coalesce(Notification.read_at, now))
+        .returning(Notification)
+        .execution_options(synchronize_session=False)
+    )
+    if row is None:
+        raise NotFound("notification_not_found")
+    return notification_out(row)
+
+
+async def mark_all_read(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime, up_to_id: int | None = None
+) -> int:
+    """Mark every unread notification of the user read — up to ``up_to_id`` when given
+    (the newest the app has shown, so one that arrived meanwhile stays unread). One
+    statement; returns how many were marked."""
+    stmt = (
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if up_to_id is not None:
+        stmt = stmt.where(Notification.id <= up_to_id)
+    result = await session.execute(stmt)
+    return result.rowcount or 0

@@ -361,3 +361,103 @@ async def test_the_worker_publishes_the_service_index_from_what_happened(
     assert figures["satisfaction_pct"] == 100.0 and figures["rating_coverage_pct"] == 50.0
     assert ward["staff_filed"]["received"] == 0
     assert "phone" not in index.text and on_time["resident"]["phone"] not in index.text
+
+
+async def test_escalation_goes_to_the_parent_unit_when_there_is_one(app, client, caplog, clock):
+    admin = await staff_now(client, app, clock, [("admin", None)])
+    code = f"doi-cay-xanh-{uuid.uuid4().hex[:6]}"
+    unit = await client.post(
+        "/api/v1/admin/units",
+        json={
+            "code": code,
+            "name_vi": "Đội cây xanh thử",
+            "name_en": "Test tree team",
+            "kind": "department",
+            "parent_code": "so-xay-dung",
+        },
+        headers=admin["headers"],
+    )
+    assert unit.status_code == 201, unit.text
+    rule = await client.post(
+        "/api/v1/admin/routing-rules",
+        json={"category_code": "trees-parks", "unit_code": code},
+        headers=admin["headers"],
+    )
+    assert rule.status_code == 201, rule.text
+    r = await routed_report(app, client, caplog, clock, category="trees-parks")  # 5 days
+    row = await report_row(app, uuid.UUID(r["id"]))
+    assert row.unit_id == (await unit_by_code(app, code)).id
+    assert row.escalate_at == hanoi("2026-12-04 17:00")  # due Wed 2 Dec + 2 working days
+    clock.set(hanoi("2026-12-04 17:01"))
+    await run_worker(clock)
+    row = await report_row(app, uuid.UUID(r["id"]))
+    assert row.unit_id == (await unit_by_code(app, "so-xay-dung")).id
+    assert row.overdue_at is not None and row.escalated_at == clock.now()
+
+
+async def test_the_dispatcher_assigns_without_counting_a_transfer(app, client, caplog, clock):
+    dispatcher = await staff_now(client, app, clock, [("dispatcher", None)])
+    r = await routed_report(app, client, caplog, clock)
+    for unit in ("dispatcher", "so-xay-dung"):
+        res = await act(
+            client,
+            dispatcher["headers"],
+            r,
+            "transfer",
+            unit_code=unit,
+            reason="Điều phối lại đơn vị xử lý.",
+        )
+        assert res.status_code == 200, res.text
+    row = await report_row(app, uuid.UUID(r["id"]))
+    assert row.transfer_count == 0
+    assert row.unit_id == (await unit_by_code(app, "so-xay-dung")).id
+    same = await act(
+        client,
+        dispatcher["headers"],
+        r,
+        "transfer",
+        unit_code="so-xay-dung",
+        reason="Điều phối lại đơn vị xử lý.",
+    )
+    assert same.status_code == 409 and same.json()["code"] == "same_unit"
+
+
+async def test_staff_intake_for_a_resident_is_theirs_and_counted_apart(app, client, caplog, clock):
+    resident = await resident_now(client, caplog, clock)
+    area = (await client.get("/api/v1/areas/lookup", params=HOAN_KIEM)).json()["code"]
+    operator = await staff_now(client, app, clock, [("officer", f"ubnd-{area}")])
+    clock.set(hanoi(WEDNESDAY))
+    body = {
+        "kind": "complaint",  # by phone: no photo
+        "category_code": "roads",
+        "description": "Người dân gọi đường dây nóng báo ổ gà lớn.",
+        "location": HOAN_KIEM,
+    }
+    for_resident = await client.post(
+        "/api/v1/console/reports",
+        json={"report": body, "resident_phone": resident["phone"]},
+        headers=operator["headers"],
+    )
+    assert for_resident.status_code == 201, for_resident.text
+    walk_in = await client.post(
+        "/api/v1/console/reports", json={"report": body}, headers=operator["headers"]
+    )
+    assert walk_in.status_code == 201
+    mine = (await client.get("/api/v1/reports/mine", headers=resident["headers"])).json()
+    assert [i["code"] for i in mine["items"]] == [for_resident.json()["code"]]
+    staff_id = await me(client, operator["headers"])
+    for filed in (for_resident, walk_in):
+        row = await report_row(app, uuid.UUID(filed.json()["id"]))
+        assert row.filed_by_staff_id == staff_id
+    assert (await report_row(app, uuid.UUID(walk_in.json()["id"]))).reporter_id == staff_id
+
+    await run_worker(clock)  # routed
+    await run_worker(clock)  # the index is rebuilt at start-up (after the routing)
+    index = (await client.get("/api/v1/public/service-index", params={"period": "all"})).json()
+    [ward] = [u for u in index if u["unit_code"] == f"ubnd-{area}"]
+    assert ward["staff_filed"]["received"] == 2 and ward["resident"]["received"] == 0
+
+    denied = await client.post(
+        "/api/v1/console/reports", json={"report": body}, headers=resident["headers"]
+    )
+    assert denied.status_code == 403

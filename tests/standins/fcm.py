@@ -110,6 +110,7 @@ class RecordedRequest:
     status: int
     response: dict[str, Any]  # the JSON answered
     response_headers: dict[str, str]
+    received_at: float = 0.0  # time.monotonic() when it was answered
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -633,6 +634,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=status,
             response=body,
             response_headers=dict(headers),
+            received_at=time.monotonic(),
         )
         self.fcm._record(recorded)
         payload = json.dumps(body).encode()

@@ -1,0 +1,420 @@
+"""Pushing inbox rows to the recipients' devices (thông báo đẩy), through the sender of
+``app.core.push`` (FCM via firebase-admin, or the log).
+
+``notification_deliveries`` is the record: one row per (notification, device), made the
+first time a notification is pushed, for the recipient's active devices then. A run sends
+only the rows still ``pending``, and locks them while it does (``FOR UPDATE SKIP
+LOCKED``), so a job that runs twice, a retry or a reconciliation never sends a ``sent``
+row again. (A worker killed between FCM's answer and the commit sends those rows again
+on its retry: at least once, never twice on purpose; the collapse key makes a phone show
+such a repeat once.)
+
+What FCM answers decides each row:
+
+- success → ``sent``, with FCM's message id;
+- the token is dead (``UNREGISTERED``, ``SENDER_ID_MISMATCH``, ``INVALID_ARGUMENT`` about
+  the token) → the device is disabled (``disabled_at``, ``disabled_reason``) and the row
+  ``failed``; the device's rows of other notifications are ``skipped`` when their turn
+  comes;
+- retryable (``QUOTA_EXCEEDED``, ``UNAVAILABLE``, ``INTERNAL``, timeouts) → the row stays
+  ``pending`` with the error, and the outcome says when to try again: exponential backoff
+  with jitter, never sooner than FCM's ``Retry-After``; at the policy's last attempt the
+  row is ``failed`` with the error instead;
+- any other error (our credentials, a payload FCM refuses) → ``failed`` with the error.
+
+When no row of a notification is pending any more, its ``push_status`` settles: ``sent``
+(at least one device got it), ``failed`` (none did), ``no_device`` (the recipient had no
+active device, or every one was disabled before its turn). A notification still pending
+after ``max_age_seconds`` is not worth a push any more: it becomes ``expired``.
+
+Which layer retries: the sender makes one HTTP attempt per message (``app.core.push``
+turns the SDK's own retries off); the job retries, with arq's ``Retry``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.push import MAX_BATCH, PushMessage, PushResult, PushSender
+
+log = logging.getLogger("city.notifications.push")
+
+PUSH_JOB = "push_notification"
+
+# Android delivers "normal" messages when the phone wakes; everything a person should
+# see at once goes "high" (FCM wants a visible notification for high-priority messages).
+PRIORITY: Mapping[str, Literal["high", "normal"]] = {"report_reminder": "normal"}
+
+# FCM refuses these data keys (and any starting with "google." or "gcm.")
+_RESERVED_DATA_KEYS = frozenset({"from", "notification", "message_type", "collapse_key"})
+
+
+def push_job_id(notification_id: int) -> str:
+    """The job's deterministic id: one push job per notification, however often enqueued."""
+    return f"push:{notification_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PushPolicy:
+    """How hard to try. Attempt *n* that fails retryably is tried again after
+    ``min(backoff_max, backoff_base · 2^(n-1))`` seconds, or after FCM's Retry-After if
+    that is longer (capped at ``retry_after_max``), plus up to ``jitter`` of it on top so
+    that many retries do not come back together."""
+
+    max_attempts: int = 5
+    backoff_base_seconds: float = 30.0
+    backoff_max_seconds: float = 900.0
+    jitter: float = 0.25
+    retry_after_max_seconds: float = 3600.0
+    max_age_seconds: float = 86400.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+        floor = max(backoff, min(retry_after or 0.0, self.retry_after_max_seconds))
+        return floor * (1.0 + rng.uniform(0.0, self.jitter))
+
+
+DEFAULT_POLICY = PushPolicy()
+
+
+@dataclass(slots=True)
+class PushOutcome:
+    """What one run did. ``retry_in``: seconds after which the caller should run again
+    (some deliveries failed retryably), or None."""
+
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    skipped: int = 0
+    devices_disabled: int = 0
+    expired: int = 0
+    settled: dict[int, str] = field(default_factory=dict)  # notification id → push_status
+    retry_in: float | None = None
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "retrying": self.retrying,
+            "skipped": self.skipped,
+            "devices_disabled": self.devices_disabled,
+            "expired": self.expired,
+            "settled": len(self.settled),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    notification_id: int
+    device_id: uuid.UUID
+    attempts: int
+    token: str
+    user_id: uuid.UUID
+    kind: str
+    title: str
+    body: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    status: str  # sent | failed | pending
+    error: str | None
+    message_id: str | None
+
+
+# ------------------------------------------------------------------------- the messages
+
+
+def push_data(notification_id: int, kind: str, data: Mapping[str, Any]) -> dict[str, str]:
+    """The data payload: FCM carries strings only. Booleans become "true"/"false",
+    numbers their decimal text, anything else JSON; reserved keys are dropped."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if key in _RESERVED_DATA_KEYS or key.startswith(("google.", "gcm.")) or value is None:
+            continue
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            out[key] = str(value)
+        else:
+            out[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    out["notification_id"] = str(notification_id)
+    out["kind"] = kind
+    return out
+
+
+def collapse_key(data: Mapping[str, Any]) -> str | None:
+    """One key per report: a newer push about the same report replaces an older one
+    still waiting on an offline phone (Android collapse_key, APNs apns-collapse-id)."""
+    code = data.get("report_code")
+    return f"report-{code}" if isinstance(code, str) and code else None
+
+
+def push_message(delivery: _Delivery, badge: int) -> PushMessage:
+    return PushMessage(
+        token=delivery.token,
+        title=delivery.title,
+        body=delivery.body,
+        data=push_data(delivery.notification_id, delivery.kind, delivery.data),
+        collapse_key=collapse_key(delivery.data),
+        badge=badge,
+        priority=PRIORITY.get(delivery.kind, "high"),
+    )
+
+
+# ------------------------------------------------------------------------- SQL
+
+# first run only: the recipient's active devices at that moment
+_CREATE_DELIVERIES = text(
+    """
+    INSERT INTO notification_deliveries (notification_id, device_id, created_at)
+    SELECT n.id, d.id, :now
+      FROM notifications n
+      JOIN devices d ON d.user_id = n.user_id AND d.disabled_at IS NULL
+     WHERE n.id = ANY(CAST(:ids AS bigint[])) AND n.push_status = 'pending'
+       AND NOT EXISTS (
+           SELECT 1 FROM notification_deliveries x WHERE x.notification_id = n.id)
+    ON CONFLICT DO NOTHING
+    """
+)
+
+_SKIP_DISABLED = text(
+    """
+    UPDATE notification_deliveries nd
+       SET status = 'skipped',
+           last_error = 'device_disabled' || COALESCE(': ' || d.disabled_reason, '')
+      FROM devices d
+     WHERE d.id = nd.device_id AND d.disabled_at IS NOT NULL
+       AND nd.notification_id = ANY(CAST(:ids AS bigint[])) AND nd.status = 'pending'
+    """
+)
+
+_CLAIM = text(
+    """
+    SELECT nd.notification_id, nd.device_id, nd.attempts, d.token,
+           n.user_id, n.kind, n.title, n.body, n.data
+      FROM notification_deliveries nd
+      JOIN notifications n ON n.id = nd.notification_id
+      JOIN devices d ON d.id = nd.device_id
+     WHERE nd.notification_id = ANY(CAST(:ids AS bigint[]))
+       AND nd.status = 'pending' AND n.push_status = 'pending'
+     ORDER BY nd.notification_id, nd.device_id
+       FOR UPDATE OF nd SKIP LOCKED
+    """
+)
+
+_UNREAD = text(
+    """
+    SELECT user_id, count(*) FROM notifications
+     WHERE user_id = ANY(CAST(:users AS uuid[])) AND read_at IS NULL
+     GROUP BY user_id
+    """
+)
+
+_RECORD = text(
+    """
+    UPDATE notification_deliveries nd
+       SET status = r.status,
+           attempts = nd.attempts + 1,
+           attempted_at = :now,
+           last_error = r.error,
+           fcm_message_id = COALESCE(r.message_id, nd.fcm_message_id),
+           sent_at = CASE WHEN r.status = 'sent' THEN CAST(:now AS timestamptz) END
+      FROM unnest(CAST(:nids AS bigint[]), CAST(:dids AS uuid[]), CAST(:statuses AS text[]),
+                  CAST(:errors AS text[]), CAST(:message_ids AS text[]))
+           AS r(notification_id, device_id, status, error, message_id)
+     WHERE nd.notification_id = r.notification_id AND nd.device_id = r.device_id
+    """
+)
+
+_DISABLE_DEVICES = text(
+    """
+    UPDATE devices d SET disabled_at = :now, disabled_reason = r.reason
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:reasons AS text[])) AS r(id, reason)
+     WHERE d.id = r.id AND d.disabled_at IS NULL
+    RETURNING d.id
+    """
+)
+
+_SETTLE = text(
+    """
+    UPDATE notifications n SET push_status = s.status
+      FROM (
+        SELECT n2.id,
+               CASE WHEN count(*) FILTER (WHERE nd.status = 'sent') > 0 THEN 'sent'
+                    WHEN count(*) FILTER (WHERE nd.status = 'failed') > 0 THEN 'failed'
+                    ELSE 'no_device' END AS status
+          FROM notifications n2
+          LEFT JOIN notification_deliveries nd ON nd.notification_id = n2.id
+         WHERE n2.id = ANY(CAST(:ids AS bigint[])) AND n2.push_status = 'pending'
+         GROUP BY n2.id
+        HAVING count(*) FILTER (WHERE nd.status = 'pending') = 0
+      ) AS s
+     WHERE n.id = s.id AND n.push_status = 'pending'
+    RETURNING n.id, n.push_status
+    """
+)
+
+_EXPIRE = text(
+    """
+    WITH stale AS (
+        UPDATE notifications SET push_status = 'expired'
+         WHERE push_status = 'pending' AND created_at < :cutoff
+           AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
+        RETURNING id
+    ), skipped AS (
+        UPDATE notification_deliveries nd SET status = 'skipped', last_error = 'expired'
+          FROM stale WHERE nd.notification_id = stale.id AND nd.status = 'pending'
+    )
+    SELECT count(*) FROM stale
+    """
+)
+
+_PENDING = text(
+    """
+    SELECT id FROM notifications
+     WHERE push_status = 'pending' AND created_at < :older AND created_at >= :cutoff
+     ORDER BY created_at, id
+     LIMIT :limit
+    """
+)
+
+
+# ------------------------------------------------------------------------- the service
+
+
+async def push_notifications(
+    session: AsyncSession,
+    sender: PushSender,
+    notification_ids: list[int],
+    now: datetime,
+    *,
+    policy: PushPolicy = DEFAULT_POLICY,
+    rng: random.Random | None = None,
+) -> PushOutcome:
+    """Push the notifications to their recipients' devices: rows still pending, in
+    batches of at most ``MAX_BATCH``; record every answer; settle what is done. Runs in
+    the caller's transaction; the caller retries after ``outcome.retry_in`` if set."""
+    rng = rng or random.Random()
+    outcome = PushOutcome()
+    ids = sorted(set(notification_ids))
+    if not ids:
+        return outcome
+    outcome.expired = await expire_stale_pushes(session, now, policy.max_age_seconds, ids)
+    await session.execute(_CREATE_DELIVERIES, {"ids": ids, "now": now})
+    skipped = await session.execute(_SKIP_DISABLED, {"ids": ids})
+    outcome.skipped = skipped.rowcount or 0
+    deliveries = [_Delivery(*row) for row in await session.execute(_CLAIM, {"ids": ids})]
+    if deliveries:
+        users = sorted({d.user_id for d in deliveries})
+        unread = dict((await session.execute(_UNREAD, {"users": users})).tuples().all())
+        verdicts: list[_Verdict] = []
+        disable: dict[uuid.UUID, str] = {}
+        delays: list[float] = []
+        for start in range(0, len(deliveries), MAX_BATCH):
+            batch = deliveries[start : start + MAX_BATCH]
+            messages = [push_message(d, unread.get(d.user_id, 0)) for d in batch]
+            results = await _send(sender, messages)
+            for delivery, result in zip(batch, results, strict=True):
+                verdict = _judge(delivery, result, policy)
+                verdicts.append(verdict)
+                if result.permanent:
+                    disable[delivery.device_id] = f"fcm:{result.error_code}"
+                if verdict.status == "pending":
+                    delays.append(policy.delay(delivery.attempts + 1, result.retry_after, rng))
+        await session.execute(
+            _RECORD,
+            {
+                "now": now,
+                "nids": [d.notification_id for d in deliveries],
+                "dids": [d.device_id for d in deliveries],
+                "statuses": [v.status for v in verdicts],
+                "errors": [v.error for v in verdicts],
+                "message_ids": [v.message_id for v in verdicts],
+            },
+        )
+        if disable:
+            disabled = await session.execute(
+                _DISABLE_DEVICES,
+                {"now": now, "ids": list(disable), "reasons": list(disable.values())},
+            )
+            outcome.devices_disabled = len(disabled.all())
+        outcome.sent = sum(v.status == "sent" for v in verdicts)
+        outcome.failed = sum(v.status == "failed" for v in verdicts)
+        outcome.retrying = len(delays)
+        outcome.retry_in = max(delays) if delays else None
+    settled = await session.execute(_SETTLE, {"ids": ids})
+    outcome.settled = dict(settled.tuples().all())
+    if deliveries or outcome.settled:
+        log.info("notifications_pushed", extra=outcome.summary())
+    return outcome
+
+
+async def _send(sender: PushSender, messages: list[PushMessage]) -> list[PushResult]:
+    """The sender's answers; if it raises (it should not), every message of the batch is
+    a retryable ``unknown`` failure, so what other batches sent is still recorded."""
+    try:
+        return await sender.send(messages)
+    except Exception as exc:
+        log.exception("push_batch_raised", extra={"messages": len(messages)}, exc_info=exc)
+        return [PushResult(token=m.token, ok=False, error_code="unknown") for m in messages]
+
+
+def _judge(delivery: _Delivery, result: PushResult, policy: PushPolicy) -> _Verdict:
+    if result.ok:
+        return _Verdict("sent", None, result.message_id)
+    error = result.error_code or "unknown"
+    if result.retryable and delivery.attempts + 1 < policy.max_attempts:
+        return _Verdict("pending", error, None)
+    if result.retryable:
+        error = f"{error} (gave up after {delivery.attempts + 1} attempts)"
+    return _Verdict("failed", error, None)
+
+
+async def expire_stale_pushes(
+    session: AsyncSession,
+    now: datetime,
+    max_age_seconds: float = DEFAULT_POLICY.max_age_seconds,
+    notification_ids: list[int] | None = None,
+) -> int:
+    """Notifications still pending after ``max_age_seconds`` (of those given, or all)
+    become ``expired``, their pending deliveries ``skipped``: a reminder a day late is
+    noise. One statement; returns how many."""
+    cutoff = now - timedelta(seconds=max_age_seconds)
+    result = await session.execute(_EXPIRE, {"cutoff": cutoff, "ids": notification_ids})
+    return int(result.scalar_one())
+
+
+async def pending_pushes(
+    session: AsyncSession,
+    now: datetime,
+    older_than_seconds: float = 60,
+    *,
+    max_age_seconds: float = DEFAULT_POLICY.max_age_seconds,
+    limit: int = 1000,
+) -> list[int]:
+    """Ids of notifications still waiting for their push ``older_than_seconds`` after
+    they were written (their job was lost, or is waiting for a retry), oldest first;
+    younger than ``max_age_seconds``."""
+    rows = await session.scalars(
+        _PENDING,
+        {
+            "older": now - timedelta(seconds=older_than_seconds),
+            "cutoff": now - timedelta(seconds=max_age_seconds),
+            "limit": limit,
+        },
+    )
+    return list(rows)

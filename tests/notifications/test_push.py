@@ -1,0 +1,367 @@
+"""Push delivery through the real firebase-admin SDK to the FCM stand-in on loopback, run
+by a real arq worker: the right devices, in the recipient's language, Android and APNs
+options on the wire; dead tokens disabled for good; retryable errors retried later and
+delivered once; a job run twice sends nothing twice."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from arq import cron
+from sqlalchemy import update
+
+from app.accounts.models import Device
+from app.core import db
+from app.core.jobs import qualified_job_id
+from app.core.push import FcmPushSender
+from app.notifications import jobs as notification_jobs
+from app.notifications.push import (
+    PUSH_JOB,
+    PushPolicy,
+    pending_pushes,
+    push_data,
+    push_job_id,
+    push_notifications,
+)
+from tests.accounts.factories import sign_in_resident
+from tests.notifications.conftest import (
+    FAST,
+    deliveries,
+    device,
+    insert_notifications,
+    notice_about,
+    notification,
+    register_device,
+    resident_with_devices,
+    routed_report,
+    user_id,
+    write_notices,
+)
+from tests.routing.test_routing import file_petition
+from tests.standins.fcm import FcmStandin, fcm_standin  # noqa: F401  (the fixture)
+
+
+def messages_to(fcm: FcmStandin, token: str) -> list[dict]:
+    return [r.json()["message"] for r in fcm.sends_to(token)]
+
+
+async def test_a_routed_report_is_pushed_to_each_followers_active_devices_in_their_language(
+    app, inbox, caplog, clock, session, fcm_standin, run_worker
+):
+    reporter, (android, ios) = await resident_with_devices(inbox, caplog, "android", "ios")
+    r = await inbox.patch("/api/v1/me", json={"locale": "en"}, headers=reporter["headers"])
+    assert r.status_code == 200, r.text
+    gone = await register_device(inbox, reporter["headers"], "android")
+    await session.execute(
+        update(Device).where(Device.token == gone).values(disabled_at=clock.now())
+    )
+    await session.commit()
+    supporter, (supporter_phone,) = await resident_with_devices(inbox, caplog, "android")
+    bystander, (bystander_phone,) = await resident_with_devices(inbox, caplog, "ios")
+    reporter_id = await user_id(inbox, reporter["headers"])
+    # one older notification the reporter has not read: the badge counts it
+    await insert_notifications(session, reporter_id, 1)
+
+    filed = await file_petition(inbox, reporter["headers"])
+    code = filed["code"]
+    r = await inbox.post(
+        "/api/v1/reports/supports", json={"code": code}, headers=supporter["headers"]
+    )
+    assert r.status_code == 200, r.text
+
+    await run_worker()  # routes the report, writes the notifications, pushes them
+
+    page = (await inbox.get("/api/v1/me/notifications", headers=reporter["headers"])).json()
+    told = page["items"][0]
+    assert told["kind"] == "report_routed" and told["report_code"] == code
+    expected_data = {
+        "link": f"cityapp://reports/{filed['id']}",
+        "report_code": code,
+        "kind": "report_routed",
+        "notification_id": str(told["id"]),
+    }
+    for token in (android, ios):
+        [wire] = messages_to(fcm_standin, token)
+        assert wire["notification"] == {"title": told["title"], "body": told["body"]}
+        assert wire["notification"]["title"].startswith(f"Your report {code} was sent to")
+        assert wire["data"] == expected_data
+        assert wire["android"] == {
+            "priority": "high",
+            "collapse_key": f"report-{code}",
+            "notification": {"sound": "default"},
+        }
+        assert wire["apns"] == {
+            "headers": {
+                "apns-priority": "10",
+                "apns-push-type": "alert",
+                "apns-collapse-id": f"report-{code}",
+            },
+            "payload": {"aps": {"badge": 2, "sound": "default"}},
+        }
+    [to_supporter] = messages_to(fcm_standin, supporter_phone)
+    assert to_supporter["notification"]["title"] == f"Phản ánh {code} đã được chuyển xử lý"
+    assert to_supporter["apns"]["payload"]["aps"]["badge"] == 1
+    assert messages_to(fcm_standin, gone) == messages_to(fcm_standin, bystander_phone) == []
+    assert len(fcm_standin.delivered) == 3
+
+    assert (await notification(app, told["id"])).push_status == "sent"
+    rows = await deliveries(app, told["id"])
+    assert set(rows) == {android, ios}  # none for the disabled device
+    for token, row in rows.items():
+        [request] = fcm_standin.sends_to(token)
+        assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+        assert row.fcm_message_id == request.response["name"]
+        assert row.sent_at == clock.now()
+
+
+async def test_a_recipient_without_devices_is_no_device_and_nothing_is_sent(
+    app, inbox, caplog, clock, fcm_standin, run_worker
+):
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    [nid] = await write_notices(app, [notice_about(filed)], clock.now())
+
+    await run_worker()
+
+    assert (await notification(app, nid)).push_status == "no_device"
+    assert await deliveries(app, nid) == {}
+    assert fcm_standin.send_requests == []
+
+
+async def test_an_unregistered_token_disables_the_device_and_is_never_used_again(
+    app, inbox, caplog, clock, fcm_standin, run_worker
+):
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    dead = await register_device(inbox, resident["headers"], "android")
+    alive = await register_device(inbox, resident["headers"], "ios")
+    fcm_standin.fail(dead, "UNREGISTERED")
+    [first] = await write_notices(app, [notice_about(filed, 1)], clock.now())
+
+    await run_worker()
+
+    [refused] = fcm_standin.sends_to(dead)
+    assert refused.status == 404
+    assert refused.response["error"]["details"][0]["errorCode"] == "UNREGISTERED"
+    assert len(fcm_standin.sends_to(alive)) == 1
+    gone = await device(app, dead)
+    assert gone.disabled_at == clock.now() and gone.disabled_reason == "fcm:unregistered"
+    rows = await deliveries(app, first)
+    assert (rows[dead].status, rows[dead].last_error, rows[dead].attempts) == (
+        "failed",
+        "unregistered",
+        1,
+    )
+    assert rows[alive].status == "sent"
+    assert (await notification(app, first)).push_status == "sent"  # one device got it
+    listed = (await inbox.get("/api/v1/me/devices", headers=resident["headers"])).json()
+    active = {d["token_suffix"]: d["active"] for d in listed}
+    assert active == {dead[-6:]: False, alive[-6:]: True}
+
+    [second] = await write_notices(app, [notice_about(filed, 2)], clock.now())
+    await run_worker()
+
+    assert len(fcm_standin.sends_to(dead)) == 1  # never again
+    assert len(fcm_standin.sends_to(alive)) == 2
+    assert set(await deliveries(app, second)) == {alive}
+
+
+async def test_a_device_disabled_while_its_delivery_waits_for_a_retry_is_skipped(
+    app, inbox, caplog, clock, fcm_standin, fcm_settings, run_worker
+):
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    token = await register_device(inbox, resident["headers"], "android")
+    first, second = await write_notices(
+        app, [notice_about(filed, 1), notice_about(filed, 2)], clock.now(), enqueue=False
+    )
+    sender = FcmPushSender(fcm_settings)
+    rng = random.Random(7)
+
+    async def push(nid: int):
+        async with db.transaction(app.state.sessionmaker, None) as session:
+            return await push_notifications(
+                session, sender, [nid], clock.now(), policy=FAST, rng=rng
+            )
+
+    try:
+        fcm_standin.fail(token, "QUOTA_EXCEEDED", times=1, retry_after="30")
+        waiting = await push(second)
+        assert (waiting.retrying, waiting.sent, waiting.settled) == (1, 0, {})
+        assert 30 <= waiting.retry_in <= 30 * 1.25
+        fcm_standin.fail(token, "UNREGISTERED")
+        dead = await push(first)
+        assert (dead.failed, dead.devices_disabled, dead.settled) == (1, 1, {first: "failed"})
+
+        skipped = await push(second)
+    finally:
+        await sender.close()
+
+    assert (skipped.skipped, skipped.sent, skipped.retry_in) == (1, 0, None)
+    assert skipped.settled == {second: "no_device"}
+    assert len(fcm_standin.sends_to(token)) == 2  # the 429 and the 404, nothing after
+    [row] = (await deliveries(app, second)).values()
+    assert (row.status, row.attempts) == ("skipped", 1)
+    assert row.last_error == "device_disabled: fcm:unregistered"
+
+
+async def test_quota_exceeded_is_retried_after_retry_after_and_delivered_once(
+    app, inbox, caplog, clock, fcm_standin, run_worker
+):
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    throttled = await register_device(inbox, resident["headers"], "android")
+    fine = await register_device(inbox, resident["headers"], "ios")
+    fcm_standin.fail(throttled, "QUOTA_EXCEEDED", times=1, retry_after="1")
+    [nid] = await write_notices(app, [notice_about(filed)], clock.now())
+
+    worker = await run_worker()
+
+    assert worker.jobs_retried == 1
+    refused, accepted = fcm_standin.sends_to(throttled)
+    assert (refused.status, accepted.status) == (429, 200)
+    assert refused.response_headers == {"Retry-After": "1"}
+    assert accepted.received_at - refused.received_at >= 1.0  # not sooner than asked
+    assert accepted.json() == refused.json()  # the same message
+    assert len(fcm_standin.sends_to(fine)) == 1  # not sent again with the retry
+    delivered = [m["token"] for m in fcm_standin.delivered]
+    assert sorted(delivered) == sorted([throttled, fine])
+    rows = await deliveries(app, nid)
+    assert (rows[throttled].status, rows[throttled].attempts) == ("sent", 2)
+    assert rows[throttled].last_error is None
+    assert rows[throttled].fcm_message_id == accepted.response["name"]
+    assert (rows[fine].status, rows[fine].attempts) == ("sent", 1)
+    assert (await notification(app, nid)).push_status == "sent"
+
+
+async def test_internal_errors_until_the_last_try_fail_the_delivery_with_the_reason(
+    app, inbox, caplog, clock, fcm_standin, run_worker
+):
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    token = await register_device(inbox, resident["headers"], "android")
+    fcm_standin.fail(token, "INTERNAL")
+    [nid] = await write_notices(app, [notice_about(filed)], clock.now())
+
+    worker = await run_worker(policy=FAST)  # 3 attempts, backoff 0.05 s, 0.1 s
+
+    assert (worker.jobs_retried, worker.jobs_failed) == (2, 0)
+    sends = fcm_standin.sends_to(token)
+    assert [s.status for s in sends] == [500, 500, 500]  # one HTTP attempt per try
+    assert sends[1].received_at - sends[0].received_at >= 0.05
+    assert sends[2].received_at - sends[1].received_at >= 0.1
+    [row] = (await deliveries(app, nid)).values()
+    assert (row.status, row.attempts, row.sent_at) == ("failed", 3, None)
+    assert row.last_error == "internal (gave up after 3 attempts)"
+    assert (await notification(app, nid)).push_status == "failed"
+    assert (await device(app, token)).disabled_at is None  # not the token's fault
+
+
+async def test_a_job_run_twice_sends_nothing_twice(
+    app, inbox, caplog, clock, fcm_standin, fcm_settings, run_worker
+):
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    token = await register_device(inbox, resident["headers"], "ios")
+    [nid] = await write_notices(app, [notice_about(filed)], clock.now())
+    redis = app.state.redis
+    # notify() enqueued it after the commit; the same id again is the same job
+    assert (
+        await redis.enqueue_job(PUSH_JOB, nid, _job_id=qualified_job_id(redis, push_job_id(nid)))
+        is None
+    )
+
+    await run_worker()
+    assert len(fcm_standin.sends_to(token)) == 1
+    before = await deliveries(app, nid)
+
+    # a second job under another id (a replay, a reconciliation), and the service again
+    await redis.enqueue_job(PUSH_JOB, nid, _job_id=qualified_job_id(redis, f"again:{nid}"))
+    worker = await run_worker()
+    sender = FcmPushSender(fcm_settings)
+    try:
+        async with db.transaction(app.state.sessionmaker, None) as session:
+            outcome = await push_notifications(session, sender, [nid], clock.now())
+    finally:
+        await sender.close()
+
+    assert worker.jobs_complete >= 1
+    assert outcome.sent == outcome.retrying == 0 and outcome.settled == {}
+    assert len(fcm_standin.sends_to(token)) == 1
+    after = await deliveries(app, nid)
+    assert after[token].attempts == before[token].attempts == 1
+    assert after[token].fcm_message_id == before[token].fcm_message_id
+
+
+async def test_reconciliation_pushes_what_lost_its_job_and_expires_the_stale(
+    app, inbox, caplog, clock, session, fcm_standin, run_worker
+):
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    token = await register_device(inbox, resident["headers"], "android")
+    written = clock.now()
+    # written while Redis was away: no job
+    [lost] = await write_notices(app, [notice_about(filed)], written, enqueue=False)
+    [stale] = await insert_notifications(
+        session,
+        await user_id(inbox, resident["headers"]),
+        1,
+        push_status="pending",
+        created_at=written - timedelta(days=2),
+    )
+    async with app.state.sessionmaker() as s:
+        assert await pending_pushes(s, written + timedelta(seconds=30), 60) == []
+        assert await pending_pushes(s, written + timedelta(seconds=61), 60) == [lost]
+
+    clock.set(written + timedelta(minutes=2))
+    await run_worker(
+        cron_jobs=[cron(notification_jobs.reconcile_pushes, second=50, run_at_startup=True)]
+    )
+
+    [wire] = messages_to(fcm_standin, token)
+    assert wire["data"]["notification_id"] == str(lost)
+    assert (await notification(app, lost)).push_status == "sent"
+    assert (await notification(app, stale)).push_status == "expired"
+    assert len(fcm_standin.send_requests) == 1
+
+
+def test_retry_delay_backs_off_with_jitter_and_honours_retry_after():
+    policy = PushPolicy(backoff_base_seconds=10, backoff_max_seconds=60, jitter=0.25)
+    rng = random.Random(1)
+    for attempt, floor in ((1, 10), (2, 20), (3, 40), (4, 60), (9, 60)):
+        delays = [policy.delay(attempt, None, rng) for _ in range(200)]
+        assert all(floor <= d <= floor * 1.25 for d in delays)
+        assert max(delays) - min(delays) > floor * 0.1  # spread, not one instant
+    assert all(120 <= policy.delay(1, 120, rng) <= 150 for _ in range(50))
+    assert all(20 <= policy.delay(2, 5, rng) <= 25 for _ in range(50))  # backoff is longer
+    capped = PushPolicy(retry_after_max_seconds=100, jitter=0)
+    assert capped.delay(1, 10_000, rng) == 100
+
+
+def test_data_payload_is_strings_only_without_reserved_keys():
+    data = push_data(
+        42,
+        "report_resolved",
+        {
+            "report_code": "PA1234567",
+            "rate": True,
+            "score": 4.5,
+            "count": 3,
+            "units": ["a", "b"],
+            "none": None,
+            "from": "x",
+            "google.c.a": "x",
+            "gcm.n": "x",
+            "kind": "overridden",
+        },
+    )
+    assert data == {
+        "report_code": "PA1234567",
+        "rate": "true",
+        "score": "4.5",
+        "count": "3",
+        "units": '["a","b"]',
+        "notification_id": "42",
+        "kind": "report_resolved",
+    }
