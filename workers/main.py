@@ -218,3 +218,6 @@ class WorkerSettings:
     job_timeout = settings.worker_job_timeout_seconds
     keep_result = 60
     max_tries = 5
+    # graceful shutdown: on SIGTERM stop taking jobs and let running ones finish for up
+    # to 20 s; what is still running then is cancelled and retried (jobs are idempotent)
+    job_completion_wait = 20

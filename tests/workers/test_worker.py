@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from arq.worker import Worker
 from sqlalchemy import select
@@ -12,6 +13,8 @@ from app.accounts.models import OtpChallenge
 from app.core.clock import FixedClock
 from app.core.ops import heartbeat_key
 from workers import main as worker_main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def burst_worker(extra_ctx: dict | None = None) -> Worker:
@@ -110,3 +113,35 @@ async def test_readiness_and_metrics_show_the_worker_and_the_routing_backlog(
     metrics = (await client.get("/metrics")).text
     assert "city_reports_unrouted 1.0" in metrics
     assert "city_worker_heartbeat_age_seconds" in metrics
+
+
+async def test_the_worker_process_stops_gracefully_on_sigterm(app):
+    import asyncio
+    import os
+    import signal
+    import sys
+    import time
+    root = ROOT
+    key = heartbeat_key(app.state.settings.redis_prefix)
+    await app.state.redis.delete(key)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers",
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while await app.state.redis.get(key) is None:
+            assert time.monotonic() < deadline, "the worker never started"
+            await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0
+    assert b"worker_stopped" in output  # the shutdown hook ran: connections closed
