@@ -4,10 +4,11 @@ against the report's unit and written to the audit log."""
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Literal
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.accounts.api import client_ip
@@ -15,7 +16,16 @@ from app.complaints import handling
 from app.complaints.api import IdempotencyKey
 from app.complaints.models import Report
 from app.complaints.schemas import ReportCreated
-from app.console.schemas import HandledOut, IntakeIn, MessageIn, RejectIn, ResolveIn
+from app.console import service as console
+from app.console.schemas import (
+    HandledOut,
+    IntakeIn,
+    MessageIn,
+    QueuePage,
+    RejectIn,
+    ResolveIn,
+    StaffReportDetail,
+)
 from app.core.auth import require_staff
 from app.core.db import DbSession
 from app.routing import service as routing
@@ -40,6 +50,45 @@ class ConsoleReportController(Controller):
     tags = ["console"]
     guards = [require_staff]
     security = BEARER
+
+    @get("/", summary="The queue: open reports of my units, soonest deadline first")
+    async def queue(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        unit: Annotated[str | None, Parameter(query="unit", max_length=40)] = None,
+        status: Annotated[
+            Literal["submitted", "assigned", "in_progress", "reopened"] | None,
+            Parameter(query="status"),
+        ] = None,
+        category: Annotated[str | None, Parameter(query="category", max_length=40)] = None,
+        overdue: Annotated[bool | None, Parameter(query="overdue")] = None,
+        due_soon: Annotated[bool, Parameter(query="due_soon")] = False,
+        cursor: Annotated[str | None, Parameter(query="cursor", max_length=200)] = None,
+        limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 50,
+    ) -> QueuePage:
+        return await console.queue(
+            session,
+            state.deadlines.calendar,
+            request.user,
+            state.clock.now(),
+            unit_code=unit,
+            status=status,
+            category=category,
+            overdue=overdue,
+            due_soon=due_soon,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    @get("/{report_id:uuid}", summary="One report as staff see it")
+    async def detail(
+        self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
+    ) -> StaffReportDetail:
+        return await console.report_for_staff(
+            session, state.storage, request.user, report_id, client_ip(request)
+        )
 
     @post(
         "/",

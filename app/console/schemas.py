@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from app.complaints.schemas import ReportIn
+from app.complaints.schemas import PhotoOut, Point, ReportIn
 from app.core.schemas import Input
 
 
@@ -40,3 +40,85 @@ class HandledOut(msgspec.Struct):
     unit_id: uuid.UUID | None
     due_at: datetime | None
     resolved_on_time: bool | None
+
+
+class QueueCounts(msgspec.Struct):
+    open: int
+    overdue: int
+    due_soon: int  # due by the office close of the next working day, not yet late
+    assigned: int  # not yet accepted
+    in_progress: int
+
+
+class QueueItem(msgspec.Struct):
+    id: uuid.UUID
+    code: str
+    kind: str
+    status: str
+    category_code: str
+    description: str  # empty when a moderator hid it
+    area_code: str
+    unit_code: str | None
+    created_at: datetime
+    due_at: datetime | None
+    overdue: bool
+    supporters_count: int
+    filed_by_staff: bool
+
+
+class QueuePage(msgspec.Struct):
+    items: list[QueueItem]
+    counts: QueueCounts
+    next_cursor: str | None
+
+
+class ReporterContact(msgspec.Struct):
+    name: str | None
+    phone: str | None
+
+
+class StaffPhotoOut(msgspec.Struct):
+    photo: PhotoOut
+    geotag_far: bool  # the photo's geotag is more than 500 m from the report
+    taken_long_before: bool
+    hidden_reason: str | None
+
+
+class StaffEventOut(msgspec.Struct):
+    id: int
+    at: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    body: str | None
+    by: str
+    public: bool
+    unit_code: str | None
+
+
+class StaffReportDetail(msgspec.Struct):
+    id: uuid.UUID
+    code: str
+    kind: str
+    status: str
+    category_code: str
+    description: str
+    description_hidden_reason: str | None
+    address_text: str | None
+    location: Point
+    area_code: str
+    unit_code: str | None
+    created_at: datetime
+    due_at: datetime | None
+    original_due_at: datetime | None
+    overdue: bool
+    escalated: bool
+    transfer_count: int
+    resolved_on_time: bool | None
+    supporters_count: int
+    filed_by_staff: bool
+    hide_identity: bool
+    reporter: ReporterContact | None  # managers, dispatchers and admins only (audited)
+    photos: list[StaffPhotoOut]
+    timeline: list[StaffEventOut]
+    allowed_actions: list[str]

@@ -1,0 +1,274 @@
+"""What the console reads: a unit's queue (sorted by deadline, with counts per filter)
+and one report as staff see it (internal timeline, photo flags, the reporter's contact
+for the roles allowed to see it — each such read is audit-logged).
+
+Who sees what: officers and managers their units (managers also the units under
+theirs); dispatchers and admins every unit.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+
+from geoalchemy2.shape import to_shape
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.complaints import lifecycle
+from app.complaints.models import Report, ReportEvent, ReportPhoto
+from app.complaints.schemas import Point
+from app.complaints.service import can_act_on, event_units, photo_out
+from app.console.schemas import (
+    QueueCounts,
+    QueueItem,
+    QueuePage,
+    ReporterContact,
+    StaffEventOut,
+    StaffPhotoOut,
+    StaffReportDetail,
+)
+from app.core import audit, i18n
+from app.core.auth import Principal
+from app.core.calendar import WorkingCalendar
+from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
+from app.core.storage import Storage
+from app.places.models import Unit
+
+i18n.register(
+    {
+        "not_your_unit_queue": {
+            "vi": "Bạn không xem được hàng đợi của đơn vị này.",
+            "en": "You cannot see this unit's queue.",
+        },
+    }
+)
+
+HANDLING = ("submitted", "assigned", "in_progress", "reopened")
+CONTACT_ROLES = ("manager", "dispatcher", "admin")
+
+
+async def visible_unit_ids(session: AsyncSession, principal: Principal) -> set[uuid.UUID] | None:
+    """The units whose reports this staff member sees; None = every unit."""
+    if principal.has_role("dispatcher", "admin"):
+        return None
+    own = principal.unit_ids()
+    managed = principal.unit_ids("manager")
+    if managed:
+        children = await session.scalars(select(Unit.id).where(Unit.parent_id.in_(managed)))
+        own |= set(children)
+    return own
+
+
+def _cursor(due_at: datetime | None, report_id: uuid.UUID) -> str:
+    raw = f"{due_at.isoformat() if due_at else ''}|{report_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode(cursor: str) -> tuple[datetime | None, uuid.UUID]:
+    try:
+        due, report_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return (datetime.fromisoformat(due) if due else None), uuid.UUID(report_id)
+    except ValueError as exc:
+        raise BadRequest(
+            "cursor_invalid", errors=[FieldError(field="cursor", message="bad", source="query")]
+        ) from exc
+
+
+async def queue(
+    session: AsyncSession,
+    calendar: WorkingCalendar,
+    principal: Principal,
+    now: datetime,
+    *,
+    unit_code: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    overdue: bool | None = None,
+    due_soon: bool = False,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> QueuePage:
+    """Open reports of the visible units, soonest deadline first (none last), keyset
+    paginated; counts are for the whole queue before the status/overdue/due-soon filters
+    so the console can show them on its filter buttons."""
+    visible = await visible_unit_ids(session, principal)
+    scope = [Report.status.in_(HANDLING)]
+    if unit_code is not None:
+        unit_id = await session.scalar(select(Unit.id).where(Unit.code == unit_code))
+        if unit_id is None:
+            raise NotFound("unit_not_found")
+        if visible is not None and unit_id not in visible:
+            raise Forbidden("not_your_unit_queue")
+        scope.append(Report.unit_id == unit_id)
+    elif visible is not None:
+        scope.append(Report.unit_id.in_(visible))
+    if category:
+        scope.append(Report.category_code == category)
+    # "due within one working day": by the office close of the next working day
+    soon = calendar.close_of(calendar.nth_working_day(calendar.local(now).date(), 1))
+
+    counts_row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(Report.overdue_at.is_not(None)),
+                func.count().filter(Report.due_at > now, Report.due_at <= soon),
+                func.count().filter(Report.status == "assigned"),
+                func.count().filter(Report.status == "in_progress"),
+            ).where(*scope)
+        )
+    ).one()
+    counts = QueueCounts(*counts_row)
+
+    filters = list(scope)
+    if status:
+        filters.append(Report.status == status)
+    if overdue is True:
+        filters.append(Report.overdue_at.is_not(None))
+    elif overdue is False:
+        filters.append(Report.overdue_at.is_(None))
+    if due_soon:
+        filters.extend([Report.due_at > now, Report.due_at <= soon])
+    if cursor:
+        due, last_id = _decode(cursor)
+        if due is None:
+            filters.append(and_(Report.due_at.is_(None), Report.id > last_id))
+        else:
+            filters.append(
+                or_(
+                    Report.due_at > due,
+                    and_(Report.due_at == due, Report.id > last_id),
+                    Report.due_at.is_(None),
+                )
+            )
+    rows = (
+        await session.execute(
+            select(Report, Unit.code)
+            .outerjoin(Unit, Unit.id == Report.unit_id)
+            .where(*filters)
+            .order_by(Report.due_at.asc().nulls_last(), Report.id)
+            .limit(limit + 1)
+        )
+    ).all()
+    items = [
+        QueueItem(
+            id=r.id,
+            code=r.code,
+            kind=r.kind,
+            status=r.status,
+            category_code=r.category_code,
+            description=r.description if not r.description_hidden_reason else "",
+            area_code=r.area_code,
+            unit_code=unit,
+            created_at=r.created_at,
+            due_at=r.due_at,
+            overdue=r.overdue_at is not None,
+            supporters_count=r.supporters_count,
+            filed_by_staff=r.filed_by_staff_id is not None,
+        )
+        for r, unit in rows[:limit]
+    ]
+    next_cursor = (
+        _cursor(rows[limit - 1][0].due_at, rows[limit - 1][0].id) if len(rows) > limit else None
+    )
+    return QueuePage(items=items, counts=counts, next_cursor=next_cursor)
+
+
+async def report_for_staff(
+    session: AsyncSession,
+    storage: Storage,
+    principal: Principal,
+    report_id: uuid.UUID,
+    ip: str | None = None,
+) -> StaffReportDetail:
+    report = await session.get(Report, report_id)
+    if report is None:
+        raise NotFound("report_not_found")
+    visible = await visible_unit_ids(session, principal)
+    if not can_act_on(principal, report) and not (
+        visible is not None and report.unit_id in visible
+    ):
+        raise Forbidden("not_your_report")
+    photos = list(
+        await session.scalars(
+            select(ReportPhoto)
+            .where(ReportPhoto.report_id == report.id)
+            .order_by(ReportPhoto.position)
+        )
+    )
+    events = list(
+        await session.scalars(
+            select(ReportEvent).where(ReportEvent.report_id == report.id).order_by(ReportEvent.id)
+        )
+    )
+    units = await event_units(session, events)
+    unit = await session.get(Unit, report.unit_id) if report.unit_id else None
+    contact = None
+    if principal.has_role(*CONTACT_ROLES):
+        reporter = await session.get(User, report.reporter_id)
+        if reporter is not None and reporter.deleted_at is None:
+            contact = ReporterContact(name=reporter.full_name, phone=reporter.phone)
+            await audit.record(
+                session,
+                actor_id=principal.user_id,
+                actor_kind="staff",
+                action="report.reporter_contact_viewed",
+                object_type="report",
+                object_id=report.code,
+                ip=ip,
+            )
+    point = to_shape(report.location)
+    staff_actions = lifecycle.allowed_from(report.status, "staff")
+    if report.status in ("assigned", "in_progress"):
+        staff_actions = sorted({*staff_actions, "transfer", "reply", "note", "extension"})
+    return StaffReportDetail(
+        id=report.id,
+        code=report.code,
+        kind=report.kind,
+        status=report.status,
+        category_code=report.category_code,
+        description=report.description,
+        description_hidden_reason=report.description_hidden_reason,
+        address_text=report.address_text,
+        location=Point(lat=point.y, lon=point.x),
+        area_code=report.area_code,
+        unit_code=unit.code if unit else None,
+        created_at=report.created_at,
+        due_at=report.due_at,
+        original_due_at=report.original_due_at,
+        overdue=report.overdue_at is not None,
+        escalated=report.escalated_at is not None,
+        transfer_count=report.transfer_count,
+        resolved_on_time=report.resolved_on_time,
+        supporters_count=report.supporters_count,
+        filed_by_staff=report.filed_by_staff_id is not None,
+        hide_identity=report.hide_identity,
+        reporter=contact,
+        photos=[
+            StaffPhotoOut(
+                photo=await photo_out(storage, p),
+                geotag_far=p.geotag_far,
+                taken_long_before=p.taken_long_before,
+                hidden_reason=p.hidden_reason,
+            )
+            for p in photos
+        ],
+        timeline=[
+            StaffEventOut(
+                id=e.id,
+                at=e.at,
+                kind=e.kind,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                body=e.body,
+                by=e.actor_kind,
+                public=e.public,
+                unit_code=units[e.unit_id].code if e.unit_id in units else None,
+            )
+            for e in events
+        ],
+        allowed_actions=staff_actions,
+    )
