@@ -38,7 +38,12 @@ from app.core.ops import HealthController, worker_status
 from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
 from app.core.storage import make_storage
-from app.notifications.api import InboxController
+from app.notifications.api import (
+    AnnouncementController,
+    FollowedAreasController,
+    InboxController,
+    PreferencesController,
+)
 from app.places.api import PlacesController
 from app.routing.api import RoutingRuleController
 from app.routing.service import Deadlines
@@ -121,6 +126,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PublicServiceIndexController,
             ConsoleServiceIndexController,
             InboxController,
+            PreferencesController,
+            FollowedAreasController,
+            AnnouncementController,
         ],
         dependencies={"session": Provide(provide_session)},
     )

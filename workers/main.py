@@ -200,6 +200,8 @@ class WorkerSettings:
         refresh_service_index,
         notification_jobs.push_notification,
         notification_jobs.reconcile_pushes,
+        notification_jobs.push_notification_batch,
+        notification_jobs.send_announcement,
     ]
     cron_jobs = [
         _cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
@@ -213,6 +215,8 @@ class WorkerSettings:
         # every 3 minutes: the published index is never more than ~3 minutes stale
         _cron(refresh_service_index, minute=set(range(1, 60, 3)), second=5, run_at_startup=True),
         _cron(notification_jobs.reconcile_pushes, second=55, run_at_startup=True),
+        # pushes held for quiet hours, released when they end
+        _cron(notification_jobs.release_deferred_pushes, second=0, run_at_startup=True),
         _cron(close_unrated, minute=set(range(2, 60, 10)), second=20, run_at_startup=False),
     ]
     on_startup = startup

@@ -35,6 +35,7 @@ from app.core.errors import (
 )
 from app.core.ratelimit import RateLimiter
 from app.core.security import hash_password, keyed_hash, numeric_code, random_token, verify_password
+from app.notifications import announcements as notifications_announcements
 from app.places.models import Area, Unit
 from app.settings import Settings
 
@@ -601,6 +602,7 @@ async def delete_account(
     await session.execute(delete(Device).where(Device.user_id == user_id))
     await session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
     await complaints_service.forget_supporter(session, user_id)
+    await notifications_announcements.forget_user(session, user_id)
     # the audit trail keeps that the deletion happened, not who the person was
     await audit.record(
         session, actor_id=user_id, actor_kind="resident", action="account.delete", ip=ip

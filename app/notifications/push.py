@@ -22,6 +22,12 @@ What FCM answers decides each row:
   row is ``failed`` with the error instead;
 - any other error (our credentials, a payload FCM refuses) → ``failed`` with the error.
 
+Before the first push of a notification, the recipient's preferences are applied
+(``preferences.gate``): a kind they muted settles as ``muted`` with no delivery; a
+non-urgent one in their quiet hours gets ``push_after`` (the end of the quiet period) and
+is left out of the run; :func:`release_deferred` (a cron) enqueues it again once that
+instant has passed.
+
 When no row of a notification is pending any more, its ``push_status`` settles: ``sent``
 (at least one device got it), ``failed`` (none did), ``no_device`` (the recipient had no
 active device, or every one was disabled before its turn). A notification still pending
@@ -45,23 +51,46 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.jobs import enqueue
 from app.core.push import MAX_BATCH, PushMessage, PushResult, PushSender
+from app.notifications import preferences
 
 log = logging.getLogger("city.notifications.push")
 
 PUSH_JOB = "push_notification"
+PUSH_BATCH_JOB = "push_notification_batch"
+PUSH_JOB_BATCH = 100
+"""Notifications per batch job (an announcement's, or released, or reconciled). A push job
+keeps its transaction and its deliveries' row locks while it sends, and the running jobs
+of a worker (up to 20) share one sender, so a job lasts about (running jobs × batch) ÷
+pushes per second: with 100, a round is 2,000 messages — seconds, far from the job
+timeout (120 s) even at 100 pushes/s, where 500 would need 85/s — and the first
+followers' phones ring after ~2,000 sends, not ~10,000. (The sender still sends up to
+``MAX_BATCH`` = 500 per call.)"""
 
 # Android delivers "normal" messages when the phone wakes; everything a person should
 # see at once goes "high" (FCM wants a visible notification for high-priority messages).
-PRIORITY: Mapping[str, Literal["high", "normal"]] = {"report_reminder": "normal"}
+PRIORITY: Mapping[str, Literal["high", "normal"]] = {
+    "report_reminder": "normal",
+    preferences.ANNOUNCEMENT: "normal",
+}
 
 # FCM refuses these data keys (and any starting with "google." or "gcm.")
 _RESERVED_DATA_KEYS = frozenset({"from", "notification", "message_type", "collapse_key"})
 
 
-def push_job_id(notification_id: int) -> str:
-    """The job's deterministic id: one push job per notification, however often enqueued."""
-    return f"push:{notification_id}"
+def push_job_id(notification_id: int, after: datetime | None = None) -> str:
+    """The job's deterministic id: one push job per notification, however often enqueued
+    (and one more when it is released after quiet hours, naming that instant)."""
+    base = f"push:{notification_id}"
+    return f"{base}@{int(after.timestamp())}" if after else base
+
+
+def push_batch_job_id(notification_ids: list[int], after: datetime | None = None) -> str:
+    """A batch's deterministic id, from its (sorted) notification ids."""
+    ids = sorted(notification_ids)
+    base = f"push-batch:{ids[0]}-{ids[-1]}:{len(ids)}"
+    return f"{base}@{int(after.timestamp())}" if after else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +106,11 @@ class PushPolicy:
     jitter: float = 0.25
     retry_after_max_seconds: float = 3600.0
     max_age_seconds: float = 86400.0
+
+    @property
+    def longest_delay_seconds(self) -> float:
+        """The longest wait before a retry this policy can ask for."""
+        return max(self.backoff_max_seconds, self.retry_after_max_seconds) * (1 + self.jitter)
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         backoff = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
@@ -98,7 +132,10 @@ class PushOutcome:
     skipped: int = 0
     devices_disabled: int = 0
     expired: int = 0
+    muted: int = 0
     settled: dict[int, str] = field(default_factory=dict)  # notification id → push_status
+    # notification id → end of the recipient's quiet hours (held until then)
+    deferred: dict[int, datetime] = field(default_factory=dict)
     retry_in: float | None = None
 
     def summary(self) -> dict[str, int]:
@@ -109,6 +146,8 @@ class PushOutcome:
             "skipped": self.skipped,
             "devices_disabled": self.devices_disabled,
             "expired": self.expired,
+            "muted": self.muted,
+            "deferred": len(self.deferred),
             "settled": len(self.settled),
         }
 
@@ -273,6 +312,7 @@ _EXPIRE = text(
     WITH stale AS (
         UPDATE notifications SET push_status = 'expired'
          WHERE push_status = 'pending' AND created_at < :cutoff
+           AND (push_after IS NULL OR push_after < :cutoff)
            AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
         RETURNING id
     ), skipped AS (
@@ -283,12 +323,38 @@ _EXPIRE = text(
     """
 )
 
+# due (not waiting for quiet hours to end) for a while, not too old; announcements apart
+# (pushed in batches), and without a delivery that may be waiting for its retry
 _PENDING = text(
     """
-    SELECT id FROM notifications
-     WHERE push_status = 'pending' AND created_at < :older AND created_at >= :cutoff
-     ORDER BY created_at, id
+    SELECT n.id FROM notifications n
+     WHERE n.push_status = 'pending' AND n.created_at < :older
+       AND (n.push_after IS NULL OR n.push_after < :older)
+       AND (n.created_at >= :cutoff OR n.push_after >= :cutoff)
+       AND (n.announcement_id IS NOT NULL) = CAST(:announcements AS boolean)
+       AND (NOT CAST(:announcements AS boolean) OR NOT EXISTS (
+            SELECT 1 FROM notification_deliveries d
+             WHERE d.notification_id = n.id AND d.status = 'pending'
+               AND d.attempted_at >= :retrying_since))
+     ORDER BY n.created_at, n.id
      LIMIT :limit
+    """
+)
+
+
+# held for quiet hours that have ended: cleared and returned, to be pushed
+_RELEASE = text(
+    """
+    WITH due AS (
+        SELECT id, announcement_id, push_after FROM notifications
+         WHERE push_status = 'pending' AND push_after <= :now
+         ORDER BY push_after, id
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE notifications n SET push_after = NULL
+      FROM due WHERE n.id = due.id
+    RETURNING n.id, n.announcement_id IS NOT NULL
     """
 )
 
@@ -307,20 +373,32 @@ async def push_notifications(
 ) -> PushOutcome:
     """Push the notifications to their recipients' devices: rows still pending, in
     batches of at most ``MAX_BATCH``; record every answer; settle what is done. Runs in
-    the caller's transaction; the caller retries after ``outcome.retry_in`` if set."""
+    the caller's transaction; the caller retries after ``outcome.retry_in`` if set. The
+    ``outcome.deferred`` ones are held (``push_after``) until their quiet hours end."""
     rng = rng or random.Random()
     outcome = PushOutcome()
     ids = sorted(set(notification_ids))
     if not ids:
         return outcome
     outcome.expired = await expire_stale_pushes(session, now, policy.max_age_seconds, ids)
+    gate = await preferences.gate(session, ids, now)
+    outcome.muted = len(gate.muted)
+    outcome.deferred = gate.deferred
+    if gate.muted or gate.deferred:
+        held = set(gate.muted) | set(gate.deferred)
+        ids = [i for i in ids if i not in held]
+    if not ids:
+        outcome.settled = dict.fromkeys(gate.muted, "muted")
+        if gate.muted or gate.deferred:
+            log.info("notifications_pushed", extra=outcome.summary())
+        return outcome
     await session.execute(_CREATE_DELIVERIES, {"ids": ids, "now": now})
     skipped = await session.execute(_SKIP_DISABLED, {"ids": ids})
     outcome.skipped = skipped.rowcount or 0
     deliveries = [_Delivery(*row) for row in await session.execute(_CLAIM, {"ids": ids})]
     if deliveries:
         users = sorted({d.user_id for d in deliveries})
-        unread = dict((await session.execute(_UNREAD, {"users": users})).tuples().all())
+        unread = dict((await session.execute(_UNREAD, {"users": users})).all())
         verdicts: list[_Verdict] = []
         disable: dict[uuid.UUID, str] = {}
         delays: list[float] = []
@@ -357,8 +435,8 @@ async def push_notifications(
         outcome.retrying = len(delays)
         outcome.retry_in = max(delays) if delays else None
     settled = await session.execute(_SETTLE, {"ids": ids})
-    outcome.settled = dict(settled.tuples().all())
-    if deliveries or outcome.settled:
+    outcome.settled = dict.fromkeys(gate.muted, "muted") | dict(settled.all())
+    if deliveries or outcome.settled or outcome.deferred:
         log.info("notifications_pushed", extra=outcome.summary())
     return outcome
 
@@ -405,16 +483,41 @@ async def pending_pushes(
     *,
     max_age_seconds: float = DEFAULT_POLICY.max_age_seconds,
     limit: int = 1000,
+    announcements: bool = False,
+    policy: PushPolicy = DEFAULT_POLICY,
 ) -> list[int]:
     """Ids of notifications still waiting for their push ``older_than_seconds`` after
-    they were written (their job was lost, or is waiting for a retry), oldest first;
-    younger than ``max_age_seconds``."""
+    they were written or their quiet hours ended (their job was lost, or is waiting for
+    a retry), oldest first; younger than ``max_age_seconds``.
+
+    ``announcements``: those of announcements instead of the others. They are pushed in
+    batches whose job ids the reconciler cannot reproduce, so one waiting for a retry is
+    left alone until the longest retry delay has passed (rather than retried early)."""
     rows = await session.scalars(
         _PENDING,
         {
             "older": now - timedelta(seconds=older_than_seconds),
             "cutoff": now - timedelta(seconds=max_age_seconds),
             "limit": limit,
+            "announcements": announcements,
+            "retrying_since": now - timedelta(seconds=policy.longest_delay_seconds),
         },
     )
     return list(rows)
+
+
+async def release_deferred(session: AsyncSession, now: datetime, limit: int = 20_000) -> list[int]:
+    """Notifications held for quiet hours that ended by ``now`` (up to ``limit``, oldest
+    first): ``push_after`` is cleared and their push jobs are enqueued after the commit —
+    a report's alone, an announcement's in batches of ``PUSH_JOB_BATCH``, under ids naming
+    the release so a finished job of the same notifications does not swallow them.
+    Returns their ids."""
+    rows = (await session.execute(_RELEASE, {"now": now, "limit": limit})).all()
+    single = sorted(nid for nid, batched in rows if not batched)
+    batched = sorted(nid for nid, is_batched in rows if is_batched)
+    for notification_id in single:
+        enqueue(PUSH_JOB, notification_id, job_id=push_job_id(notification_id, now))
+    for start in range(0, len(batched), PUSH_JOB_BATCH):
+        chunk = batched[start : start + PUSH_JOB_BATCH]
+        enqueue(PUSH_BATCH_JOB, chunk, job_id=push_batch_job_id(chunk, now))
+    return single + batched

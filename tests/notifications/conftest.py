@@ -21,7 +21,12 @@ from app.core import db
 from app.core.clock import FixedClock
 from app.core.push import FcmPushSender
 from app.notifications import jobs as notification_jobs
-from app.notifications.api import InboxController
+from app.notifications.api import (
+    AnnouncementController,
+    FollowedAreasController,
+    InboxController,
+    PreferencesController,
+)
 from app.notifications.models import Notification, NotificationDelivery
 from app.notifications.push import PushPolicy
 from app.notifications.service import Notice, notify
@@ -32,6 +37,15 @@ from tests.standins.fcm import FcmStandin
 from workers import main as worker_main
 
 INBOX = "/api/v1/me/notifications"
+PREFERENCES = "/api/v1/me/notification-preferences"
+FOLLOWED = "/api/v1/me/followed-areas"
+ANNOUNCEMENTS = "/api/v1/announcements"
+CONTROLLERS = {
+    INBOX: InboxController,
+    PREFERENCES: PreferencesController,
+    FOLLOWED: FollowedAreasController,
+    ANNOUNCEMENTS: AnnouncementController,
+}
 
 # quick retries for tests: 0.05 s, 0.1 s, … (Retry-After still wins when FCM sends one)
 FAST = PushPolicy(max_attempts=3, backoff_base_seconds=0.05, backoff_max_seconds=0.2)
@@ -39,15 +53,17 @@ FAST = PushPolicy(max_attempts=3, backoff_base_seconds=0.05, backoff_max_seconds
 
 @pytest.fixture(scope="session")
 def inbox_mounted(app) -> None:
-    """Until ``app/main.py`` lists ``InboxController``, mount it on the test app here (a
-    no-op once it does)."""
-    if not any(route.path == INBOX for route in app.routes):
+    """Until ``app/main.py`` lists the notification controllers, mount the missing ones
+    on the test app here (a no-op once it does)."""
+    paths = {route.path for route in app.routes}
+    missing = [controller for path, controller in CONTROLLERS.items() if path not in paths]
+    if missing:
         from app.main import provide_session
 
         app.register(
             Router(
                 path="/api/v1",
-                route_handlers=[InboxController],
+                route_handlers=missing,
                 dependencies={"session": Provide(provide_session)},
             )
         )
@@ -156,7 +172,7 @@ async def deliveries(app, notification_id: int) -> dict[str, NotificationDeliver
             .join(Device, Device.id == NotificationDelivery.device_id)
             .where(NotificationDelivery.notification_id == notification_id)
         )
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
 
 async def device(app, token: str) -> Device:
@@ -175,11 +191,15 @@ def fcm_settings(fcm_standin: FcmStandin, tmp_path: Path) -> Settings:
 @pytest.fixture
 def run_worker(app, clock, fcm_settings) -> Callable[..., Any]:
     """Run a real arq worker until its queue is empty (deferred retries included): the
-    project's jobs plus the push jobs, no crons unless given, the FCM sender on the
-    stand-in. Returns the worker (its counters)."""
+    project's jobs plus the notification jobs, no crons unless given, the FCM sender on
+    the stand-in; keyword arguments go into the jobs' ctx (``announcement_batch``).
+    Returns the worker (its counters)."""
 
     async def run(
-        policy: PushPolicy = FAST, cron_jobs: list | None = None, check: bool = True
+        policy: PushPolicy = FAST,
+        cron_jobs: list | None = None,
+        check: bool = True,
+        **ctx: Any,
     ) -> Worker:
         cls = worker_main.WorkerSettings
         functions = [*cls.functions, *push_functions()]
@@ -201,7 +221,7 @@ def run_worker(app, clock, fcm_settings) -> Callable[..., Any]:
             poll_delay=0.05,
             handle_signals=False,
             max_tries=cls.max_tries,
-            ctx={"clock": clock, "push_policy": policy},
+            ctx={"clock": clock, "push_policy": policy, **ctx},
         )
         try:
             await worker.main()
@@ -217,4 +237,10 @@ def run_worker(app, clock, fcm_settings) -> Callable[..., Any]:
 def push_functions() -> list:
     """The push jobs (arq names them by function name, so listing them again once
     ``workers/main.py`` registers them changes nothing)."""
-    return [notification_jobs.push_notification, notification_jobs.reconcile_pushes]
+    return [
+        notification_jobs.push_notification,
+        notification_jobs.push_notification_batch,
+        notification_jobs.send_announcement,
+        notification_jobs.reconcile_pushes,
+        notification_jobs.release_deferred_pushes,
+    ]

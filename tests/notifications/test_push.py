@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+import pytest
 from arq import cron
 from sqlalchemy import update
 
@@ -16,10 +17,13 @@ from app.core import db
 from app.core.jobs import qualified_job_id
 from app.core.push import FcmPushSender
 from app.notifications import jobs as notification_jobs
+from app.notifications import preferences
 from app.notifications.push import (
+    PUSH_BATCH_JOB,
     PUSH_JOB,
     PushPolicy,
     pending_pushes,
+    push_batch_job_id,
     push_data,
     push_job_id,
     push_notifications,
@@ -40,6 +44,13 @@ from tests.notifications.conftest import (
 )
 from tests.routing.test_routing import file_petition
 from tests.standins.fcm import FcmStandin, fcm_standin  # noqa: F401  (the fixture)
+
+
+@pytest.fixture(autouse=True)
+def no_default_quiet_hours(monkeypatch):
+    """These tests are about delivery, whatever the hour they run at; quiet hours (on by
+    default) are tested in test_preferences.py."""
+    monkeypatch.setattr(preferences, "DEFAULT_QUIET_HOURS", None)
 
 
 def messages_to(fcm: FcmStandin, token: str) -> list[dict]:
@@ -266,11 +277,9 @@ async def test_a_job_run_twice_sends_nothing_twice(
     token = await register_device(inbox, resident["headers"], "ios")
     [nid] = await write_notices(app, [notice_about(filed)], clock.now())
     redis = app.state.redis
-    # notify() enqueued it after the commit; the same id again is the same job
-    assert (
-        await redis.enqueue_job(PUSH_JOB, nid, _job_id=qualified_job_id(redis, push_job_id(nid)))
-        is None
-    )
+    # notify() enqueued its batch job after the commit; the same id again is the same job
+    batch_id = qualified_job_id(redis, push_batch_job_id([nid]))
+    assert await redis.enqueue_job(PUSH_BATCH_JOB, [nid], _job_id=batch_id) is None
 
     await run_worker()
     assert len(fcm_standin.sends_to(token)) == 1
