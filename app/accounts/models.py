@@ -69,7 +69,10 @@ class StaffRole(Base):
         ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
     )
     role: Mapped[str] = mapped_column(String(12), nullable=False)
-    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    # indexed: notifications find a unit's staff by it
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("units.id", ondelete="CASCADE"), index=True
+    )
     created_at = created_at()
 
     __table_args__ = (

@@ -98,6 +98,13 @@ class Report(Base):
         Index(
             "ix_reports_reporter_created", "reporter_id", text("created_at DESC"), text("id DESC")
         ),
+        # routing picks the oldest waiting reports: without this, an idle pick walked
+        # the whole of ix_reports_created_at (measured 7–10 ms at 20k rows → 0.04 ms)
+        Index(
+            "ix_reports_waiting_created_at",
+            "created_at",
+            postgresql_where=text("status IN ('submitted', 'reopened')"),
+        ),
         # the sweeps and the reconciliation read only the few rows they act on
         Index(
             "ix_reports_awaiting_job",
