@@ -29,7 +29,10 @@ from app.notifications.service import Notice, notify
 from app.settings import Settings
 
 
-async def _locked_for(session: AsyncSession, principal: Principal, report_id: uuid.UUID) -> Report:
+async def lock_for_staff(
+    session: AsyncSession, principal: Principal, report_id: uuid.UUID
+) -> Report:
+    """The report, row-locked, if this staff member may act on it (404 / 403 otherwise)."""
     report = await session.scalar(select(Report).where(Report.id == report_id).with_for_update())
     if report is None:
         raise NotFound("report_not_found")
@@ -65,7 +68,7 @@ async def accept(
     now: datetime,
     ip: str | None = None,
 ) -> Report:
-    report = await _locked_for(session, principal, report_id)
+    report = await lock_for_staff(session, principal, report_id)
     lifecycle.transition(
         session, report, "in_progress", actor_id=principal.user_id, actor_kind="staff", now=now
     )
@@ -84,7 +87,7 @@ async def add_message(
     ip: str | None = None,
 ) -> Report:
     """A reply to the reporter (public) or an internal note (staff only)."""
-    report = await _locked_for(session, principal, report_id)
+    report = await lock_for_staff(session, principal, report_id)
     if report.status not in lifecycle.OPEN_STATUSES:
         raise Conflict("report_closed_for_comments")
     session.add(
@@ -113,7 +116,7 @@ async def resolve(
     now: datetime,
     ip: str | None = None,
 ) -> Report:
-    report = await _locked_for(session, principal, report_id)
+    report = await lock_for_staff(session, principal, report_id)
     lifecycle.transition(
         session,
         report,
@@ -154,7 +157,7 @@ async def reject(
     now: datetime,
     ip: str | None = None,
 ) -> Report:
-    report = await _locked_for(session, principal, report_id)
+    report = await lock_for_staff(session, principal, report_id)
     lifecycle.transition(
         session,
         report,

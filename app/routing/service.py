@@ -23,8 +23,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import lifecycle
+from app.complaints.handling import lock_for_staff
 from app.complaints.models import Report, ReportEvent
-from app.complaints.service import can_act_on
 from app.core import audit, i18n
 from app.core.auth import Principal
 from app.core.calendar import TIMEZONE, WorkingCalendar, working_calendar
@@ -257,17 +257,6 @@ async def route_pending(
 # ---------------------------------------------------------------- transfers
 
 
-async def _report_for_staff(
-    session: AsyncSession, principal: Principal, report_id: uuid.UUID
-) -> Report:
-    report = await session.scalar(select(Report).where(Report.id == report_id).with_for_update())
-    if report is None:
-        raise NotFound("report_not_found")
-    if not can_act_on(principal, report):
-        raise Forbidden("not_your_report")
-    return report
-
-
 async def _unit_by_code(session: AsyncSession, code: str, field: str) -> Unit:
     unit = await session.scalar(select(Unit).where(Unit.code == code))
     if unit is None:
@@ -297,7 +286,7 @@ async def transfer(
     """Move a report to another unit. The deadline keeps running. Transfers made by
     units are counted; past ``max_transfers`` the report goes to the dispatcher instead,
     so it cannot bounce between units forever. Returns the unit it went to."""
-    report = await _report_for_staff(session, principal, report_id)
+    report = await lock_for_staff(session, principal, report_id)
     if report.status not in HANDLING_STATUSES:
         raise Conflict(
             "invalid_transition",
@@ -396,7 +385,7 @@ async def grant_extension(
     """One extension per report, by a manager of its unit (or an admin), before the
     deadline has passed: extending a late report would hide that it is late. The new
     deadline is the office close of a working day after the current one."""
-    report = await _report_for_staff(session, principal, report_id)
+    report = await lock_for_staff(session, principal, report_id)
     if not (
         principal.has_role("admin")
         or (report.unit_id is not None and report.unit_id in principal.unit_ids("manager"))
