@@ -223,7 +223,10 @@ async def report_for_staff(
     point = to_shape(report.location)
     staff_actions = lifecycle.allowed_from(report.status, "staff")
     if report.status in ("assigned", "in_progress"):
-        staff_actions = sorted({*staff_actions, "transfer", "reply", "note", "extension"})
+        extras = {"transfer", "reply", "note"}
+        if principal.has_role("admin") or report.unit_id in principal.unit_ids("manager"):
+            extras.add("extension")  # only managers of the unit grant the one extension
+        staff_actions = sorted({*staff_actions, *extras})
     return StaffReportDetail(
         id=report.id,
         code=report.code,

@@ -163,7 +163,8 @@ _PICK_UNITS = text(
                      WHEN r.status = 'reopened' AND r.unit_id IS NOT NULL THEN r.unit_id
                      WHEN rule.unit_id IS NOT NULL THEN rule.unit_id
                      WHEN ward.id IS NOT NULL THEN ward.id
-                     ELSE (SELECT d.id FROM units d WHERE d.code = 'dispatcher')
+                     ELSE (SELECT d.id FROM units d WHERE d.kind = 'dispatcher'
+                            ORDER BY d.code LIMIT 1)
                    END AS unit_id,
                    CASE
                      WHEN r.status = 'reopened' AND r.unit_id IS NOT NULL THEN 'reopened'

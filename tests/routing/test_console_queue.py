@@ -81,6 +81,8 @@ async def test_the_queue_is_sorted_by_deadline_with_counts_and_filters(app, clie
     assert other["items"] == [] and other["counts"]["open"] == 0
     denied = await client.get(QUEUE, params={"unit": ward}, headers=p["stranger"]["headers"])
     assert denied.status_code == 403
+    unknown = await client.get(QUEUE, params={"unit": "no-such-unit"}, headers=officer)
+    assert unknown.status_code == 404
     bad = await client.get(QUEUE, params={"cursor": "???"}, headers=officer)
     assert bad.status_code == 400
     assert (await client.get(QUEUE, headers=p["resident"]["headers"])).status_code == 403
@@ -107,6 +109,7 @@ async def test_staff_detail_has_the_internal_timeline_and_contact_only_for_manag
     notes = [e for e in as_officer["timeline"] if e["kind"] == "note"]
     assert len(notes) == 1 and notes[0]["public"] is False
     assert {"transfer", "reply", "in_progress"} <= set(as_officer["allowed_actions"])
+    assert "extension" not in as_officer["allowed_actions"]  # managers only
     # the resident's view never shows the internal note
     mine = (
         await client.get(f"/api/v1/reports/{filed['id']}", headers=p["resident"]["headers"])
@@ -114,6 +117,7 @@ async def test_staff_detail_has_the_internal_timeline_and_contact_only_for_manag
     assert all(e["kind"] != "note" for e in mine["timeline"])
 
     as_manager = (await client.get(url, headers=p["manager"]["headers"])).json()
+    assert "extension" in as_manager["allowed_actions"]
     assert as_manager["reporter"]["phone"] == p["resident"]["phone"]
     async with app.state.sessionmaker() as s:
         viewed = list(
@@ -161,3 +165,60 @@ async def test_a_manager_sees_the_queues_of_units_under_theirs(app, client, capl
     assert filed["code"] in [i["code"] for i in managed["items"]]
     officer_view = (await client.get(QUEUE, headers=parent_officer["headers"])).json()
     assert filed["code"] not in [i["code"] for i in officer_view["items"]]
+
+
+async def test_a_reply_reaches_the_resident_and_a_rejection_ends_the_report(
+    app, client, caplog, clock
+):
+    ward, p = await ward_setup(app, client, caplog, clock)
+    clock.set(hanoi(WEDNESDAY))
+    filed = await file_petition(client, p["resident"]["headers"])
+    await run_worker(clock)
+    url = f"{QUEUE}/{filed['id']}"
+    officer = p["officer"]["headers"]
+    reply = await client.post(
+        f"{url}/replies", json={"body": "Phường đã cử cán bộ xuống kiểm tra."}, headers=officer
+    )
+    assert reply.status_code == 200, reply.text
+    empty = await client.post(f"{url}/replies", json={"body": ""}, headers=officer)
+    assert empty.status_code == 400
+
+    rejected = await client.post(
+        f"{url}/reject", json={"reason": "Không thuộc thẩm quyền của phường."}, headers=officer
+    )
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+    mine = (
+        await client.get(f"/api/v1/reports/{filed['id']}", headers=p["resident"]["headers"])
+    ).json()
+    bodies = [e["body"] for e in mine["timeline"]]
+    assert "Phường đã cử cán bộ xuống kiểm tra." in bodies
+    assert mine["status"] == "rejected" and bodies[-1] == "Không thuộc thẩm quyền của phường."
+    # a final status: nothing more can be done, and the reason why is named
+    late = await client.post(
+        f"{url}/resolve", json={"answer": "Đã xử lý xong vụ việc."}, headers=officer
+    )
+    assert late.status_code == 409 and late.json()["code"] == "invalid_transition"
+    async with app.state.sessionmaker() as s:
+        actions = set(
+            await s.scalars(select(AuditEntry.action).where(AuditEntry.object_id == filed["code"]))
+        )
+    assert {"report.replied", "report.rejected"} <= actions
+
+
+async def test_intake_with_a_malformed_phone_is_refused_and_writes_nothing(
+    app, client, caplog, clock
+):
+    ward, p = await ward_setup(app, client, caplog, clock)
+    body = {
+        "report": {
+            "kind": "petition",
+            "category_code": "roads",
+            "description": "Người dân gọi đường dây nóng báo ổ gà lớn.",
+            "location": HOAN_KIEM,
+        },
+        "resident_phone": "12345abc",
+    }
+    r = await client.post(QUEUE, json=body, headers=p["officer"]["headers"])
+    assert r.status_code == 422, r.text
+    page = (await client.get(QUEUE, headers=p["officer"]["headers"])).json()
+    assert page["counts"]["open"] == 0
