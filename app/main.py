@@ -26,7 +26,7 @@ from app.complaints.api import (
     PublicReportController,
     ReportController,
 )
-from app.console.api import ConsoleReportController
+from app.console.api import ConsolePhotoController, ConsoleReportController
 from app.core import db
 from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ModerationController,
             RoutingRuleController,
             ConsoleReportController,
+            ConsolePhotoController,
             PublicServiceIndexController,
             ConsoleServiceIndexController,
             InboxController,

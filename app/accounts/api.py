@@ -248,6 +248,22 @@ class StaffAdminController(Controller):
     ) -> list[schemas.StaffMember]:
         return await service.unit_staff(session, request.user, unit_code, client_ip(request))
 
+    @get(
+        "/units/{unit_code:str}/audit",
+        summary="What a unit's staff did, newest first (its managers, or an admin)",
+    )
+    async def unit_audit(
+        self,
+        request: Request,
+        session: DbSession,
+        unit_code: FromPath[str],
+        before_id: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    ) -> list[schemas.AuditEntryOut]:
+        return await service.unit_audit_trail(
+            session, request.user, unit_code, before_id, limit, client_ip(request)
+        )
+
     @post(
         "/units",
         status_code=HTTP_201_CREATED,

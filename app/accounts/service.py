@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
+from typing import Any
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
@@ -732,12 +733,14 @@ async def create_unit(
 
 
 async def audit_trail(
-    session: AsyncSession, before_id: int | None, limit: int
+    session: AsyncSession, before_id: int | None, limit: int, actor_ids: Any = None
 ) -> list[schemas.AuditEntryOut]:
-    """Newest first, keyset-paginated by id."""
+    """Newest first, keyset-paginated by id; optionally only these actors' entries."""
     stmt = select(audit.AuditEntry).order_by(audit.AuditEntry.id.desc()).limit(limit)
     if before_id is not None:
         stmt = stmt.where(audit.AuditEntry.id < before_id)
+    if actor_ids is not None:
+        stmt = stmt.where(audit.AuditEntry.actor_id.in_(actor_ids))
     return [
         schemas.AuditEntryOut(
             id=e.id,
@@ -752,3 +755,31 @@ async def audit_trail(
         )
         for e in await session.scalars(stmt)
     ]
+
+
+async def unit_audit_trail(
+    session: AsyncSession,
+    principal: Principal,
+    unit_code: str,
+    before_id: int | None,
+    limit: int,
+    ip: str | None,
+) -> list[schemas.AuditEntryOut]:
+    """What the unit's staff did (its managers, or an admin, may read it; the read is
+    itself audit-logged)."""
+    unit = await session.scalar(select(Unit).where(Unit.code == unit_code))
+    if unit is None:
+        raise NotFound("unit_not_found")
+    if not can_manage_unit(principal, unit.id):
+        raise Forbidden("not_your_unit")
+    await audit.record(
+        session,
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        action="unit.audit_viewed",
+        object_type="unit",
+        object_id=unit.code,
+        ip=ip,
+    )
+    members = select(StaffRole.user_id).where(StaffRole.unit_id == unit.id).scalar_subquery()
+    return await audit_trail(session, before_id, limit, members)

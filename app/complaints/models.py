@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models import Base, created_at, uuid_pk
@@ -73,6 +75,11 @@ class Report(Base):
     # one extension per item, granted by a manager; the first deadline is kept
     original_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     extension_reason: Mapped[str | None] = mapped_column(Text)
+    # an officer's pending request for that extension, until a manager decides
+    extension_requested_until: Mapped[date | None] = mapped_column(Date)
+    extension_request_reason: Mapped[str | None] = mapped_column(Text)
+    extension_requested_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    extension_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # the verdict of the first resolution, never changed afterwards
     resolved_on_time: Mapped[bool | None] = mapped_column(Boolean)
     handling_working_days: Mapped[float | None] = mapped_column(Numeric(8, 2))
@@ -155,6 +162,10 @@ class ReportPhoto(Base):
         ForeignKey("reports.id", ondelete="CASCADE"), index=True
     )
     position: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    # set for photos staff attach to a timeline event (the resolution), else the report's own
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("report_events.id", ondelete="SET NULL")
+    )
     display_key: Mapped[str] = mapped_column(Text, nullable=False)
     thumb_key: Mapped[str] = mapped_column(Text, nullable=False)
     width: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -17,9 +17,14 @@ from app.complaints.api import IdempotencyKey
 from app.complaints.models import Report
 from app.complaints.schemas import ReportCreated
 from app.console import service as console
+from app.complaints import service as complaints
+from app.complaints.schemas import PhotoOut
 from app.console.schemas import (
+    ExtensionDecisionIn,
+    ExtensionRequestIn,
     HandledOut,
     IntakeIn,
+    MergeIn,
     MessageIn,
     QueuePage,
     RejectIn,
@@ -28,6 +33,7 @@ from app.console.schemas import (
 )
 from app.core.auth import require_staff
 from app.core.db import DbSession
+from app.core.errors import FieldError, Unprocessable
 from app.routing import service as routing
 from app.routing.schemas import ExtensionIn, ExtensionOut, TransferIn, TransferOut
 
@@ -139,7 +145,31 @@ class ConsoleReportController(Controller):
             report_id,
             data.body,
             state.clock.now(),
-            public=True,
+            kind="reply",
+            ip=client_ip(request),
+        )
+        return _out(report)
+
+    @post(
+        "/{report_id:uuid}/info-requests",
+        status_code=HTTP_200_OK,
+        summary="Ask the resident for more information (public; the clock keeps running)",
+    )
+    async def ask_information(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: MessageIn,
+    ) -> HandledOut:
+        report = await handling.add_message(
+            session,
+            request.user,
+            report_id,
+            data.body,
+            state.clock.now(),
+            kind="info_request",
             ip=client_ip(request),
         )
         return _out(report)
@@ -159,7 +189,7 @@ class ConsoleReportController(Controller):
             report_id,
             data.body,
             state.clock.now(),
-            public=False,
+            kind="note",
             ip=client_ip(request),
         )
         return _out(report)
@@ -175,10 +205,35 @@ class ConsoleReportController(Controller):
     ) -> HandledOut:
         report = await handling.resolve(
             session,
+            state.settings,
             state.deadlines.calendar,
             request.user,
             report_id,
             data.answer,
+            state.clock.now(),
+            client_ip(request),
+            photo_ids=data.photo_ids,
+        )
+        return _out(report)
+
+    @post(
+        "/{report_id:uuid}/merge",
+        status_code=HTTP_200_OK,
+        summary="Close as a duplicate of another report (its followers follow that one)",
+    )
+    async def merge(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: MergeIn,
+    ) -> HandledOut:
+        report = await handling.merge_duplicate(
+            session,
+            request.user,
+            report_id,
+            data.original_code,
             state.clock.now(),
             client_ip(request),
         )
@@ -249,3 +304,84 @@ class ConsoleReportController(Controller):
             client_ip(request),
         )
         return ExtensionOut(due_at=due)
+
+    @post(
+        "/{report_id:uuid}/extension-request",
+        status_code=HTTP_200_OK,
+        summary="Ask the unit's managers for the one extension",
+    )
+    async def request_extension(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: ExtensionRequestIn,
+    ) -> HandledOut:
+        report = await routing.request_extension(
+            session,
+            state.deadlines,
+            request.user,
+            report_id,
+            data.due_date,
+            data.reason,
+            state.clock.now(),
+            client_ip(request),
+        )
+        return _out(report)
+
+    @post(
+        "/{report_id:uuid}/extension-request/decision",
+        status_code=HTTP_200_OK,
+        summary="Approve or decline the pending extension request (manager of the unit)",
+    )
+    async def decide_extension(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: ExtensionDecisionIn,
+    ) -> HandledOut:
+        report = await routing.decide_extension(
+            session,
+            state.deadlines,
+            request.user,
+            report_id,
+            data.approve,
+            data.note,
+            state.clock.now(),
+            client_ip(request),
+        )
+        return _out(report)
+
+
+class ConsolePhotoController(Controller):
+    path = "/console/photos"
+    tags = ["console"]
+    guards = [require_staff]
+    security = BEARER
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Upload one photo for a resolution (raw image bytes as the body)",
+        description="Same pipeline and limits as residents' photos; attach it with "
+        "`photo_ids` when resolving, within 24 hours.",
+        request_max_body_size=20_000_000,
+    )
+    async def upload(self, request: Request, state: State, session: DbSession) -> PhotoOut:
+        data = await request.body()
+        if not data:
+            raise Unprocessable(
+                "photo_unreadable",
+                errors=[FieldError(field="body", message="empty", source="body")],
+            )
+        return await complaints.upload_photo(
+            session,
+            state.settings,
+            state.storage,
+            request.user.user_id,
+            data,
+            state.clock.now(),
+        )

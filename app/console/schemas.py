@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import msgspec
@@ -27,6 +27,24 @@ class MessageIn(Input):
 
 class ResolveIn(Input):
     answer: Annotated[str, Meta(min_length=10, max_length=4000)]
+    # photos the staff member uploaded with POST /console/photos (e.g. the repaired road)
+    photo_ids: Annotated[list[uuid.UUID], Meta(max_length=10)] = []
+
+
+class MergeIn(Input):
+    """Close this report as a duplicate of the report with this code."""
+
+    original_code: Annotated[str, Meta(min_length=4, max_length=20)]
+
+
+class ExtensionRequestIn(Input):
+    due_date: date  # a working day after the current deadline
+    reason: Annotated[str, Meta(min_length=5, max_length=1000)]
+
+
+class ExtensionDecisionIn(Input):
+    approve: bool
+    note: Annotated[str, Meta(max_length=1000)] | None = None
 
 
 class RejectIn(Input):
@@ -96,6 +114,12 @@ class StaffEventOut(msgspec.Struct):
     unit_code: str | None
 
 
+class ExtensionRequestOut(msgspec.Struct):
+    due_date: date
+    reason: str
+    requested_at: datetime
+
+
 class StaffReportDetail(msgspec.Struct):
     id: uuid.UUID
     code: str
@@ -114,6 +138,7 @@ class StaffReportDetail(msgspec.Struct):
     overdue: bool
     escalated: bool
     transfer_count: int
+    extension_request: ExtensionRequestOut | None
     resolved_on_time: bool | None
     supporters_count: int
     filed_by_staff: bool

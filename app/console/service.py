@@ -22,6 +22,7 @@ from app.complaints.models import Report, ReportEvent, ReportPhoto
 from app.complaints.schemas import Point
 from app.complaints.service import can_act_on, event_units, photo_out
 from app.console.schemas import (
+    ExtensionRequestOut,
     QueueCounts,
     QueueItem,
     QueuePage,
@@ -223,9 +224,15 @@ async def report_for_staff(
     point = to_shape(report.location)
     staff_actions = lifecycle.allowed_from(report.status, "staff")
     if report.status in ("assigned", "in_progress"):
-        extras = {"transfer", "reply", "note"}
-        if principal.has_role("admin") or report.unit_id in principal.unit_ids("manager"):
-            extras.add("extension")  # only managers of the unit grant the one extension
+        extras = {"transfer", "reply", "note", "info_request"}
+        manager = principal.has_role("admin") or report.unit_id in principal.unit_ids("manager")
+        if report.original_due_at is None and report.due_at is not None:
+            if manager:
+                extras.add("extension")  # only managers of the unit grant the one extension
+                if report.extension_requested_at is not None:
+                    extras.add("extension_decision")
+            elif report.extension_requested_at is None:
+                extras.add("extension_request")
         staff_actions = sorted({*staff_actions, *extras})
     return StaffReportDetail(
         id=report.id,
@@ -245,6 +252,13 @@ async def report_for_staff(
         overdue=report.overdue_at is not None,
         escalated=report.escalated_at is not None,
         transfer_count=report.transfer_count,
+        extension_request=ExtensionRequestOut(
+            due_date=report.extension_requested_until,
+            reason=report.extension_request_reason or "",
+            requested_at=report.extension_requested_at,
+        )
+        if report.extension_requested_at and report.extension_requested_until
+        else None,
         resolved_on_time=report.resolved_on_time,
         supporters_count=report.supporters_count,
         filed_by_staff=report.filed_by_staff_id is not None,

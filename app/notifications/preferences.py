@@ -43,11 +43,15 @@ KINDS: tuple[str, ...] = (
     "report_transferred",
     "report_extended",
     "report_resolved",
+    "report_answered",
+    "report_info_requested",
+    "report_merged",
     # to the unit's staff
     "report_assigned",
     "report_reminder",
     "report_overdue",
     "report_escalated",
+    "report_extension_requested",
     # to the followers of an area
     ANNOUNCEMENT,
     ANNOUNCEMENT_URGENT,

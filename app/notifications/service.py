@@ -59,6 +59,31 @@ MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
         "vi": ("Phản ánh {code} được gia hạn", "Hạn xử lý mới: {due}."),
         "en": ("More time for report {code}", "New deadline: {due}."),
     },
+    "report_answered": {
+        "vi": ("Phản ánh {code} có trả lời mới", "{unit} đã trả lời phản ánh của bạn."),
+        "en": ("New answer on report {code}", "{unit} answered your report."),
+    },
+    "report_info_requested": {
+        "vi": (
+            "Phản ánh {code} cần thêm thông tin",
+            "{unit} đề nghị bạn bổ sung thông tin. Hạn xử lý: {due}.",
+        ),
+        "en": ("Report {code} needs more information", "{unit} asks you for more details."),
+    },
+    "report_merged": {
+        "vi": (
+            "Phản ánh {code} được gộp vào {other}",
+            "Nội dung trùng với phản ánh {other}; bạn sẽ nhận thông báo của phản ánh đó.",
+        ),
+        "en": (
+            "Report {code} was merged into {other}",
+            "It duplicates report {other}; you now follow that one.",
+        ),
+    },
+    "report_extension_requested": {
+        "vi": ("Đề nghị gia hạn: {code}", "Cán bộ đề nghị gia hạn phản ánh {code} đến {due}."),
+        "en": ("Extension requested: {code}", "An officer asks to extend {code} until {due}."),
+    },
     "report_resolved": {
         "vi": ("Phản ánh {code} đã được giải quyết", "Mời bạn đánh giá kết quả xử lý."),
         "en": ("Your report {code} was resolved", "Please rate how it was handled."),
@@ -87,6 +112,7 @@ class Notice:
     unit_en: str = ""
     due: datetime | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    other_code: str = ""  # another report the message names (merged into)
 
     def render(self, language: str) -> tuple[str, str]:
         title, body = MESSAGES[self.kind][language]
@@ -94,6 +120,7 @@ class Notice:
             "code": self.report_code,
             "unit": self.unit_vi if language == "vi" else self.unit_en,
             "due": format_due(self.due, language),
+            "other": self.other_code,
         }
         return title.format(**params), body.format(**params)
 

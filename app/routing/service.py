@@ -68,6 +68,14 @@ i18n.register(
             "vi": "Ngày {day} không phải ngày làm việc.",
             "en": "{day} is not a working day.",
         },
+        "extension_already_requested": {
+            "vi": "Đã có đề nghị gia hạn đang chờ lãnh đạo quyết định.",
+            "en": "An extension request is already waiting for a manager.",
+        },
+        "no_extension_request": {
+            "vi": "Không có đề nghị gia hạn nào đang chờ.",
+            "en": "There is no pending extension request.",
+        },
         "managers_only": {
             "vi": "Chỉ lãnh đạo đơn vị được gia hạn.",
             "en": "Only a manager of the unit can grant an extension.",
@@ -373,6 +381,160 @@ async def transfer(
 # ---------------------------------------------------------------- extension
 
 
+def _manages(principal: Principal, report: Report) -> bool:
+    return principal.has_role("admin") or (
+        report.unit_id is not None and report.unit_id in principal.unit_ids("manager")
+    )
+
+
+def _check_extension(
+    calendar: WorkingCalendar, report: Report, new_due_day: date, now: datetime
+) -> None:
+    """The one extension: while handled, not yet extended, before the deadline (extending
+    a late report would hide that it is late), to a working day after the current one."""
+    if report.status not in HANDLING_STATUSES or report.due_at is None:
+        raise Conflict(
+            "invalid_transition",
+            params={"current": report.status, "target": "extended"},
+            allowed=lifecycle.allowed_from(report.status, "staff"),
+        )
+    if report.original_due_at is not None:
+        raise Conflict("already_extended")
+    if report.due_at <= now:
+        raise Conflict("deadline_passed")
+    current_day = report.due_at.astimezone(TIMEZONE).date()
+    if new_due_day <= current_day:
+        raise Unprocessable(
+            "extension_not_later",
+            params={"due": current_day.isoformat()},
+            errors=[FieldError(field="due_date", message=new_due_day.isoformat(), source="body")],
+        )
+    if not calendar.is_working_day(new_due_day):
+        raise Unprocessable(
+            "not_a_working_day",
+            params={"day": new_due_day.isoformat()},
+            errors=[FieldError(field="due_date", message=new_due_day.isoformat(), source="body")],
+        )
+
+
+async def request_extension(
+    session: AsyncSession,
+    deadlines: Deadlines,
+    principal: Principal,
+    report_id: uuid.UUID,
+    new_due_day: date,
+    reason: str,
+    now: datetime,
+    ip: str | None = None,
+) -> Report:
+    """An officer asks for the one extension; the unit's managers are told and decide.
+    One request at a time; the deadline does not move until a manager approves."""
+    report = await lock_for_staff(session, principal, report_id)
+    _check_extension(deadlines.calendar, report, new_due_day, now)
+    if report.extension_requested_at is not None:
+        raise Conflict("extension_already_requested")
+    report.extension_requested_until = new_due_day
+    report.extension_request_reason = reason.strip()
+    report.extension_requested_by = principal.user_id
+    report.extension_requested_at = now
+    report.updated_at = now
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            at=now,
+            kind="extension_asked",
+            actor_id=principal.user_id,
+            actor_kind="staff",
+            public=False,
+            body=f"{new_due_day.isoformat()}: {reason.strip()}",
+            unit_id=report.unit_id,
+        )
+    )
+    unit = await session.get(Unit, report.unit_id)
+    await notify(
+        session,
+        [
+            Notice(
+                "report_extension_requested",
+                report.id,
+                report.code,
+                "unit",
+                f"extension-asked:{report.id}",
+                unit_id=report.unit_id,
+                unit_vi=unit.name_vi if unit else "",
+                unit_en=unit.name_en if unit else "",
+                due=deadlines.calendar.close_of(new_due_day),
+                data={"link": f"/web/reports/{report.id}"},
+            )
+        ],
+        now,
+    )
+    await audit.record(
+        session,
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        action="report.extension_requested",
+        object_type="report",
+        object_id=report.code,
+        ip=ip,
+        details={"until": new_due_day.isoformat(), "reason": reason.strip()},
+    )
+    return report
+
+
+async def decide_extension(
+    session: AsyncSession,
+    deadlines: Deadlines,
+    principal: Principal,
+    report_id: uuid.UUID,
+    approve: bool,
+    note: str | None,
+    now: datetime,
+    ip: str | None = None,
+) -> Report:
+    """A manager of the unit approves the pending request (the extension is granted as
+    asked, with every rule of grant_extension) or declines it (an internal note says why)."""
+    report = await lock_for_staff(session, principal, report_id)
+    if not _manages(principal, report):
+        raise Forbidden("managers_only")
+    if report.extension_requested_at is None or report.extension_requested_until is None:
+        raise Conflict("no_extension_request")
+    until, reason = report.extension_requested_until, report.extension_request_reason or ""
+    report.extension_requested_until = None
+    report.extension_request_reason = None
+    report.extension_requested_by = None
+    report.extension_requested_at = None
+    if approve:
+        await grant_extension(
+            session, deadlines, principal, report_id, until, reason, now, ip
+        )
+        return report
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            at=now,
+            kind="extension_declined",
+            actor_id=principal.user_id,
+            actor_kind="staff",
+            public=False,
+            body=(note or "").strip() or None,
+            unit_id=report.unit_id,
+        )
+    )
+    report.updated_at = now
+    await audit.record(
+        session,
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        action="report.extension_declined",
+        object_type="report",
+        object_id=report.code,
+        ip=ip,
+        details={"until": until.isoformat(), "note": (note or "").strip() or None},
+    )
+    return report
+
+
 async def grant_extension(
     session: AsyncSession,
     deadlines: Deadlines,
@@ -387,35 +549,10 @@ async def grant_extension(
     deadline has passed: extending a late report would hide that it is late. The new
     deadline is the office close of a working day after the current one."""
     report = await lock_for_staff(session, principal, report_id)
-    if not (
-        principal.has_role("admin")
-        or (report.unit_id is not None and report.unit_id in principal.unit_ids("manager"))
-    ):
+    if not _manages(principal, report):
         raise Forbidden("managers_only")
-    if report.status not in HANDLING_STATUSES or report.due_at is None:
-        raise Conflict(
-            "invalid_transition",
-            params={"current": report.status, "target": "extended"},
-            allowed=lifecycle.allowed_from(report.status, "staff"),
-        )
-    if report.original_due_at is not None:
-        raise Conflict("already_extended")
-    if report.due_at <= now:
-        raise Conflict("deadline_passed")
     calendar = deadlines.calendar
-    current_day = report.due_at.astimezone(TIMEZONE).date()
-    if new_due_day <= current_day:
-        raise Unprocessable(
-            "extension_not_later",
-            params={"due": current_day.isoformat()},
-            errors=[FieldError(field="due_date", message=new_due_day.isoformat(), source="body")],
-        )
-    if not calendar.is_working_day(new_due_day):
-        raise Unprocessable(
-            "not_a_working_day",
-            params={"day": new_due_day.isoformat()},
-            errors=[FieldError(field="due_date", message=new_due_day.isoformat(), source="body")],
-        )
+    _check_extension(calendar, report, new_due_day, now)
     new_due = calendar.close_of(new_due_day)
     # the reminder keeps its share of the (longer) time allowed
     received = (
@@ -426,6 +563,11 @@ async def grant_extension(
     report.original_due_at = report.due_at
     report.due_at = new_due
     report.extension_reason = reason.strip()
+    # a pending request from an officer is answered by this grant
+    report.extension_requested_until = None
+    report.extension_request_reason = None
+    report.extension_requested_by = None
+    report.extension_requested_at = None
     report.remind_at = remind
     if remind > now:
         report.reminded_at = None
