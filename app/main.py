@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from arq.connections import ArqRedis
 from litestar import Litestar, Response, Router, get
 from litestar.config.compression import CompressionConfig
-from litestar.datastructures import State
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,8 +53,10 @@ from app.routing.api import RoutingRuleController
 from app.routing.service import Deadlines
 from app.settings import Settings, get_settings
 from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
+from app.web.api import ConsolePages, page_error_handler
 
 API_VERSION = "0.1.0"
+WEB_DIR = Path(__file__).parent / "web"
 
 
 class MetricsController(PrometheusController):
@@ -133,11 +139,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies={"session": Provide(provide_session)},
     )
+    pages = Router(
+        path="/",
+        route_handlers=[
+            ConsolePages,
+            create_static_files_router(
+                path="/console/static",
+                directories=[WEB_DIR / "static"],
+                include_in_schema=False,
+                cache_control=CacheControlHeader(max_age=3600),
+            ),
+        ],
+        dependencies={"session": Provide(provide_session)},
+        # every kind the app's handlers know, so pages never answer with problem+json
+        exception_handlers={kind: page_error_handler for kind in EXCEPTION_HANDLERS},
+        include_in_schema=False,
+    )
     prometheus = PrometheusConfig(
         app_name="city", prefix="city", group_path=True, exclude=["/metrics", "/health"]
     )
     app = Litestar(
-        route_handlers=[api, HealthController, MetricsController, serve_file],
+        route_handlers=[api, pages, HealthController, MetricsController, serve_file],
+        template_config=TemplateConfig(directory=WEB_DIR / "templates", engine=JinjaTemplateEngine),
         lifespan=[lifespan],
         state=State({"settings": settings}),
         middleware=[RequestIdMiddleware, prometheus.middleware, AuthenticationMiddleware],

@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # tokens
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_days: int = 30
+    console_session_hours: int = 10  # a web console session lasts a working day
+    # map tiles for the console's map ({z}/{x}/{y} URL); empty: ward outlines only
+    console_tile_url: str = ""
 
     # one-time codes
     otp_ttl_seconds: int = 300

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks: uv, the Python environment (locked), and PostGIS
-# for the local PostgreSQL (from Debian's packages). Safe to run again.
+# Installs what a fresh machine lacks: uv, the Python environment (locked), PostGIS for
+# the local PostgreSQL and Chromium for the browser tests (from Debian's packages), and
+# the browser tests' JavaScript (axe-core, locked in tests/web/js, from the npm registry).
+# Safe to run again: each step runs only when its result is missing or stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,17 @@ PGUSER_NAME="${PGUSER_NAME:-postgres}"
 export UV_PYTHON_DOWNLOADS=never
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31mbootstrap failed: %s\033[0m\n' "$*" >&2; exit 1; }
+
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+# apt_install PACKAGE...: from the current package lists; `apt-get update` only if that fails
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if $SUDO apt-get install -y -q "$@" >/dev/null 2>&1; then return 0; fi
+  say "apt-get install $* failed with the current package lists: running apt-get update"
+  $SUDO apt-get update -q >/dev/null || die "apt-get update failed"
+  $SUDO apt-get install -y -q "$@" >/dev/null || die "apt-get install $* failed"
+}
 
 # 1. uv
 if ! command -v uv >/dev/null 2>&1; then
@@ -45,16 +58,39 @@ if [ ! -x .venv/bin/python ]; then
   uv venv --quiet --python "$PY" .venv
 fi
 say "installing locked Python dependencies"
-uv sync --quiet --frozen
+uv sync --quiet --frozen || die "uv sync --frozen failed (uv.lock out of date with pyproject.toml?)"
 
 # 3. PostGIS in the local PostgreSQL
 psql_admin() { psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U "$PGUSER_NAME" -d postgres -tAc "$1"; }
 if ! psql_admin "select 1 from pg_available_extensions where name = 'postgis'" | grep -q 1; then
   major=$(psql_admin "show server_version_num" | cut -c1-2)
   say "installing PostGIS for PostgreSQL $major from Debian's packages"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y -q "postgresql-$major-postgis-3" >/dev/null \
-    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "postgresql-$major-postgis-3" >/dev/null; }
+  apt_install "postgresql-$major-postgis-3"
+fi
+
+# 4. Chromium for the browser tests (tests/web): Debian's, driven by Playwright through
+#    executable_path; Playwright's own browser download is not used
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing Chromium from Debian's packages (browser tests)"
+  apt_install chromium
+  [ -x /usr/bin/chromium ] || die "the chromium package installed no /usr/bin/chromium"
+fi
+/usr/bin/chromium --version >/dev/null 2>&1 || die "/usr/bin/chromium is installed but does not run"
+
+# 5. axe-core for the accessibility checks, at the version locked in tests/web/js
+#    (reinstalled when package-lock.json changed since the last install)
+if ! command -v npm >/dev/null 2>&1; then
+  say "installing Node.js and npm from Debian's packages"
+  apt_install nodejs npm
+fi
+js=tests/web/js
+lock_sum=$(sha256sum "$js/package-lock.json" | cut -d' ' -f1)
+stamp="$js/node_modules/.bootstrap-lock-sha256"
+if [ ! -f "$js/node_modules/axe-core/axe.min.js" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+  say "installing the browser tests' JavaScript (npm ci in $js)"
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    || die "npm ci in $js failed (is the npm registry reachable?)"
+  [ -f "$js/node_modules/axe-core/axe.min.js" ] || die "npm ci left no axe-core/axe.min.js in $js"
+  echo "$lock_sum" > "$stamp"
 fi
 say "environment ready"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import and_, delete, func, select, update
@@ -124,7 +124,7 @@ i18n.register(
 # ---------------------------------------------------------------- sessions and tokens
 
 
-def _hash_refresh(settings: Settings, token: str) -> bytes:
+def hash_refresh_token(settings: Settings, token: str) -> bytes:
     return keyed_hash(settings.secret_key, "refresh:" + token)
 
 
@@ -150,7 +150,7 @@ async def _issue(
         RefreshToken(
             family_id=family_id,
             user_id=user.id,
-            token_hash=_hash_refresh(settings, refresh),
+            token_hash=hash_refresh_token(settings, refresh),
             expires_at=now + timedelta(days=settings.refresh_token_ttl_days),
             user_agent=(user_agent or "")[:200] or None,
         )
@@ -198,7 +198,7 @@ async def refresh_session(
 ) -> schemas.TokenPair:
     row = await session.scalar(
         select(RefreshToken)
-        .where(RefreshToken.token_hash == _hash_refresh(settings, token))
+        .where(RefreshToken.token_hash == hash_refresh_token(settings, token))
         .with_for_update()
     )
     if row is None or row.revoked_at is not None or row.expires_at <= now:

@@ -287,6 +287,13 @@ async def merge_duplicate(
     """Close a report as a duplicate of another (open or resolved) one. Its reporter and
     supporters now follow the original, which gains them as supporters; they are told
     in their language which report to follow."""
+    # who may act is answered before anything about the target is revealed (no lock
+    # yet: both rows are locked below in id order)
+    unlocked = await session.get(Report, report_id)
+    if unlocked is None:
+        raise NotFound("report_not_found")
+    if not can_act_on(principal, unlocked):
+        raise Forbidden("not_your_report")
     code = normalize_code(original_code)
     original_id = await session.scalar(select(Report.id).where(Report.code == code))
     if original_id is None or original_id == report_id:

@@ -13,12 +13,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.accounts.api import client_ip
 from app.complaints import handling
+from app.complaints import service as complaints
 from app.complaints.api import IdempotencyKey
 from app.complaints.models import Report
-from app.complaints.schemas import ReportCreated
+from app.complaints.schemas import PhotoOut, ReportCreated
 from app.console import service as console
-from app.complaints import service as complaints
-from app.complaints.schemas import PhotoOut
 from app.console.schemas import (
     ExtensionDecisionIn,
     ExtensionRequestIn,

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
@@ -289,3 +289,95 @@ async def report_for_staff(
         ],
         allowed_actions=staff_actions,
     )
+
+
+# ---------------------------------------------------------------- the queue on a map
+
+MAP_POINTS_ZOOM = 15  # from this zoom on, single reports; below, grid clusters
+MAP_MAX_POINTS = 2000
+
+
+async def queue_map(
+    session: AsyncSession,
+    principal: Principal,
+    now: datetime,
+    bbox: tuple[float, float, float, float],
+    zoom: int,
+) -> dict:
+    """The open reports of the visible units in a box as GeoJSON (RFC 7946): clusters on
+    a grid that shrinks with the zoom (like the public feed), single reports up close.
+    Staff-only: codes and deadlines, never the reporter."""
+    visible = await visible_unit_ids(session, principal)
+    min_lon, min_lat, max_lon, max_lat = bbox
+    params: dict = {
+        "min_lon": min_lon,
+        "min_lat": min_lat,
+        "max_lon": max_lon,
+        "max_lat": max_lat,
+        "units": list(visible) if visible is not None else None,
+        "now": now,
+    }
+    scope = """
+        status IN ('submitted', 'assigned', 'in_progress', 'reopened')
+        AND location && ST_MakeEnvelope(:min_lon, :min_lat, :max_lon, :max_lat, 4326)
+        AND (CAST(:units AS uuid[]) IS NULL OR unit_id = ANY(CAST(:units AS uuid[])))
+    """
+    if zoom >= MAP_POINTS_ZOOM:
+        rows = await session.execute(
+            text(
+                f"""
+                SELECT id, code, status, category_code, ST_X(location), ST_Y(location),
+                       due_at, overdue_at IS NOT NULL
+                  FROM reports WHERE {scope}
+                 ORDER BY due_at NULLS LAST LIMIT {MAP_MAX_POINTS}
+                """
+            ),
+            params,
+        )
+        features = [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": {
+                    "id": str(rid),
+                    "code": code,
+                    "status": status,
+                    "category": category,
+                    "due_at": due.isoformat() if due else None,
+                    "overdue": late,
+                },
+            }
+            for rid, code, status, category, lon, lat, due, late in rows
+        ]
+    else:
+        # a cell of about 60 px: 360° / 2^zoom / 256 px per tile * 60
+        cell = 360.0 / (2**zoom) / 256 * 60
+        rows = await session.execute(
+            text(
+                f"""
+                SELECT count(*), count(*) FILTER (WHERE overdue_at IS NOT NULL),
+                       ST_X(ST_Centroid(ST_Collect(location))),
+                       ST_Y(ST_Centroid(ST_Collect(location)))
+                  FROM reports WHERE {scope}
+                 GROUP BY ST_SnapToGrid(location, :cell)
+                """
+            ),
+            {**params, "cell": cell},
+        )
+        features = [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": {"cluster": True, "count": n, "overdue": late},
+            }
+            for n, late, lon, lat in rows
+        ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+async def units_visible(session: AsyncSession, principal: Principal) -> list[Unit]:
+    visible = await visible_unit_ids(session, principal)
+    stmt = select(Unit).order_by(Unit.kind, Unit.code)
+    if visible is not None:
+        stmt = stmt.where(Unit.id.in_(visible))
+    return list(await session.scalars(stmt))

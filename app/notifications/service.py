@@ -68,7 +68,10 @@ MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
             "Phản ánh {code} cần thêm thông tin",
             "{unit} đề nghị bạn bổ sung thông tin. Hạn xử lý: {due}.",
         ),
-        "en": ("Report {code} needs more information", "{unit} asks you for more details."),
+        "en": (
+            "Report {code} needs more information",
+            "{unit} asks you for more details. Due: {due}.",
+        ),
     },
     "report_merged": {
         "vi": (

@@ -116,8 +116,9 @@ class Deadlines:
         return self.calendar.after_working_days(due, self.escalate_after_working_days)
 
 
-def staff_link(code: str) -> dict[str, str]:
-    return {"link": f"/console/reports/{code}"}
+def staff_link(report_id: uuid.UUID) -> dict[str, str]:
+    """The report's page in the web console."""
+    return {"link": f"/console/reports/{report_id}"}
 
 
 def resident_link(report_id: uuid.UUID) -> dict[str, str]:
@@ -253,7 +254,7 @@ async def route_pending(
                 "unit",
                 f"assigned:{round_}",
                 unit_id=row.unit_id,
-                data=staff_link(row.code),
+                data=staff_link(row.id),
                 **names,
             )
         )
@@ -353,7 +354,7 @@ async def transfer(
                 "unit",
                 f"transferred:{event.id}",
                 unit_id=target.id,
-                data=staff_link(report.code),
+                data=staff_link(report.id),
                 **names,
             ),
         ],
@@ -427,7 +428,8 @@ async def request_extension(
     now: datetime,
     ip: str | None = None,
 ) -> Report:
-    """An officer asks for the one extension; the unit's managers are told and decide.
+    """An officer asks for the one extension; the unit's staff are told (its managers
+    decide).
     One request at a time; the deadline does not move until a manager approves."""
     report = await lock_for_staff(session, principal, report_id)
     _check_extension(deadlines.calendar, report, new_due_day, now)
@@ -438,18 +440,18 @@ async def request_extension(
     report.extension_requested_by = principal.user_id
     report.extension_requested_at = now
     report.updated_at = now
-    session.add(
-        ReportEvent(
-            report_id=report.id,
-            at=now,
-            kind="extension_asked",
-            actor_id=principal.user_id,
-            actor_kind="staff",
-            public=False,
-            body=f"{new_due_day.isoformat()}: {reason.strip()}",
-            unit_id=report.unit_id,
-        )
+    asked = ReportEvent(
+        report_id=report.id,
+        at=now,
+        kind="extension_asked",
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        public=False,
+        body=f"{new_due_day.isoformat()}: {reason.strip()}",
+        unit_id=report.unit_id,
     )
+    session.add(asked)
+    await session.flush()  # the event's id keys the notice: each request is told anew
     unit = await session.get(Unit, report.unit_id)
     await notify(
         session,
@@ -459,12 +461,12 @@ async def request_extension(
                 report.id,
                 report.code,
                 "unit",
-                f"extension-asked:{report.id}",
+                f"extension-asked:{asked.id}",
                 unit_id=report.unit_id,
                 unit_vi=unit.name_vi if unit else "",
                 unit_en=unit.name_en if unit else "",
                 due=deadlines.calendar.close_of(new_due_day),
-                data={"link": f"/web/reports/{report.id}"},
+                data=staff_link(report.id),
             )
         ],
         now,
@@ -505,9 +507,7 @@ async def decide_extension(
     report.extension_requested_by = None
     report.extension_requested_at = None
     if approve:
-        await grant_extension(
-            session, deadlines, principal, report_id, until, reason, now, ip
-        )
+        await grant_extension(session, deadlines, principal, report_id, until, reason, now, ip)
         return report
     session.add(
         ReportEvent(
@@ -696,7 +696,7 @@ def _staff_notices(kind: str, rows: list) -> list[Notice]:
             unit_vi=row.name_vi,
             unit_en=row.name_en,
             due=row.due_at,
-            data=staff_link(row.code),
+            data=staff_link(row.id),
         )
         for row in rows
     ]

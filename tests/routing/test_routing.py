@@ -75,7 +75,10 @@ async def test_a_filed_report_goes_to_its_ward_committee_with_a_working_day_dead
     assert ward.name_vi in told.body and "17:00 02/12/2026" in told.body
     staff_id = await me(client, officer["headers"])
     [assigned] = await notifications_for(app, staff_id)
-    assert assigned.kind == "report_assigned" and assigned.data["link"].endswith(filed["code"])
+    assert (
+        assigned.kind == "report_assigned"
+        and assigned.data["link"] == f"/console/reports/{filed['id']}"
+    )
 
 
 async def test_city_wide_utility_rule_and_area_rule_precedence(app, client, caplog, clock):

@@ -1,0 +1,770 @@
+"""The console's pages. Each page calls the same services as the console's JSON API
+(app/console, app/complaints/handling.py, app/routing, app/stats, app/accounts) with the
+signed-in staff member's Principal, so the guards are the same; forms post back here
+with a CSRF token and are answered by a redirect to the page (POST → 303 → GET)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie, State, UploadFile
+from litestar.params import FromPath, Parameter
+from litestar.response import Redirect, Template
+from sqlalchemy import select, text
+
+from app.accounts import service as accounts
+from app.accounts.api import client_ip
+from app.complaints import handling
+from app.complaints import service as complaints
+from app.console import service as console
+from app.console.schemas import (
+    ExtensionDecisionIn,
+    ExtensionRequestIn,
+    MergeIn,
+    MessageIn,
+    RejectIn,
+    ResolveIn,
+)
+from app.core import i18n
+from app.core.calendar import TIMEZONE
+from app.core.db import DbSession
+from app.core.errors import AppError, FieldError, Forbidden, NotFound, Unprocessable
+from app.places.models import Category, Unit
+from app.routing import service as routing
+from app.routing.schemas import ExtensionIn, TransferIn
+from app.stats import service as stats
+from app.web import texts
+from app.web.session import (
+    LANG_COOKIE,
+    PRE_SESSION_COOKIE,
+    SESSION_COOKIE,
+    ConsoleUser,
+    check_csrf,
+    csrf_token,
+    current_user,
+    new_pre_session,
+    sign_in,
+)
+
+i18n.register(
+    {
+        "action_unknown": {"vi": "Thao tác không tồn tại.", "en": "Unknown action."},
+        "form_invalid": {
+            "vi": "Dữ liệu nhập chưa hợp lệ: {fields}.",
+            "en": "Some fields are not valid: {fields}.",
+        },
+    }
+)
+
+MAX_RESOLUTION_UPLOAD = 60_000_000  # a few phone photos in one form
+
+
+def language(request: Request) -> str:
+    return "en" if request.cookies.get(LANG_COOKIE) == "en" else "vi"
+
+
+def _local(value: datetime | None, lang: str) -> str:
+    if value is None:
+        return ""
+    local = value.astimezone(TIMEZONE)
+    return local.strftime("%H:%M %d/%m/%Y") if lang == "vi" else local.strftime("%d %b %Y %H:%M")
+
+
+def _safe_next(raw: str | None) -> str:
+    """Only a path inside the console: never an open redirect."""
+    if raw and raw.startswith("/console") and not raw.startswith("//") and "\\" not in raw:
+        return raw
+    return "/console/queue"
+
+
+def _secure(state: State) -> bool:
+    return state.settings.public_base_url.startswith("https://")
+
+
+def render(
+    request: Request,
+    name: str,
+    user: ConsoleUser | None,
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    lang = language(request)
+    settings = request.app.state.settings
+    base = {
+        "lang": lang,
+        "t": lambda key: texts.text(key, lang),
+        "status_name": lambda key: texts.pick(texts.STATUS, key, lang),
+        "kind_name": lambda key: texts.pick(texts.KIND, key, lang),
+        "event_name": lambda key: texts.pick(texts.EVENT, key, lang),
+        "local": lambda value: _local(value, lang),
+        "user": user,
+        "csrf": csrf_token(settings, str(user.principal.sid)) if user else context.pop("csrf", ""),
+        "path": request.url.path,
+        "query": request.url.query,
+        "is_manager": bool(user and user.principal.unit_ids("manager")),
+        "is_city": bool(user and user.principal.has_role("dispatcher", "admin")),
+        "own_unit_codes": context.pop("own_unit_codes", []),
+    }
+    return Template(template_name=name, context={**base, **context}, status_code=status_code)
+
+
+async def _user(request: Request, state: State, session: DbSession) -> ConsoleUser:
+    return await current_user(
+        session, state.settings, request.cookies.get(SESSION_COOKIE), state.clock.now()
+    )
+
+
+async def _form(request: Request, state: State, user: ConsoleUser) -> dict[str, Any]:
+    form = await request.form()
+    check_csrf(state.settings, str(user.principal.sid), form.get("csrf"))
+    return dict(form.multi_items()) | {"_files": form.getall("photos") if "photos" in form else []}
+
+
+def _convert(data: dict[str, Any], schema: type) -> Any:
+    """Form fields → the JSON API's input struct, with its validation."""
+    try:
+        return msgspec.convert(data, schema, strict=False)
+    except msgspec.ValidationError as exc:
+        field = str(exc).rsplit("$.", 1)[-1] if "$." in str(exc) else "form"
+        raise Unprocessable(
+            "form_invalid",
+            params={"fields": field},
+            errors=[FieldError(field=field, message=str(exc), source="body")],
+        ) from exc
+
+
+async def _unit_codes(session: DbSession, user: ConsoleUser) -> list[str]:
+    ids = user.principal.unit_ids()
+    if not ids:
+        return []
+    return list(
+        await session.scalars(select(Unit.code).where(Unit.id.in_(ids)).order_by(Unit.code))
+    )
+
+
+# ---------------------------------------------------------------- pages
+
+
+class ConsolePages(Controller):
+    path = "/console"
+    include_in_schema = False
+
+    @get("/", name="console.home")
+    async def home(self) -> Redirect:
+        return Redirect("/console/queue", status_code=303)
+
+    @get("/login")
+    async def login_form(
+        self, request: Request, state: State, session: DbSession, next: str | None = None
+    ) -> Template | Redirect:
+        try:
+            await _user(request, state, session)
+            return Redirect(_safe_next(next), status_code=303)
+        except AppError:
+            pass
+        nonce = new_pre_session()
+        page = render(
+            request,
+            "login.html",
+            None,
+            csrf=csrf_token(state.settings, "pre:" + nonce),
+            next=_safe_next(next),
+            error=None,
+        )
+        page.cookies.append(_pre_cookie(state, nonce))
+        return page
+
+    @post("/login")
+    async def login(self, request: Request, state: State, session: DbSession) -> Response:
+        form = await request.form()
+        nonce = request.cookies.get(PRE_SESSION_COOKIE)
+        check_csrf(state.settings, "pre:" + nonce if nonce else None, form.get("csrf"))
+        email, password = str(form.get("email") or ""), str(form.get("password") or "")
+        target = _safe_next(form.get("next"))
+        try:
+            token = await sign_in(
+                session,
+                state.settings,
+                state.limiter,
+                email,
+                password,
+                client_ip(request),
+                state.clock.now(),
+                request.headers.get("user-agent"),
+            )
+        except AppError as exc:
+            # the same form again, with the reason; nothing was written before the check
+            lang = language(request)
+            nonce = new_pre_session()
+            page = render(
+                request,
+                "login.html",
+                None,
+                status_code=exc.status,
+                csrf=csrf_token(state.settings, "pre:" + nonce),
+                next=target,
+                error=i18n.translate(exc.code, lang, exc.params),
+                email=email,
+            )
+            page.cookies.append(_pre_cookie(state, nonce))
+            return page
+        response = Redirect(target, status_code=303)
+        response.cookies.append(
+            Cookie(
+                key=SESSION_COOKIE,
+                value=token,
+                path="/console",
+                httponly=True,
+                secure=_secure(state),
+                samesite="lax",
+                max_age=state.settings.console_session_hours * 3600,
+            )
+        )
+        response.cookies.append(
+            Cookie(key=PRE_SESSION_COOKIE, value="", path="/console", max_age=0)
+        )
+        return response
+
+    @post("/logout")
+    async def logout(self, request: Request, state: State, session: DbSession) -> Redirect:
+        user = await _user(request, state, session)
+        await _form(request, state, user)
+        await accounts.logout(
+            session, state.settings, state.redis, user.principal, state.clock.now()
+        )
+        response = Redirect("/console/login", status_code=303)
+        response.cookies.append(Cookie(key=SESSION_COOKIE, value="", path="/console", max_age=0))
+        return response
+
+    @get("/lang")
+    async def switch_language(
+        self,
+        state: State,
+        to: Annotated[str, Parameter(pattern="^(vi|en)$")],
+        next: str | None = None,
+    ) -> Redirect:
+        response = Redirect(_safe_next(next), status_code=303)
+        response.cookies.append(
+            Cookie(
+                key=LANG_COOKIE,
+                value=to,
+                path="/console",
+                samesite="lax",
+                secure=_secure(state),
+                max_age=365 * 86400,
+            )
+        )
+        return response
+
+    @get("/queue")
+    async def queue(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        unit: Annotated[str | None, Parameter(max_length=40)] = None,
+        status: Annotated[
+            str | None, Parameter(pattern="^(submitted|assigned|in_progress|reopened)?$")
+        ] = None,
+        category: Annotated[str | None, Parameter(max_length=40)] = None,
+        overdue: bool | None = None,
+        due_soon: bool = False,
+        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+    ) -> Template:
+        user = await _user(request, state, session)
+        page = await console.queue(
+            session,
+            state.deadlines.calendar,
+            user.principal,
+            state.clock.now(),
+            unit_code=unit or None,
+            status=status or None,
+            category=category or None,
+            overdue=overdue,
+            due_soon=due_soon,
+            cursor=cursor,
+            limit=50,
+        )
+        filters = {
+            "unit": unit or "",
+            "status": status or "",
+            "category": category or "",
+            "overdue": "" if overdue is None else str(overdue).lower(),
+            "due_soon": "true" if due_soon else "",
+        }
+        keep = {k: v for k, v in filters.items() if v}
+        return render(
+            request,
+            "queue.html",
+            user,
+            page=page,
+            filters=filters,
+            units=await console.units_visible(session, user.principal),
+            categories=await _categories(session),
+            filter_link=lambda **change: (
+                "/console/queue?" + urlencode({k: v for k, v in {**keep, **change}.items() if v})
+            ),
+            next_link="/console/queue?" + urlencode({**keep, "cursor": page.next_cursor})
+            if page.next_cursor
+            else None,
+            own_unit_codes=await _unit_codes(session, user),
+        )
+
+    @get("/map")
+    async def map_page(self, request: Request, state: State, session: DbSession) -> Template:
+        user = await _user(request, state, session)
+        page = await console.queue(
+            session, state.deadlines.calendar, user.principal, state.clock.now(), limit=200
+        )
+        return render(
+            request,
+            "map.html",
+            user,
+            page=page,
+            tile_url=state.settings.console_tile_url,
+            own_unit_codes=await _unit_codes(session, user),
+        )
+
+    @get("/map.geojson")
+    async def map_data(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        bbox: Annotated[str, Parameter(max_length=120)],
+        zoom: Annotated[int, Parameter(ge=0, le=22)] = 12,
+    ) -> Response:
+        user = await _user(request, state, session)
+        try:
+            box = tuple(float(v) for v in bbox.split(","))
+            if len(box) != 4 or not (
+                -180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90
+            ):
+                raise ValueError(bbox)
+        except ValueError as exc:
+            raise Unprocessable(
+                "form_invalid",
+                params={"fields": "bbox"},
+                errors=[
+                    FieldError(
+                        field="bbox", message="min_lon,min_lat,max_lon,max_lat", source="query"
+                    )
+                ],
+            ) from exc
+        data = await console.queue_map(session, user.principal, state.clock.now(), box, zoom)  # type: ignore[arg-type]
+        return Response(data, media_type="application/geo+json")
+
+    @get("/map/areas.geojson")
+    async def area_outlines(self, request: Request, state: State, session: DbSession) -> Response:
+        """Ward outlines, simplified (~50 m), as the console maps' base layer: the maps
+        stay readable with no tile server."""
+        await _user(request, state, session)
+        data = await session.scalar(
+            text(
+                """
+                SELECT json_build_object('type', 'FeatureCollection', 'features',
+                       coalesce(json_agg(json_build_object(
+                           'type', 'Feature',
+                           'properties', json_build_object('code', code, 'name', name),
+                           'geometry', CAST(ST_AsGeoJSON(
+                               ST_SimplifyPreserveTopology(geom, 0.0005), 5) AS json))), '[]'))
+                  FROM areas
+                """
+            )
+        )
+        return Response(
+            data,
+            media_type="application/geo+json",
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
+
+    @get("/dispatch")
+    async def dispatch(self, request: Request, state: State, session: DbSession) -> Template:
+        user = await _user(request, state, session)
+        if not user.principal.has_role("dispatcher", "admin"):
+            raise Forbidden("role_required", params={"roles": "dispatcher, admin"})
+        dispatcher_codes = list(
+            await session.scalars(select(Unit.code).where(Unit.kind == "dispatcher"))
+        )
+        now = state.clock.now()
+        waiting = [
+            await console.queue(
+                session, state.deadlines.calendar, user.principal, now, unit_code=code, limit=100
+            )
+            for code in dispatcher_codes
+        ]
+        unrouted = await console.queue(
+            session, state.deadlines.calendar, user.principal, now, status="submitted", limit=100
+        )
+        return render(
+            request,
+            "dispatch.html",
+            user,
+            waiting=[item for page in waiting for item in page.items],
+            unrouted=[i for i in unrouted.items if i.unit_code is None],
+            units=[
+                u
+                for u in await console.units_visible(session, user.principal)
+                if u.kind != "dispatcher"
+            ],
+            done=request.query_params.get("done"),
+            own_unit_codes=await _unit_codes(session, user),
+        )
+
+    @get("/reports/{report_id:uuid}")
+    async def report(
+        self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
+    ) -> Template:
+        user = await _user(request, state, session)
+        detail = await console.report_for_staff(
+            session, state.storage, user.principal, report_id, client_ip(request)
+        )
+        category = await session.get(Category, detail.category_code)
+        return render(
+            request,
+            "report.html",
+            user,
+            r=detail,
+            category=category,
+            units=await _transfer_targets(session, detail.unit_code),
+            tile_url=state.settings.console_tile_url,
+            done=request.query_params.get("done"),
+            own_unit_codes=await _unit_codes(session, user),
+        )
+
+    @post("/reports/{report_id:uuid}/{action:str}", request_max_body_size=MAX_RESOLUTION_UPLOAD)
+    async def act(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        action: FromPath[str],
+    ) -> Redirect:
+        user = await _user(request, state, session)
+        form = await _form(request, state, user)
+        handler = ACTIONS.get(action)
+        if handler is None:
+            raise NotFound("action_unknown")
+        done = await handler(request, state, session, user, report_id, form)
+        back = form.get("back")
+        target = _safe_next(back) if back else f"/console/reports/{report_id}"
+        joiner = "&" if "?" in target else "?"
+        return Redirect(f"{target}{joiner}done={done}", status_code=303)
+
+    @get("/units/{code:str}/index")
+    async def service_index(
+        self, request: Request, state: State, session: DbSession, code: FromPath[str]
+    ) -> Template:
+        user = await _user(request, state, session)
+        trend = await stats.unit_index_for_staff(session, user.principal, code)
+        return render(
+            request,
+            "index.html",
+            user,
+            trend=trend,
+            own_unit_codes=await _unit_codes(session, user),
+        )
+
+    @get("/units/{code:str}/staff")
+    async def unit_staff(
+        self, request: Request, state: State, session: DbSession, code: FromPath[str]
+    ) -> Template:
+        user = await _user(request, state, session)
+        members = await accounts.unit_staff(session, user.principal, code, client_ip(request))
+        return render(
+            request,
+            "staff.html",
+            user,
+            unit_code=code,
+            members=members,
+            own_unit_codes=await _unit_codes(session, user),
+        )
+
+    @get("/units/{code:str}/audit")
+    async def unit_audit(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        code: FromPath[str],
+        before_id: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
+    ) -> Template:
+        user = await _user(request, state, session)
+        entries = await accounts.unit_audit_trail(
+            session, user.principal, code, before_id, 100, client_ip(request)
+        )
+        members = {
+            m.id: m.full_name or m.email
+            for m in await accounts.unit_staff(session, user.principal, code, None)
+        }
+        return render(
+            request,
+            "audit.html",
+            user,
+            unit_code=code,
+            entries=entries,
+            members=members,
+            older=entries[-1].id if len(entries) == 100 else None,
+            own_unit_codes=await _unit_codes(session, user),
+        )
+
+
+def _pre_cookie(state: State, nonce: str) -> Cookie:
+    return Cookie(
+        key=PRE_SESSION_COOKIE,
+        value=nonce,
+        path="/console",
+        httponly=True,
+        secure=_secure(state),
+        samesite="lax",
+        max_age=3600,
+    )
+
+
+async def _categories(session: DbSession) -> list[Category]:
+    return list(
+        await session.scalars(select(Category).where(Category.active).order_by(Category.code))
+    )
+
+
+async def _transfer_targets(session: DbSession, current: str | None) -> list[Unit]:
+    return list(
+        await session.scalars(
+            select(Unit).where(Unit.code != (current or "")).order_by(Unit.kind, Unit.code)
+        )
+    )
+
+
+# ---------------------------------------------------------------- actions (one per form)
+
+
+async def _accept(request, state, session, user, report_id, form) -> str:
+    await handling.accept(session, user.principal, report_id, state.clock.now(), client_ip(request))
+    return "accepted"
+
+
+def _message(kind: str):
+    async def act(request, state, session, user, report_id, form) -> str:
+        body = _convert({"body": form.get("body", "")}, MessageIn)
+        await handling.add_message(
+            session,
+            user.principal,
+            report_id,
+            body.body,
+            state.clock.now(),
+            kind=kind,
+            ip=client_ip(request),
+        )
+        return kind
+
+    return act
+
+
+async def _transfer(request, state, session, user, report_id, form) -> str:
+    data = _convert(
+        {"unit_code": form.get("unit_code", ""), "reason": form.get("reason", "")}, TransferIn
+    )
+    await routing.transfer(
+        session,
+        state.settings,
+        user.principal,
+        report_id,
+        data.unit_code,
+        data.reason,
+        state.clock.now(),
+        client_ip(request),
+    )
+    return "transferred"
+
+
+async def _extension(request, state, session, user, report_id, form) -> str:
+    data = _convert(
+        {"due_date": form.get("due_date", ""), "reason": form.get("reason", "")}, ExtensionIn
+    )
+    await routing.grant_extension(
+        session,
+        state.deadlines,
+        user.principal,
+        report_id,
+        data.due_date,
+        data.reason,
+        state.clock.now(),
+        client_ip(request),
+    )
+    return "extended"
+
+
+async def _extension_request(request, state, session, user, report_id, form) -> str:
+    data = _convert(
+        {"due_date": form.get("due_date", ""), "reason": form.get("reason", "")}, ExtensionRequestIn
+    )
+    await routing.request_extension(
+        session,
+        state.deadlines,
+        user.principal,
+        report_id,
+        data.due_date,
+        data.reason,
+        state.clock.now(),
+        client_ip(request),
+    )
+    return "extension_requested"
+
+
+async def _extension_decision(request, state, session, user, report_id, form) -> str:
+    data = _convert(
+        {"approve": form.get("decision") == "approve", "note": form.get("note") or None},
+        ExtensionDecisionIn,
+    )
+    await routing.decide_extension(
+        session,
+        state.deadlines,
+        user.principal,
+        report_id,
+        data.approve,
+        data.note,
+        state.clock.now(),
+        client_ip(request),
+    )
+    return "extension_approved" if data.approve else "extension_declined"
+
+
+async def _resolve(request, state, session, user, report_id, form) -> str:
+    data = _convert({"answer": form.get("answer", "")}, ResolveIn)
+    photo_ids = []
+    files = [f for f in form["_files"] if isinstance(f, UploadFile) and f.filename]
+    for upload in files[: state.settings.photos_per_report + 1]:
+        photo = await complaints.upload_photo(
+            session,
+            state.settings,
+            state.storage,
+            user.principal.user_id,
+            await upload.read(),
+            state.clock.now(),
+        )
+        photo_ids.append(photo.id)
+    await handling.resolve(
+        session,
+        state.settings,
+        state.deadlines.calendar,
+        user.principal,
+        report_id,
+        data.answer,
+        state.clock.now(),
+        client_ip(request),
+        photo_ids=photo_ids,
+    )
+    return "resolved"
+
+
+async def _reject(request, state, session, user, report_id, form) -> str:
+    data = _convert({"reason": form.get("reason", "")}, RejectIn)
+    await handling.reject(
+        session, user.principal, report_id, data.reason, state.clock.now(), client_ip(request)
+    )
+    return "rejected"
+
+
+async def _merge(request, state, session, user, report_id, form) -> str:
+    data = _convert({"original_code": form.get("original_code", "")}, MergeIn)
+    await handling.merge_duplicate(
+        session,
+        user.principal,
+        report_id,
+        data.original_code,
+        state.clock.now(),
+        client_ip(request),
+    )
+    return "merged"
+
+
+async def _hide_text(request, state, session, user, report_id, form) -> str:
+    data = _convert({"reason": form.get("reason", "")}, RejectIn)
+    await complaints.hide_text(session, user.principal, report_id, data.reason, client_ip(request))
+    return "hidden"
+
+
+async def _hide_photo(request, state, session, user, report_id, form) -> str:
+    data = _convert({"reason": form.get("reason", "")}, RejectIn)
+    try:
+        photo_id = uuid.UUID(str(form.get("photo_id", "")))
+    except ValueError as exc:
+        raise Unprocessable(
+            "form_invalid",
+            params={"fields": "photo_id"},
+            errors=[FieldError(field="photo_id", message="not a uuid")],
+        ) from exc
+    await complaints.hide_photo(session, user.principal, photo_id, data.reason, client_ip(request))
+    return "hidden"
+
+
+ACTIONS = {
+    "accept": _accept,
+    "reply": _message("reply"),
+    "note": _message("note"),
+    "info_request": _message("info_request"),
+    "transfer": _transfer,
+    "extension": _extension,
+    "extension_request": _extension_request,
+    "extension_decision": _extension_decision,
+    "resolve": _resolve,
+    "reject": _reject,
+    "merge": _merge,
+    "hide_text": _hide_text,
+    "hide_photo": _hide_photo,
+}
+
+
+# ---------------------------------------------------------------- errors as pages
+
+
+def page_error_handler(request: Request, exc: Exception) -> Response:
+    """Domain errors on a page: a readable page in the console's language with the same
+    status code as the JSON API would give; an expired session goes to sign-in."""
+    from app.web.session import SignInRequired
+
+    if isinstance(exc, SignInRequired):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/console/queue"
+        return Redirect("/console/login?" + urlencode({"next": target}), status_code=303)
+    lang = language(request)
+    if isinstance(exc, AppError):
+        status, message = exc.status, i18n.translate(exc.code, lang, exc.params)
+        fields = [e.field for e in exc.errors or []]
+    else:
+        from litestar.exceptions import HTTPException, ValidationException
+
+        if isinstance(exc, ValidationException):
+            status, message, fields = (
+                400,
+                i18n.translate("form_invalid", lang, {"fields": "query"}),
+                [],
+            )
+        elif isinstance(exc, HTTPException):
+            status, message, fields = exc.status_code, str(exc.detail), []
+        else:
+            from app.core.errors import internal_error_handler
+
+            return internal_error_handler(request, exc)
+    back = request.headers.get("referer") or ""
+    back_path = "/" + back.split("/", 3)[3] if back.count("/") >= 3 else ""
+    return render(
+        request,
+        "error.html",
+        None,
+        status_code=status,
+        message=message,
+        fields=fields,
+        back=_safe_next(back_path),
+    )
+
+
+def date_input(value: date | None) -> str:
+    return value.isoformat() if value else ""
