@@ -10,7 +10,7 @@ from arq.connections import ArqRedis
 from litestar import Litestar, Response, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.datastructures import CacheControlHeader, State
+from litestar.datastructures import CacheControlHeader, ResponseHeader, State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -153,6 +153,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"session": Provide(provide_session)},
         # every kind the app's handlers know, so pages never answer with problem+json
         exception_handlers={kind: page_error_handler for kind in EXCEPTION_HANDLERS},
+        # no framing (clickjacking a form), no console URL leaked in Referer headers
+        response_headers=[
+            ResponseHeader(name="X-Frame-Options", value="DENY"),
+            ResponseHeader(name="Referrer-Policy", value="same-origin"),
+            ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+        ],
         include_in_schema=False,
     )
     prometheus = PrometheusConfig(

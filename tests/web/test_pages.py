@@ -130,6 +130,8 @@ async def test_pages_need_a_session_and_sign_in_sets_a_safe_cookie(app, client, 
 
     queue = await anonymous.get("/console/queue")
     assert queue.status_code == 200 and ward["report"]["code"] in queue.text
+    assert queue.headers["x-frame-options"] == "DENY"
+    assert queue.headers["content-type"].startswith("text/html")
 
     # sign out: the session is revoked in the database, the old cookie is dead
     token_cookie = anonymous.cookies.get("city_console")
