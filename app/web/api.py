@@ -34,6 +34,7 @@ from app.core import i18n
 from app.core.calendar import TIMEZONE
 from app.core.db import DbSession
 from app.core.errors import AppError, FieldError, Forbidden, NotFound, Unprocessable
+from app.notifications import service as notifications
 from app.places.models import Category, Unit
 from app.routing import service as routing
 from app.routing.schemas import ExtensionIn, TransferIn
@@ -456,6 +457,47 @@ class ConsolePages(Controller):
         target = _safe_next(back) if back else f"/console/reports/{report_id}"
         joiner = "&" if "?" in target else "?"
         return Redirect(f"{target}{joiner}done={done}", status_code=303)
+
+    @get("/inbox")
+    async def inbox(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        cursor: Annotated[str | None, Parameter(max_length=30)] = None,
+    ) -> Template:
+        """The staff member's notifications (new report, reminder, overdue, escalated,
+        extension requested), newest first."""
+        user = await _user(request, state, session)
+        page = await notifications.list_notifications(
+            session, user.principal.user_id, cursor=cursor, limit=50
+        )
+        return render(
+            request, "inbox.html", user, page=page, own_unit_codes=await _unit_codes(session, user)
+        )
+
+    @post("/inbox/{notification_id:int}/open")
+    async def open_notification(
+        self, request: Request, state: State, session: DbSession, notification_id: FromPath[int]
+    ) -> Redirect:
+        """Marks it read and goes where it points (a console page, else the inbox)."""
+        user = await _user(request, state, session)
+        await _form(request, state, user)
+        row = await notifications.mark_read(
+            session, user.principal.user_id, notification_id, state.clock.now()
+        )
+        return Redirect(_safe_next(row.link) if row.link else "/console/inbox", status_code=303)
+
+    @post("/inbox/read-all")
+    async def read_all(self, request: Request, state: State, session: DbSession) -> Redirect:
+        user = await _user(request, state, session)
+        form = await _form(request, state, user)
+        try:
+            up_to = int(form.get("up_to_id") or 0) or None
+        except ValueError:
+            up_to = None
+        await notifications.mark_all_read(session, user.principal.user_id, state.clock.now(), up_to)
+        return Redirect("/console/inbox", status_code=303)
 
     @get("/units/{code:str}/index")
     async def service_index(

@@ -28,6 +28,7 @@ from app.core.auth import Principal, RoleGrant
 from app.core.errors import AppError, Forbidden
 from app.core.ratelimit import RateLimiter
 from app.core.security import keyed_hash, random_token
+from app.notifications import service as notifications
 from app.settings import Settings
 
 SESSION_COOKIE = "city_console"
@@ -63,6 +64,7 @@ class ConsoleUser:
     email: str
     full_name: str | None
     locale: str
+    unread: int = 0  # unread notifications, shown in the header on every page
 
 
 def csrf_token(settings: Settings, binding: str) -> str:
@@ -139,7 +141,8 @@ async def current_user(
         sid=family_id,
         roles=tuple(RoleGrant(role, unit_id) for role, unit_id in roles),
     )
-    return ConsoleUser(principal, user.email or "", user.full_name, user.locale)
+    unread = await notifications.unread_count(session, user.id)
+    return ConsoleUser(principal, user.email or "", user.full_name, user.locale, unread)
 
 
 def session_id(user: ConsoleUser) -> uuid.UUID:

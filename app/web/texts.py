@@ -143,6 +143,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "reports_n": ("phản ánh", "reports"),
     "counts": ("Số lượng", "Counts"),
+    "inbox": ("Thông báo", "Notifications"),
+    "unread": ("chưa đọc", "unread"),
+    "mark_all_read": ("Đánh dấu đã đọc tất cả", "Mark all read"),
+    "open_item": ("Mở", "Open"),
+    "no_notifications": ("Chưa có thông báo.", "No notifications yet."),
+    "read": ("Đã đọc", "Read"),
 }
 
 STATUS = {

@@ -129,6 +129,7 @@ async def test_the_main_pages_pass_axe_and_work_by_keyboard(
         "/console/queue?overdue=true",
         f"/console/reports/{item['id']}",
         "/console/map",
+        "/console/inbox",
         f"/console/units/{item['unit']}/index",
         f"/console/units/{item['unit']}/staff",
         f"/console/units/{item['unit']}/audit",

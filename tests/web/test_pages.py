@@ -388,3 +388,38 @@ async def _event_count(app, report_id) -> int:
         return await s.scalar(
             select(func.count()).select_from(ReportEvent).where(ReportEvent.report_id == report_id)
         )
+
+
+async def test_the_inbox_shows_my_notifications_and_opens_the_report(app, client, caplog, clock):
+    area = (await client.get("/api/v1/areas/lookup", params=HOAN_KIEM)).json()["code"]
+    officer = await browser_for(app, [("officer", f"ubnd-{area}")])
+    other = await browser_for(app, [("officer", f"ubnd-{area}")])
+    resident = await resident_now(client, caplog, clock)
+    filed = await file_petition(client, resident["headers"])
+    await run_worker(clock)  # routing tells the unit's staff: "new report"
+
+    page = await officer.get("/console/inbox")
+    assert page.status_code == 200
+    assert f"Phản ánh mới {filed['code']}" in page.text
+    assert "Thông báo (1 chưa đọc)" in page.text  # the header's count
+    opened = await officer.post_form(
+        "/console/inbox", f"/console/inbox/{_first_id(page.text)}/open", {}
+    )
+    assert opened.status_code == 303
+    assert opened.headers["location"] == f"/console/reports/{filed['id']}"
+    assert "Thông báo (1 chưa đọc)" not in (await officer.get("/console/inbox")).text
+    # someone else's notification is "not found", and stays unread
+    theirs = await other.get("/console/inbox")
+    theirs_id = _first_id(theirs.text)
+    mine = await officer.get("/console/inbox")
+    r = await officer.http.post(
+        f"/console/inbox/{theirs_id}/open", data={"csrf": csrf_of(mine.text)}
+    )
+    assert r.status_code == 404
+    assert "Thông báo (1 chưa đọc)" in (await other.get("/console/inbox")).text
+
+
+def _first_id(page: str) -> str:
+    match = re.search(r'action="/console/inbox/(\d+)/open"', page)
+    assert match, "no notification in the page"
+    return match.group(1)
