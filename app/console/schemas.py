@@ -100,6 +100,7 @@ class StaffPhotoOut(msgspec.Struct):
     geotag_far: bool  # the photo's geotag is more than 500 m from the report
     taken_long_before: bool
     hidden_reason: str | None
+    event_id: int | None = None  # staff's photo of a timeline event (the resolution)
 
 
 class StaffEventOut(msgspec.Struct):

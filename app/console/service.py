@@ -270,6 +270,7 @@ async def report_for_staff(
                 geotag_far=p.geotag_far,
                 taken_long_before=p.taken_long_before,
                 hidden_reason=p.hidden_reason,
+                event_id=p.event_id,
             )
             for p in photos
         ],

@@ -94,6 +94,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "resolve": ("Hoàn thành xử lý", "Resolve"),
     "answer": ("Kết quả xử lý", "Answer"),
     "resolution_photos": ("Ảnh kết quả (không bắt buộc)", "Photos of the result (optional)"),
+    "resolution_photo": ("Ảnh kết quả xử lý", "Photo of the result"),
     "reject": ("Từ chối phản ánh", "Reject"),
     "merge": ("Gộp vào phản ánh trùng", "Merge as a duplicate"),
     "original_code": ("Mã phản ánh gốc", "Code of the original report"),

@@ -243,6 +243,7 @@ async def test_a_days_work_through_the_forms(app, client, ward, clock):
             await s.scalars(select(ReportPhoto).where(ReportPhoto.report_id == ward["id"]))
         )
     assert len(photos) == 1 and photos[0].event_id is not None
+    assert "Ảnh kết quả xử lý" in (await officer.get(path)).text
     assert str(photos[0].id) in str(mine["photos"])
 
     # every action is in the audit log with the officer and the client address
