@@ -119,6 +119,15 @@ class Report(Base):
             "resolved_at",
             postgresql_where=text("status IN ('submitted', 'reopened', 'resolved')"),
         ),
+        # a unit's queue: open reports by deadline, counted and paged from the index
+        Index(
+            "ix_reports_unit_open_due",
+            "unit_id",
+            "due_at",
+            "id",
+            postgresql_include=["status", "overdue_at"],
+            postgresql_where=text("status IN ('submitted', 'assigned', 'in_progress', 'reopened')"),
+        ),
         Index(
             "ix_reports_open_due",
             "due_at",

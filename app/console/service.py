@@ -145,9 +145,25 @@ async def queue(
                     Report.due_at.is_(None),
                 )
             )
+    # only the columns the queue shows (not the whole row with its geometry)
     rows = (
         await session.execute(
-            select(Report, Unit.code)
+            select(
+                Report.id,
+                Report.code,
+                Report.kind,
+                Report.status,
+                Report.category_code,
+                Report.description,
+                Report.description_hidden_reason,
+                Report.area_code,
+                Unit.code.label("unit_code"),
+                Report.created_at,
+                Report.due_at,
+                Report.overdue_at,
+                Report.supporters_count,
+                Report.filed_by_staff_id,
+            )
             .outerjoin(Unit, Unit.id == Report.unit_id)
             .where(*filters)
             .order_by(Report.due_at.asc().nulls_last(), Report.id)
@@ -163,18 +179,16 @@ async def queue(
             category_code=r.category_code,
             description=r.description if not r.description_hidden_reason else "",
             area_code=r.area_code,
-            unit_code=unit,
+            unit_code=r.unit_code,
             created_at=r.created_at,
             due_at=r.due_at,
             overdue=r.overdue_at is not None,
             supporters_count=r.supporters_count,
             filed_by_staff=r.filed_by_staff_id is not None,
         )
-        for r, unit in rows[:limit]
+        for r in rows[:limit]
     ]
-    next_cursor = (
-        _cursor(rows[limit - 1][0].due_at, rows[limit - 1][0].id) if len(rows) > limit else None
-    )
+    next_cursor = _cursor(rows[limit - 1].due_at, rows[limit - 1].id) if len(rows) > limit else None
     return QueuePage(items=items, counts=counts, next_cursor=next_cursor)
 
 
