@@ -13,7 +13,10 @@ with ``python -m app.cli setup`` if missing):
     kernel's ``VmHWM`` of the worker process), every inbox row written and every device
     pushed exactly once.
 
-``--scenario a|b|both``, ``--runs N``, ``--database-url`` and ``--redis-url`` change
+(sender) ``--scenario sender``: ``FcmPushSender.send`` alone, no database or queue (the
+    client's floor: messages/s and CPU per message of the sender and the stand-in).
+
+``--scenario a|b|both|sender``, ``--runs N``, ``--database-url`` and ``--redis-url`` change
 that; ``--in-flight N`` tries another ``app.core.push.IN_FLIGHT`` in the worker (messages
 in flight per sender) and ``--push-batch N`` another ``push.PUSH_JOB_BATCH``
 (notifications per push job) without editing the code. The database's name must start with
@@ -29,6 +32,10 @@ What runs
       20, job timeout, retries) plus the notification jobs, no crons, with
       ``FIREBASE_CREDENTIALS_FILE`` / ``FCM_URL`` pointing the real firebase-admin SDK at
       the stand-in (exactly as ``tests/notifications/conftest.py`` configures the sender).
+      ``--http 2`` (default) makes the sender speak HTTP/2 to it without TLS
+      (``FcmPushSender(cleartext_http2=True)``), as real FCM is reached over HTTP/2 (with
+      TLS, which costs the worker more CPU than this); ``--http 1`` HTTP/1.1, one
+      connection per request in flight.
     - The announcement is created by the service (``create_announcement``: the row, the
       audit entry, the fan-out job enqueued after the commit) as an admin, **urgent** so
       that quiet hours (on by default, 22:00–06:00 Hanoi time) do not hold it whatever
@@ -206,6 +213,15 @@ def worker_main() -> None:
 
         app.core.push.IN_FLIGHT = int(in_flight)
     cls = worker_main_module.WorkerSettings
+    on_startup = cls.on_startup
+    if os.environ.get("BENCH_PUSH_HTTP") == "2":  # see --http
+        from app.core.push import FcmPushSender
+
+        async def on_startup(ctx: dict[str, Any]) -> None:
+            await cls.on_startup(ctx)
+            await ctx["push"].close()
+            ctx["push"] = FcmPushSender(ctx["settings"], cleartext_http2=True)
+
     functions = {
         f.__name__: f
         for f in [
@@ -220,7 +236,7 @@ def worker_main() -> None:
     worker = Worker(
         functions=list(functions.values()),
         cron_jobs=[],
-        on_startup=cls.on_startup,
+        on_startup=on_startup,
         on_shutdown=cls.on_shutdown,
         redis_settings=cls.redis_settings,
         queue_name=cls.queue_name,
@@ -389,6 +405,7 @@ async def one_run(
         LOG_LEVEL="INFO",
         ENVIRONMENT="bench",
     )
+    env["BENCH_PUSH_HTTP"] = args.http
     if args.in_flight:
         env["BENCH_PUSH_IN_FLIGHT"] = str(args.in_flight)
     if args.push_batch:
@@ -571,7 +588,72 @@ def show(name: str, run: dict) -> None:
     )
 
 
+async def sender_only(args) -> None:
+    """``--scenario sender``: ``FcmPushSender.send`` alone (no database, no queue, no arq)
+    in this process, ``--sender-messages`` messages in batches of 500, ``--sender-batches``
+    batches at once (as several push jobs would), to the stand-in in its own process.
+    Prints messages/s and CPU µs per message of this process and of the stand-in."""
+    import app.core.push
+    from app.core.push import FcmPushSender, PushMessage
+    from app.settings import Settings
+
+    if args.in_flight:
+        app.core.push.IN_FLIGHT = args.in_flight
+
+    def batch(tag: str) -> list[PushMessage]:
+        return [
+            PushMessage(
+                token=f"bench-{tag}-{i}:" + "x" * 140,
+                title="Cảnh báo ngập úng",
+                body="Mưa lớn, nước dâng trên nhiều tuyến phố. Hạn chế ra đường.",
+                data={"notification_id": str(i), "kind": "announcement_urgent"},
+                badge=1,
+            )
+            for i in range(500)
+        ]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        standin = Standin(Path(tmp))
+        settings = Settings(
+            firebase_credentials_file=standin.service_account, fcm_url=standin.send_url_template
+        )
+        sender = FcmPushSender(settings, cleartext_http2=args.http == "2")
+        try:
+            await sender.send(batch("warm-up")[:100])
+            rates = []
+            for run in range(args.runs):
+                batches = [batch(f"{run}-{b}") for b in range(args.sender_messages // 500)]
+                window = asyncio.Semaphore(args.sender_batches)
+
+                async def send(messages: list[PushMessage], window=window) -> None:
+                    async with window:
+                        results = await sender.send(messages)
+                    if not all(r.ok for r in results):
+                        raise SystemExit("a push failed")
+
+                standin_cpu0, cpu0 = proc_cpu(standin.process.pid), time.process_time()
+                started = time.perf_counter()
+                await asyncio.gather(*(send(b) for b in batches))
+                wall = time.perf_counter() - started
+                n = 500 * len(batches)
+                cpu_us = 1e6 * (time.process_time() - cpu0) / n
+                standin_us = 1e6 * (proc_cpu(standin.process.pid) - standin_cpu0) / n
+                rates.append(n / wall)
+                print(
+                    f"  run {run + 1}: {n / wall:7.0f} messages/s | sender {cpu_us:5.0f} µs "
+                    f"CPU/message | stand-in {standin_us:5.0f} µs CPU/message",
+                    flush=True,
+                )
+            print(f"  median: {statistics.median(rates):.0f} messages/s", flush=True)
+        finally:
+            await sender.close()
+            standin.stop()
+
+
 async def main(args) -> None:
+    if args.scenario == "sender":
+        await sender_only(args)
+        return
     from sqlalchemy.ext.asyncio import create_async_engine
 
     check_bench_database(args.database_url)
@@ -627,7 +709,9 @@ async def main(args) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=("a", "b", "both"), default="both")
+    parser.add_argument("--scenario", choices=("a", "b", "both", "sender"), default="both")
+    parser.add_argument("--sender-messages", type=int, default=10_000)
+    parser.add_argument("--sender-batches", type=int, default=4, help="batches sent at once")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--throughput-followers", type=int, default=20_000)
     parser.add_argument("--followers", type=int, default=200_000)
@@ -638,6 +722,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=0,
         help="experiment: set app.core.push.IN_FLIGHT in the worker (default: the code's)",
+    )
+    parser.add_argument(
+        "--http",
+        choices=("1", "2"),
+        default="2",
+        help="protocol to the stand-in: 2 (h2c, as real FCM is reached over HTTP/2) or 1",
     )
     parser.add_argument(
         "--push-batch",

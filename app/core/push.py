@@ -23,7 +23,7 @@ Which layer retries (firebase-admin 7.7, read from its source and checked on the
     - ``send_each_async`` (what this module uses) sends through an httpx client whose
       transport retries HTTP 500 and 503 up to 4 more times with backoff 0, 1, 2, 4 s
       (≈ 7 s), ignores ``Retry-After``, and never retries 429, timeouts or connection
-      errors. **This module turns that off** (``HttpxRetry(max_retries=0)``): one HTTP
+      errors. **This module turns that off** (a plain httpx transport): one HTTP
       attempt per message, and the caller's job layer retries with its own backoff, using
       ``PushResult.retry_after`` and ``PushResult.retryable``. ``FcmPushSender(...,
       retry_in_sdk=True)`` restores the SDK's behaviour.
@@ -40,6 +40,26 @@ Which layer retries (firebase-admin 7.7, read from its source and checked on the
 The SDK fetches OAuth tokens with blocking ``requests`` calls from inside the event loop;
 :meth:`FcmPushSender.send` refreshes the token in a worker thread first so the loop
 rarely blocks (only the 401 path above still refreshes inline).
+
+The send path (issue 5; measured in docs/benchmarks.md)
+    ``send_each_async`` encodes each message, then sends them all at once through the
+    SDK's ``HttpxAsyncClient``, whose httpx client :class:`FcmPushSender` builds itself
+    (still the SDK's wrapper, ``raise_for_status`` and error mapping):
+
+    - at most ``IN_FLIGHT`` requests on the wire per sender, whoever calls
+      (:class:`_InFlightLimit`), and as many pooled connections, all kept alive. The SDK's
+      client allows 100 connections but keeps only 20 alive, and httpcore closes an idle
+      connection whenever the pool holds more than 20 *in all*: over HTTP/1.1 nearly every
+      request opened a new connection. Requests beyond the pool's size wait in httpcore's
+      queue, which it re-scans against every connection on each state change
+      (quadratic); so they wait in front of the pool instead.
+    - no ``HttpxRetryTransport`` when the SDK does not retry (with ``max_retries=0`` it
+      only deep-copied its config per request).
+    - one google-auth ``Request`` for the OAuth flow (:class:`_SharedAuthFlow`); the
+      SDK's flow builds a ``requests.Session`` per message just in case it has to refresh.
+
+    One ``send`` is one ``send_each_async`` call (≤ 500 messages); concurrent callers
+    share the in-flight window instead of taking turns chunk by chunk.
 """
 
 from __future__ import annotations
@@ -57,6 +77,7 @@ from typing import Any, Literal, Protocol
 import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
+import httpx
 import msgspec
 from firebase_admin import _http_client, _retry, credentials, exceptions, messaging
 
@@ -66,12 +87,12 @@ log = logging.getLogger("city.push")
 
 MAX_BATCH = 500  # FCM's and send_each_async's limit per call
 IN_FLIGHT = 100
-"""Messages handed to ``send_each_async`` at once, per sender (concurrent ``send`` calls
-take turns chunk by chunk). ``send_each_async`` starts every request together, and
-httpx's pool holds 100 connections: past that, httpcore re-scans every queued request
-against every connection on each state change (quadratic; 500 messages over HTTP/1.1
-took >10 s of CPU on the event loop in tests). Over HTTP/2 (real FCM) this costs a round
-trip per 100 messages."""
+"""Requests on the wire at once per sender, and the size of its connection pool. FCM
+answers over HTTP/2 with up to 100 concurrent streams on the one connection httpcore
+opens per origin (httpcore caps streams at 100 too), so fewer would leave FCM's round
+trip (tens of milliseconds from Vietnam) idle: 100 in flight at 30 ms is ≈ 3,300/s. Over
+HTTP/1.1 (a plain-HTTP proxy or stand-in) each one is a connection, and httpcore's pool
+costs grow with connections (see the module docstring)."""
 
 RETRYABLE_CODES = frozenset(
     {"quota_exceeded", "unavailable", "internal", "deadline_exceeded", "unknown"}
@@ -212,6 +233,9 @@ class FcmPushSender:
 
     ``retry_in_sdk=False`` (default) makes one HTTP attempt per message: retries belong to
     the job layer (see the module docstring). ``dry_run`` sends with ``validate_only``.
+    ``cleartext_http2`` speaks HTTP/2 without TLS ("h2c", prior knowledge) to an
+    ``http://`` FCM_URL, as the FCM stand-in can (benchmarks: the protocol real FCM is
+    reached with); ``https://`` negotiates HTTP/2 by ALPN whatever this says.
     """
 
     def __init__(
@@ -221,6 +245,7 @@ class FcmPushSender:
         timeout_seconds: float = 30.0,
         retry_in_sdk: bool = False,
         dry_run: bool = False,
+        cleartext_http2: bool = False,
     ) -> None:
         if not settings.firebase_credentials_file:
             raise ValueError("FcmPushSender needs FIREBASE_CREDENTIALS_FILE")
@@ -238,9 +263,9 @@ class FcmPushSender:
         self._credential = certificate.get_credential()
         try:
             service = _make_messaging_service(self._app, settings.fcm_url)
-            # Our own httpx client in place of the service's, to choose its retry policy
-            # and to close it on our event loop (the SDK's close() calls asyncio.run(),
-            # which cannot run inside one).
+            # Our own httpx client in place of the service's, to choose its retry policy,
+            # its pool and its auth flow (see the module docstring), and to close it on our
+            # event loop (the SDK's close() calls asyncio.run(), which cannot run inside one).
             if not isinstance(
                 getattr(service, "_async_client", None), _http_client.HttpxAsyncClient
             ):
@@ -249,18 +274,28 @@ class FcmPushSender:
             firebase_admin.delete_app(self._app)
             raise
         self.send_url: str = service._fcm_url
-        retry = (
-            _http_client.DEFAULT_HTTPX_RETRY_CONFIG
-            if retry_in_sdk
-            else _retry.HttpxRetry(max_retries=0)
-        )
         self._http = _http_client.HttpxAsyncClient(
-            credential=self._credential, timeout=timeout_seconds, retry_config=retry
+            credential=self._credential, timeout=timeout_seconds
+        )
+        if not isinstance(getattr(self._http, "_async_client", None), httpx.AsyncClient):
+            raise TypeError("firebase-admin changed: HttpxAsyncClient._async_client is gone")
+        self._auth_request = google.auth.transport.requests.Request()
+        # The SDK's wrapper stays (request(), raise_for_status, error mapping); the httpx
+        # client inside it is ours. The one the SDK made has opened no connection yet.
+        self._http._async_client = httpx.AsyncClient(
+            timeout=timeout_seconds,
+            headers=self._http._async_client.headers,  # the SDK's metrics headers
+            auth=_SharedAuthFlow(self._credential, self._auth_request),
+            transport=_InFlightLimit(
+                _transport(
+                    retry_in_sdk,
+                    http1=not (cleartext_http2 and self.send_url.startswith("http://")),
+                ),
+                IN_FLIGHT,
+            ),
         )
         service._async_client = self._http
-        self._auth_request = google.auth.transport.requests.Request()
         self._refresh_lock = asyncio.Lock()
-        self._chunk_lock = asyncio.Lock()  # IN_FLIGHT requests at most, across callers
         self._closed = False
 
     async def send(self, messages: list[PushMessage]) -> list[PushResult]:
@@ -274,23 +309,21 @@ class FcmPushSender:
         if failure is not None:
             results = [_result_for_error(m.token, failure) for m in messages]
         else:
-            results = []
-            for start in range(0, len(messages), IN_FLIGHT):
-                results += await self._send_chunk(
-                    messages[start : start + IN_FLIGHT], fcm_messages[start : start + IN_FLIGHT]
-                )
+            results = await self._send_batch(messages, fcm_messages)
         self._log_batch(results)
         return results
 
-    async def _send_chunk(
+    async def _send_batch(
         self, messages: list[PushMessage], fcm_messages: list[messaging.Message]
     ) -> list[PushResult]:
+        """One ``send_each_async`` call for the whole batch: the SDK starts every request
+        at once and the transport lets ``IN_FLIGHT`` of them (of all callers) go at a
+        time, so the window stays full instead of draining at the end of each chunk."""
         try:
-            async with self._chunk_lock:
-                batch = await messaging.send_each_async(
-                    fcm_messages, dry_run=self._dry_run, app=self._app
-                )
-        except exceptions.FirebaseError as error:  # the whole chunk failed
+            batch = await messaging.send_each_async(
+                fcm_messages, dry_run=self._dry_run, app=self._app
+            )
+        except exceptions.FirebaseError as error:  # the whole batch failed
             return [_result_for_error(m.token, error) for m in messages]
         return [
             PushResult(token=m.token, ok=True, message_id=r.message_id)
@@ -336,6 +369,91 @@ class FcmPushSender:
                 "errors": dict(errors),
             },
         )
+
+
+def _transport(retry_in_sdk: bool, *, http1: bool) -> httpx.AsyncBaseTransport:
+    """The pool under the SDK's client: ``IN_FLIGHT`` connections, all kept alive (httpx's
+    default keeps 20 of 100); HTTP/2 where the server speaks it (FCM does). The SDK's
+    retrying transport only when the SDK is to retry."""
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    if retry_in_sdk:
+        return _retry.HttpxRetryTransport(
+            retry=_http_client.DEFAULT_HTTPX_RETRY_CONFIG, limits=limits, http1=http1
+        )
+    return httpx.AsyncHTTPTransport(http1=http1, http2=True, limits=limits, retries=0)
+
+
+class _InFlightLimit(httpx.AsyncBaseTransport):
+    """At most ``limit`` requests through ``transport`` at once, each counted from sending
+    it until its response is closed (when httpcore gives the connection back). With
+    ``limit`` equal to the pool's size no request ever queues inside httpcore, whose queue
+    costs O(queued × connections) per state change."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, limit: int) -> None:
+        self._transport = transport
+        self._slots = asyncio.Semaphore(limit)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self._slots.acquire()
+        try:
+            response = await self._transport.handle_async_request(request)
+        except BaseException:
+            self._slots.release()
+            raise
+        response.stream = _ReleasingStream(response.stream, self._slots.release)
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """A response body that frees its in-flight slot once, when it is closed."""
+
+    def __init__(self, stream: Any, release: Any) -> None:
+        self._stream = stream
+        self._release = release
+
+    async def __aiter__(self) -> Any:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+class _SharedAuthFlow(_http_client.GoogleAuthCredentialFlow):
+    """The SDK's auth flow (the access token on every request; a 401 forces a refresh and
+    a resend, twice at most), with one google-auth ``Request`` for every refresh instead of
+    a new one (a ``requests.Session`` with its adapters) per message."""
+
+    def __init__(
+        self,
+        credential: Any,
+        auth_request: google.auth.transport.requests.Request,
+    ) -> None:
+        super().__init__(credential)
+        self._auth_request = auth_request
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        original_headers = request.headers.copy()
+        refreshes = 0
+        while True:
+            request.headers = original_headers.copy()
+            self.apply_auth_headers(request, self._auth_request)
+            response = yield request
+            if (
+                response.status_code not in self._refresh_status_codes
+                or refreshes >= self._max_refresh_attempts
+            ):
+                return
+            self._credential.refresh(self._auth_request)
+            refreshes += 1
 
 
 def to_fcm_message(message: PushMessage) -> messaging.Message:

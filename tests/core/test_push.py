@@ -17,10 +17,12 @@ import pytest
 from firebase_admin import messaging
 
 from app.core.push import (
+    IN_FLIGHT,
     MAX_BATCH,
     FcmPushSender,
     LogPushSender,
     PushMessage,
+    _InFlightLimit,
     make_push_sender,
     parse_retry_after,
     to_fcm_message,
@@ -383,6 +385,73 @@ async def test_concurrent_callers_share_one_sender(
     assert [r.token for r in two] == [m.token for m in second]
     assert all(r.ok for r in one + two)
     assert len(fcm_standin.send_requests) == 240
+
+
+async def test_connections_are_kept_alive_and_bounded_by_in_flight(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    batches = [[push(f"b{b}-{i}") for i in range(150)] for b in range(3)]
+
+    results = await asyncio.gather(*(sender.send(batch) for batch in batches))
+
+    assert all(r.ok for batch in results for r in batch)
+    ports = {r.client_port for r in fcm_standin.send_requests}
+    # httpx's default pool keeps 20 of its 100 connections alive, and httpcore closes
+    # idle ones whenever it holds more than 20: most requests opened a new connection
+    assert len(ports) <= IN_FLIGHT
+
+
+async def test_in_flight_limit_counts_a_request_until_its_response_is_closed() -> None:
+    active = 0
+    most = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        await asyncio.sleep(0.01)
+        active -= 1
+        # a body to read, as from the network (content= would be read in advance, and
+        # such a response is never closed by httpx)
+        return httpx.Response(200, stream=httpx.ByteStream(b'{"name": "x"}'))
+
+    limited = _InFlightLimit(httpx.MockTransport(handler), 3)
+    async with httpx.AsyncClient(transport=limited) as client:
+        responses = await asyncio.gather(*(client.post("http://fcm.test/") for _ in range(20)))
+
+    assert [r.status_code for r in responses] == [200] * 20
+    assert most == 3
+    assert limited._slots._value == 3  # every slot given back
+
+
+@pytest.fixture
+async def h2_sender(make_settings: Callable[..., Settings]) -> AsyncIterator[FcmPushSender]:
+    fcm = FcmPushSender(make_settings(), cleartext_http2=True)
+    yield fcm
+    await fcm.close()
+
+
+async def test_over_http2_as_to_real_fcm_results_errors_and_auth_are_the_same(
+    h2_sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    fcm_standin.fail("dead", "UNREGISTERED")
+    fcm_standin.fail("throttled", "QUOTA_EXCEEDED", retry_after="42")
+    tokens = [f"device-{i:03d}" for i in range(150)] + ["dead", "throttled"]
+
+    results = await h2_sender.send([push(t) for t in tokens])
+    fcm_standin.revoke_access_tokens()  # the next send gets a 401, refreshes, resends
+    [again] = await h2_sender.send([push("device-000")])
+
+    assert [r.token for r in results] == tokens
+    assert all(r.ok for r in results[:150]) and again.ok
+    dead, throttled = results[150:]
+    assert (dead.error_code, dead.permanent) == ("unregistered", True)
+    assert (throttled.error_code, throttled.retry_after) == ("quota_exceeded", 42.0)
+    sends = fcm_standin.send_requests
+    assert {r.http_version for r in sends} == {"HTTP/2"}
+    assert len({r.client_port for r in sends}) == 1  # one connection, many streams
+    assert [r.status for r in sends[-2:]] == [401, 200]
+    assert len(fcm_standin.token_requests) == 2  # google-auth, over HTTP/1.1
 
 
 async def test_more_than_500_messages_are_refused_before_sending(

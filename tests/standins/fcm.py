@@ -12,10 +12,14 @@ Two endpoints, enough for the real ``firebase-admin`` SDK to send through it:
   body as FCM does (known keys only, exactly one target, string-only ``data``, no reserved
   data keys, ``validate_only``), then answers ``{"name": "projects/{p}/messages/<id>"}``.
 
-Every request is recorded (:attr:`FcmStandin.requests`). :meth:`FcmStandin.fail` scripts
-answers per device token with FCM v1's real error JSON (``UNREGISTERED``,
-``INVALID_ARGUMENT``, ``QUOTA_EXCEEDED`` with ``Retry-After``, ``UNAVAILABLE``,
-``INTERNAL``, ``SENDER_ID_MISMATCH``, ``THIRD_PARTY_AUTH_ERROR``).
+Both speak HTTP/1.1, and HTTP/2 without TLS to a client that opens with HTTP/2's preface
+(``FcmPushSender(cleartext_http2=True)``; real FCM is reached over HTTP/2).
+
+Every request is recorded (:attr:`FcmStandin.requests`, with its protocol and the
+client's port). :meth:`FcmStandin.fail` scripts answers per device token with FCM v1's
+real error JSON (``UNREGISTERED``, ``INVALID_ARGUMENT``, ``QUOTA_EXCEEDED`` with
+``Retry-After``, ``UNAVAILABLE``, ``INTERNAL``, ``SENDER_ID_MISMATCH``,
+``THIRD_PARTY_AUTH_ERROR``).
 
 Test modules use the fixture with::
 
@@ -111,6 +115,8 @@ class RecordedRequest:
     response: dict[str, Any]  # the JSON answered
     response_headers: dict[str, str]
     received_at: float = 0.0  # time.monotonic() when it was answered
+    http_version: str = "HTTP/1.1"  # or "HTTP/2"
+    client_port: int = 0  # the client's end of the connection it came on
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -578,6 +584,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1, or HTTP/2 without TLS when the client opens with HTTP/2's preface ("h2c"
+    with prior knowledge: ``FcmPushSender(cleartext_http2=True)``). Real FCM is reached
+    over HTTP/2, and benchmarks should measure the client on that protocol."""
+
     protocol_version = "HTTP/1.1"
     server_version = "fcm-standin/1"
     disable_nagle_algorithm = True  # headers and body go out as separate writes
@@ -589,55 +599,82 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet test output
 
+    def handle(self) -> None:
+        # HTTP/2's connection preface starts "PRI * HTTP/2.0"; no HTTP/1.1 method is PRI.
+        if self.rfile.peek(3)[:3] == b"PRI":
+            self._handle_h2()
+        else:
+            super().handle()
+
     def do_GET(self) -> None:
-        self._answer(
-            b"", 404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "Not Found"}}, {}
-        )
+        self._answer_h1(b"", *self._route("GET", self.path, {}, b""))
 
     def do_POST(self) -> None:
-        url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self._answer_h1(raw, *self._route("POST", self.path, headers, raw))
+
+    def _route(
+        self, method: str, target: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """The answer to one request (``headers`` with lower-case names)."""
+        url = urlsplit(target)
         parts = url.path.split("/")
+        if method != "POST":
+            return 404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "Not Found"}}, {}
+        content_type = headers.get("content-type", "").split(";")[0].strip()
         if url.path == "/token":
-            content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
             if content_type != "application/x-www-form-urlencoded":
-                answer = (400, {"error": "invalid_request"}, {})
-            else:
-                form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-                answer = self.fcm.token(form)
-        elif (
+                return 400, {"error": "invalid_request"}, {}
+            form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+            return self.fcm.token(form)
+        if (
             len(parts) == 5
             and parts[1] == "v1"
             and parts[2] == "projects"
             and parts[4] == "messages:send"
         ):
-            content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
             if content_type != "application/json":
-                answer = _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
-            else:
-                auth = self.headers.get("Authorization", "")
-                bearer = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
-                answer = self.fcm.send(parts[3], bearer, raw)
-        else:
-            answer = _error(404, "NOT_FOUND", "Not Found")
-        self._answer(raw, *answer)
+                return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+            auth = headers.get("authorization", "")
+            bearer = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+            return self.fcm.send(parts[3], bearer, raw)
+        return _error(404, "NOT_FOUND", "Not Found")
 
-    def _answer(
+    def _record(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        raw: bytes,
+        status: int,
+        body: dict[str, Any],
+        response_headers: dict[str, str],
+        http_version: str = "HTTP/1.1",
+    ) -> bytes:
+        """Record the exchange; the JSON payload to answer with."""
+        self.fcm._record(
+            RecordedRequest(
+                method=method,
+                path=urlsplit(target).path,
+                headers=headers,
+                body=raw,
+                status=status,
+                response=body,
+                response_headers=dict(response_headers),
+                received_at=time.monotonic(),
+                http_version=http_version,
+                client_port=self.client_address[1],
+            )
+        )
+        return json.dumps(body).encode()
+
+    def _answer_h1(
         self, raw: bytes, status: int, body: dict[str, Any], headers: dict[str, str]
     ) -> None:
-        recorded = RecordedRequest(
-            method=self.command,
-            path=urlsplit(self.path).path,
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=raw,
-            status=status,
-            response=body,
-            response_headers=dict(headers),
-            received_at=time.monotonic(),
-        )
-        self.fcm._record(recorded)
-        payload = json.dumps(body).encode()
+        request_headers = {k.lower(): v for k, v in self.headers.items()}
+        payload = self._record(self.command, self.path, request_headers, raw, status, body, headers)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -645,6 +682,68 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+    def _handle_h2(self) -> None:
+        """One HTTP/2 connection: requests are answered in the order their streams end,
+        one at a time (the handling is CPU-bound; a thread per stream would only contend
+        for the GIL). Up to 100 concurrent streams, as FCM allows."""
+        # h2 comes with firebase-admin (httpx[http2]); imported here so that plain
+        # HTTP/1.1 use of the stand-in does not need it
+        import h2.config
+        import h2.connection
+        import h2.events
+        import h2.settings
+
+        connection = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        )
+        connection.initiate_connection()
+        connection.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+        self.wfile.write(connection.data_to_send())
+        streams: dict[int, tuple[dict[str, str], bytearray]] = {}
+        while True:
+            try:
+                data = self.rfile.read1(65536)
+            except ConnectionError:
+                return
+            if not data:
+                return
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    streams[event.stream_id] = (dict(event.headers), bytearray())
+                elif isinstance(event, h2.events.DataReceived):
+                    streams[event.stream_id][1].extend(event.data)
+                    connection.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
+                elif isinstance(event, h2.events.StreamEnded):
+                    headers, raw = streams.pop(event.stream_id)
+                    self._answer_h2(connection, event.stream_id, headers, bytes(raw))
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    self.wfile.write(connection.data_to_send())
+                    return
+            self.wfile.write(connection.data_to_send())
+
+    def _answer_h2(
+        self, connection: Any, stream_id: int, headers: dict[str, str], raw: bytes
+    ) -> None:
+        method = headers.get(":method", "")
+        target = headers.get(":path", "")
+        plain = {k: v for k, v in headers.items() if not k.startswith(":")}
+        if ":authority" in headers:
+            plain["host"] = headers[":authority"]
+        status, body, response_headers = self._route(method, target, plain, raw)
+        payload = self._record(method, target, plain, raw, status, body, response_headers, "HTTP/2")
+        connection.send_headers(
+            stream_id,
+            [
+                (":status", str(status)),
+                ("content-type", "application/json; charset=UTF-8"),
+                ("content-length", str(len(payload))),
+                *((name.lower(), value) for name, value in response_headers.items()),
+            ],
+        )
+        connection.send_data(stream_id, payload, end_stream=True)
 
 
 _shared: FcmStandin | None = None
