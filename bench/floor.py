@@ -14,7 +14,8 @@ Environment:
 - ``DATABASE_URL``  default ``postgresql://postgres@127.0.0.1:5432/postgres``; a
   SQLAlchemy-style ``postgresql+asyncpg://`` URL is accepted too (the app's own form).
 - ``DB_POOL_SIZE``  default 10; the pool holds that many connections and may grow to
-  twice that, as the app's SQLAlchemy engine does (pool_size + max_overflow).
+  twice that, as the app's SQLAlchemy engine does (``app.core.db``: up to twice
+  DB_POOL_SIZE, kept open).
 
 If the database cannot be reached at startup, ``/floor`` still works and
 ``/floor-db`` answers 503, so a floor-only run never needs Postgres.

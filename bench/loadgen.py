@@ -716,13 +716,16 @@ def run_python(spec: LoadSpec) -> dict:
 
 
 def run_python_subprocess(spec: LoadSpec, cpus: list[int] | None = None) -> dict:
-    """The asyncio engine in its own process, so it can be pinned apart from the caller."""
-    cmd = [sys.executable, "-m", "bench.loadgen", "--spec-json", json.dumps(asdict(spec))]
+    """The asyncio engine in its own process, so it can be pinned apart from the caller.
+    The spec goes on stdin: with thousands of values (bearer tokens) it is too long for
+    a command line."""
+    cmd = [sys.executable, "-m", "bench.loadgen", "--spec-json", "-"]
     if cpus:
         cmd = ["taskset", "-c", ",".join(map(str, cpus)), *cmd]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run(
         cmd,
+        input=json.dumps(asdict(spec)),
         check=False,
         capture_output=True,
         text=True,
@@ -836,7 +839,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.spec_json:
-        print(json.dumps(run_python(LoadSpec(**json.loads(args.spec_json)))))
+        raw = sys.stdin.read() if args.spec_json == "-" else args.spec_json
+        print(json.dumps(run_python(LoadSpec(**json.loads(raw)))))
         return 0
     if not args.url:
         ap.error("url is required")

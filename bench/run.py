@@ -4,8 +4,8 @@
     uv run python -m bench.run --target-url http://127.0.0.1:8000
     uv run python -m bench.run --self-test --duration 3 --rounds 1
 
-Serves ``bench.floor`` with granian (one worker) on a free port, and either starts the
-app with the same granian flags or uses an already running server. Then, for each
+Serves ``bench.floor`` with granian (one worker, or ``--workers N``) on a free port, and
+either starts the app with the same granian flags or uses an already running server. Then, for each
 round and each scenario, runs the scenario and the floor under the same load, back to
 back (alternating which goes first), and prints medians over the rounds and the
 ratios to the floor. Results go to ``bench/results/<timestamp>.json``.
@@ -128,21 +128,63 @@ def _machine_cpu_s() -> float:
     return (sum(fields[:8]) - idle) / CLK_TCK
 
 
+def _pg_backends_cpu(database: str | None) -> dict[int, float]:
+    """CPU seconds (utime + stime) of each PostgreSQL backend connected to ``database``
+    (their process title is ``postgres: <cluster>: <user> <database> <client> <state>``).
+    Other databases' backends (a test suite running beside) and PostgreSQL's background
+    processes are left out."""
+    out: dict[int, float] = {}
+    if not database:
+        return out
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                title = f.read(200).decode("utf-8", "replace")
+            if not title.startswith("postgres: ") or f" {database} " not in title:
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[int(entry)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def _pg_cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU the backends used between two samples: a backend started meanwhile counts
+    whole; one that exited meanwhile took its time with it (not counted: a pool that
+    keeps its connections open loses nothing)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def bench_database() -> str | None:
+    """The database the app and the floor use (DATABASE_URL's path), for the CPU meter."""
+    url = os.environ.get("DATABASE_URL", "")
+    name = url.rsplit("/", 1)[-1].split("?", 1)[0] if "://" in url else ""
+    return name or None
+
+
 class CpuMeter:
-    """CPU used during one measured run: by the server, by the load generator, by others.
+    """CPU used during one measured run: by the server, by the load generator, by the
+    PostgreSQL backends of the bench database, by others.
 
     The load generator is a child process, so its time shows in RUSAGE_CHILDREN once it
-    has been waited for. "Others" is everything else on the machine (PostgreSQL, Redis,
-    whatever else runs there) in cores, averaged over the run.
+    has been waited for. "Others" is everything else on the machine (Redis, PostgreSQL's
+    background processes and other databases, whatever else runs there) in cores,
+    averaged over the run.
     """
 
-    def __init__(self, server_pid: int | None):
+    def __init__(self, server_pid: int | None, database: str | None = None):
         self.server_pid = server_pid
+        self.database = database
 
     def __enter__(self) -> CpuMeter:
         self.t0 = time.monotonic()
         self.m0 = _machine_cpu_s()
         self.s0 = _proc_cpu_s(self.server_pid) if self.server_pid else float("nan")
+        self.p0 = _pg_backends_cpu(self.database)
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.c0 = ru.ru_utime + ru.ru_stime
         return self
@@ -153,11 +195,19 @@ class CpuMeter:
         server = (_proc_cpu_s(self.server_pid) - self.s0) if self.server_pid else float("nan")
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         loadgen = ru.ru_utime + ru.ru_stime - self.c0
-        others = machine - loadgen - (0.0 if math.isnan(server) else server)
+        db = _pg_cpu_used(self.p0, _pg_backends_cpu(self.database)) if self.database else math.nan
+        others = (
+            machine
+            - loadgen
+            - (0.0 if math.isnan(server) else server)
+            - (0.0 if math.isnan(db) else db)
+        )
         self.result = {
             "wall_s": round(wall, 3),
             "server_cpu_s": round(server, 3),
             "server_cores": round(server / wall, 3),
+            "db_cpu_s": round(db, 3),
+            "db_cores": round(db / wall, 3),
             "loadgen_cores": round(loadgen / wall, 3),
             "others_cores": round(max(0.0, others) / wall, 3),
         }
@@ -179,6 +229,7 @@ class Server:
         extra: list[str],
         ready_path: str,
         log_dir: Path,
+        workers: int = 1,
     ):
         self.name = name
         self.port = free_port()
@@ -186,7 +237,9 @@ class Server:
         self.ready_path = ready_path
         granian = Path(sys.executable).with_name("granian")
         cmd = [str(granian if granian.exists() else shutil.which("granian") or "granian")]
-        cmd += [*GRANIAN_FLAGS, *extra, "--host", "127.0.0.1", "--port", str(self.port)]
+        flags = list(GRANIAN_FLAGS)
+        flags[flags.index("--workers") + 1] = str(workers)
+        cmd += [*flags, *extra, "--host", "127.0.0.1", "--port", str(self.port)]
         if factory:
             cmd.append("--factory")
         cmd.append(target)
@@ -289,8 +342,15 @@ def summarize(results: list[dict]) -> dict:
         "error_count": sum(r["error_count"] for r in ok),
         "errors": errs,
         "cpu": {
-            k: median([r["cpu"][k] for r in ok if "cpu" in r])
-            for k in ("server_us_per_req", "server_cores", "loadgen_cores", "others_cores")
+            k: median([r["cpu"].get(k, float("nan")) for r in ok if "cpu" in r])
+            for k in (
+                "server_us_per_req",
+                "server_cores",
+                "db_us_per_req",
+                "db_cores",
+                "loadgen_cores",
+                "others_cores",
+            )
         },
     }
 
@@ -352,7 +412,8 @@ def print_table(rows: list[dict]) -> None:
     print()
     head = (
         f"{'CPU (medians)':<24} {'srv us/req':>10} {'floor':>8} {'ratio':>6} "
-        f"{'srv cores':>9} {'floor':>6} {'loadgen':>7} {'others':>7} {'fl others':>9}"
+        f"{'db us/req':>9} {'floor':>7} {'srv cores':>9} {'floor':>6} {'db cores':>8} "
+        f"{'loadgen':>7} {'others':>7} {'fl others':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -361,16 +422,20 @@ def print_table(rows: list[dict]) -> None:
         print(
             f"{row['name']:<24} {fmt_num(c['server_us_per_req'], 1):>10} "
             f"{fmt_num(fc['server_us_per_req'], 1):>8} {fmt_num(row['ratio']['cpu'], 2):>6} "
+            f"{fmt_num(c['db_us_per_req'], 1):>9} {fmt_num(fc['db_us_per_req'], 1):>7} "
             f"{fmt_num(c['server_cores'], 2):>9} {fmt_num(fc['server_cores'], 2):>6} "
+            f"{fmt_num(c['db_cores'], 2):>8} "
             f"{fmt_num(c['loadgen_cores'], 2):>7} {fmt_num(c['others_cores'], 2):>7} "
             f"{fmt_num(fc['others_cores'], 2):>9}"
         )
     print(
         "srv us/req = server process CPU time per response (less sensitive to noise than "
-        "req/s, but\nexcludes PostgreSQL/Redis); cores = CPU used during the run, in cores; "
-        "others = everything\nbut server and load generator (PostgreSQL, Redis, other "
-        "jobs). A busy 'others' means a noisy run.\nAt a fixed rate the server is mostly "
-        "idle, so us/req there includes idle overhead: compare closed-loop rows."
+        "req/s);\ndb us/req = CPU of the PostgreSQL backends connected to the bench "
+        "database (DATABASE_URL) per response;\ncores = CPU used during the run, in cores; "
+        "others = everything else (Redis, other\ndatabases, PostgreSQL's background "
+        "processes, other jobs). A busy 'others' means a noisy run.\nAt a fixed rate the "
+        "server is mostly idle, so us/req there includes idle overhead: compare "
+        "closed-loop rows."
     )
 
 
@@ -444,6 +509,13 @@ def main(argv: list[str] | None = None) -> int:
         help="auto: wrk for closed loop, python for --rate scenarios",
     )
     ap.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="granian workers for both servers, app and floor (default: %(default)s); with "
+        "more than one the servers are not pinned unless --server-cpus says where",
+    )
     ap.add_argument("--no-pin", action="store_true", help="do not use taskset")
     ap.add_argument("--server-cpus", help="CPUs for the servers (default: the last one)")
     ap.add_argument("--loadgen-cpus", help="CPUs for the load generator (default: the rest)")
@@ -473,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = SELF_TEST if args.self_test else SCENARIOS
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
+    if args.workers < 1:
+        ap.error("--workers must be >= 1")
 
     # --- pinning plan
     cpus = sorted(os.sched_getaffinity(0))
@@ -486,13 +560,16 @@ def main(argv: list[str] | None = None) -> int:
     elif len(cpus) < 2:
         pin_note = f"no pinning (only CPU {cpus} available)"
     else:
-        server_cpus = (
-            [int(c) for c in args.server_cpus.split(",")] if args.server_cpus else [cpus[-1]]
-        )
+        if args.server_cpus:
+            server_cpus = [int(c) for c in args.server_cpus.split(",")]
+        elif args.workers == 1:
+            server_cpus = [cpus[-1]]
+        # else: several workers share every CPU (with PostgreSQL and Redis), as they
+        # would in a small deployment; only the load generator is pinned
         loadgen_cpus = (
             [int(c) for c in args.loadgen_cpus.split(",")]
             if args.loadgen_cpus
-            else [c for c in cpus if c not in server_cpus] or cpus
+            else [c for c in cpus if c not in (server_cpus or [cpus[-1]])] or cpus
         )
     external = bool(args.target_url)
     floor_cpus = None if external else server_cpus  # the floor gets what the target gets
@@ -501,6 +578,11 @@ def main(argv: list[str] | None = None) -> int:
             pin_note = (
                 f"load generator on CPU {loadgen_cpus} (taskset); servers NOT pinned "
                 "(the target was started elsewhere, so the floor is left unpinned too)"
+            )
+        elif server_cpus is None:
+            pin_note = (
+                f"load generator on CPU {loadgen_cpus} (taskset); servers ({args.workers} "
+                "workers each) NOT pinned; PostgreSQL/Redis are not pinned"
             )
         else:
             pin_note = (
@@ -525,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
 
+    database = bench_database()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
     log_dir = args.out / f"{stamp}-logs"
@@ -544,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "wrk": loadgen.wrk_version(wrk_path) if wrk_path else None,
         "pinning": pin_note,
+        "workers": args.workers,
+        "database": database,
         "server_cpus": floor_cpus if external else server_cpus,
         "loadgen_cpus": loadgen_cpus,
         "cpu_busy_before_pct": round(busy, 1),
@@ -562,6 +647,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   load generator: {meta['wrk'] or 'python asyncio engine'}; wrk threads {wrk_threads}")
     print(f"   pinning: {pin_note}")
     print(
+        f"   granian workers: {args.workers} (app and floor); PostgreSQL CPU counted for "
+        f"the backends of database {database or '- (DATABASE_URL not set)'}"
+    )
+    print(
         f"   CPU busy before start: {busy:.0f}%  loadavg "
         + " ".join(f"{x:.2f}" for x in meta["loadavg"])
         + ("   <-- the machine is busy: expect noise" if busy > 15 else "")
@@ -577,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
             extra=args.granian_arg,
             ready_path="/floor",
             log_dir=log_dir,
+            workers=args.workers,
         )
         servers.append(floor)
         floor.start()
@@ -595,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
                 extra=args.granian_arg,
                 ready_path=ready,
                 log_dir=log_dir,
+                workers=args.workers,
             )
             servers.append(target)
             target.start()
@@ -627,7 +718,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         print()
 
-        seq = random.randrange(100_000_000)
+        # {{seq}}: each scenario counts on in its own block of the sequence, so its
+        # values (picked by seq modulo their number, e.g. photos that can be filed once)
+        # run on without gaps from round to round however many scenarios run between;
+        # the blocks are disjoint modulo 10^8, so {{phone}} stays unique in the run. The
+        # floor ignores its values but builds them like the scenario (force_dynamic),
+        # from a block of its own.
+        block = 100_000_000 // (len(scenarios) + 1)
+        base = random.randrange(100_000_000)
+        next_seq = {sc.name: base + i * block for i, sc in enumerate(scenarios)}
+        floor_seq = base + len(scenarios) * block
         runs: dict[str, dict[str, list[dict]]] = {
             sc.name: {"scenario": [], "floor": []} for sc in scenarios
         }
@@ -669,7 +769,8 @@ def main(argv: list[str] | None = None) -> int:
                     order.reverse()
                 line = {}
                 for kind, sp in order:
-                    sp = sp.with_(seq_start=seq)
+                    start = floor_seq if kind == "floor" else next_seq[sc.name]
+                    sp = sp.with_(seq_start=start)
                     srv = floor if kind == "floor" else target
                     try:
                         if args.warmup > 0:
@@ -679,22 +780,29 @@ def main(argv: list[str] | None = None) -> int:
                                 wrk_path=wrk_path,
                                 cpus=loadgen_cpus,
                             )
-                            seq += warm["seq_used"]
-                            sp = sp.with_(seq_start=seq)
-                        with CpuMeter(srv.proc.pid if srv and srv.proc else None) as meter:
+                            start += warm["seq_used"]
+                            sp = sp.with_(seq_start=start)
+                        with CpuMeter(
+                            srv.proc.pid if srv and srv.proc else None, database
+                        ) as meter:
                             res = loadgen.run_load(
                                 sp, engine=engine, wrk_path=wrk_path, cpus=loadgen_cpus
                             )
-                        seq += res["seq_used"]
+                        start += res["seq_used"]
                         res["cpu"] = meter.result
-                        res["cpu"]["server_us_per_req"] = (
-                            round(meter.result["server_cpu_s"] / res["requests"] * 1e6, 1)
-                            if res["requests"]
-                            else float("nan")
-                        )
+                        for who in ("server", "db"):
+                            res["cpu"][f"{who}_us_per_req"] = (
+                                round(meter.result[f"{who}_cpu_s"] / res["requests"] * 1e6, 1)
+                                if res["requests"]
+                                else float("nan")
+                            )
                     except Exception as exc:  # noqa: BLE001 - record it, go on with the other runs
                         res = {"error": str(exc)[-2000:]}
-                        seq += 10_000_000
+                        start += block // 10  # unknown use: skip well past it
+                    if kind == "floor":
+                        floor_seq = start
+                    else:
+                        next_seq[sc.name] = start
                     res["round"] = rnd + 1
                     runs[sc.name][kind].append(res)
                     line[kind] = res

@@ -17,8 +17,11 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# two API workers by default, as in the Dockerfile: one process saturates one core
+# (filing: ~570/s on one, ~780/s on two on the 2-core bench machine, docs/benchmarks.md);
+# each holds up to 2 x DB_POOL_SIZE PostgreSQL connections
 uv run --frozen granian --interface asgi --factory app.main:create_app \
-  --host "$HOST" --port "$PORT" --workers "${API_WORKERS:-1}" --log-level warning &
+  --host "$HOST" --port "$PORT" --workers "${API_WORKERS:-2}" --log-level warning &
 pids+=($!)
 uv run --frozen python -m workers &
 pids+=($!)

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import ARRAY, UUID, and_, delete, func, literal, or_, select, text, update
+from sqlalchemy import ARRAY, UUID, and_, any_, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -155,64 +155,35 @@ async def file_report(
     counter); the photos are the staff member's uploads, a complaint may come without
     one, and the service index counts the report apart from residents' own.
 
-    Set-based on purpose (filing is the busiest write): one statement checks category
-    and area, one inserts the report, one claims every photo, one writes the timeline.
-    Anything refused raises and the boundary rolls all of it back."""
-    if idempotency_key:
-        # serialise retries of one submission; the second waits, then finds the first
-        await session.execute(
-            select(
-                func.pg_advisory_xact_lock(
-                    func.hashtextextended(f"report:{reporter_id}:{idempotency_key}", 0)
-                )
-            )
-        )
-        existing = (
-            await session.execute(
-                select(
-                    Report.id,
-                    Report.code,
-                    Report.status,
-                    Report.kind,
-                    Report.area_code,
-                    Report.created_at,
-                ).where(
-                    Report.reporter_id == reporter_id, Report.idempotency_key == idempotency_key
-                )
-            )
-        ).first()
-        if existing is not None:
-            return ReportCreated(*existing), False
-
+    Filing is the busiest write, so it is one statement (one round trip) inside the
+    request's transaction: it checks category and area, inserts the report, claims every
+    photo and writes the timeline. Anything refused raises and the boundary rolls all
+    of it back. Retries with one Idempotency-Key meet on the unique index
+    ``(reporter_id, idempotency_key)``: a second insert waits for the first transaction
+    and, once that has committed, inserts nothing; the first report is then read back."""
     photo_ids = list(dict.fromkeys(body.photo_ids))
+    refused = None
     if len(photo_ids) > settings.photos_per_report:
-        raise Unprocessable(
+        refused = Unprocessable(
             "too_many_photos",
             params={"max": settings.photos_per_report},
             errors=[FieldError(field="photo_ids", message="too many", source="body")],
         )
-    if body.kind == "complaint" and not photo_ids and filed_by_staff_id is None:
-        raise Unprocessable(
+    elif body.kind == "complaint" and not photo_ids and filed_by_staff_id is None:
+        refused = Unprocessable(
             "photo_required",
             errors=[FieldError(field="photo_ids", message="at least one", source="body")],
         )
-    lon, lat = body.location.lon, body.location.lat
-    category_ok, area_code = (
-        await session.execute(
-            _CHECK_CATEGORY_AND_AREA, {"category": body.category_code, "lon": lon, "lat": lat}
+    if refused is not None:
+        # a retry of a submission that was filed gets the report, whatever it sends now
+        existing = (
+            await _filed_with_key(session, reporter_id, idempotency_key)
+            if idempotency_key
+            else None
         )
-    ).one()
-    if not category_ok:
-        raise Unprocessable(
-            "category_unknown",
-            errors=[FieldError(field="category_code", message="unknown category", source="body")],
-        )
-    if area_code is None:
-        raise Unprocessable(
-            "location_outside_city",
-            errors=[FieldError(field="location", message="outside the city", source="body")],
-        )
-
+        if existing is not None:
+            return existing, False
+        raise refused
     report_id = uuid.uuid4()
     params = {
         "id": report_id,
@@ -220,9 +191,8 @@ async def file_report(
         "category": body.category_code,
         "description": body.description.strip(),
         "address": body.address_text.strip() if body.address_text else None,
-        "lon": lon,
-        "lat": lat,
-        "area": area_code,
+        "lon": body.location.lon,
+        "lat": body.location.lat,
         "reporter": reporter_id,
         "hide": body.hide_identity,
         "idem": idempotency_key,
@@ -234,23 +204,40 @@ async def file_report(
     }
     for _ in range(5):  # a code collision is about 1 in 10^11; never a 500 for it
         code = new_report_code()
-        inserted, claimed = (await session.execute(_FILE_REPORT, {**params, "code": code})).one()
+        category_ok, area_code, inserted, claimed = (
+            await session.execute(_FILE_REPORT, {**params, "code": code})
+        ).one()
         if inserted:
             break
+        if idempotency_key:
+            # a retry: a new statement sees what the first submission committed (the
+            # insert above waited for it on the unique index)
+            existing = await _filed_with_key(session, reporter_id, idempotency_key)
+            if existing is not None:
+                return existing, False
+        if not category_ok:
+            raise Unprocessable(
+                "category_unknown",
+                errors=[
+                    FieldError(field="category_code", message="unknown category", source="body")
+                ],
+            )
+        if area_code is None:
+            raise Unprocessable(
+                "location_outside_city",
+                errors=[FieldError(field="location", message="outside the city", source="body")],
+            )
+        # else the code was taken: draw another
     else:
         raise RuntimeError("could not allocate a report code")
     if claimed != len(photo_ids):
         # some photo is not the reporter's, already used, expired or unknown: refuse all
-        got = (
-            set(
-                await session.scalars(
-                    select(ReportPhoto.id).where(
-                        ReportPhoto.report_id == report_id, ReportPhoto.id.in_(photo_ids)
-                    )
+        got = set(
+            await session.scalars(
+                select(ReportPhoto.id).where(
+                    ReportPhoto.report_id == report_id, ReportPhoto.id.in_(photo_ids)
                 )
             )
-            if photo_ids
-            else set()
         )
         bad = [str(i) for i in photo_ids if i not in got]
         raise Unprocessable(
@@ -271,39 +258,60 @@ async def file_report(
     )
 
 
-# Filing is the busiest write: plain SQL, compiled once, two round trips in all.
-_CHECK_CATEGORY_AND_AREA = text(
-    """
-    SELECT (SELECT active FROM categories WHERE code = :category),
-           (SELECT code FROM areas
-             WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-             ORDER BY code LIMIT 1)
-    """
-)
+async def _filed_with_key(
+    session: AsyncSession, reporter_id: uuid.UUID, idempotency_key: str
+) -> ReportCreated | None:
+    row = (
+        await session.execute(
+            select(
+                Report.id,
+                Report.code,
+                Report.status,
+                Report.kind,
+                Report.area_code,
+                Report.created_at,
+            ).where(Report.reporter_id == reporter_id, Report.idempotency_key == idempotency_key)
+        )
+    ).first()
+    return ReportCreated(*row) if row is not None else None
 
+
+# Filing in one round trip: plain SQL, prepared once per connection. The report is
+# inserted only when the category is active and the point is in one of the city's areas
+# (``checked`` says which failed). ``ON CONFLICT DO NOTHING`` names no index on purpose:
+# it covers both the report code (a collision: draw another) and the partial unique
+# index on (reporter_id, idempotency_key) (a retry). Photos are found by primary key
+# (``id = ANY``), so the plan does not depend on how many unattached photos there are;
+# a concurrent claim of the same photo waits for the row lock and then sees it taken.
 _FILE_REPORT = text(
     """
-    WITH report AS (
+    WITH checked AS (
+        SELECT (SELECT active FROM categories WHERE code = :category) AS category_ok,
+               (SELECT code FROM areas
+                 WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+                 ORDER BY code LIMIT 1) AS area_code
+    ), report AS (
         INSERT INTO reports (id, code, kind, status, category_code, description, address_text,
                              location, area_code, reporter_id, hide_identity, idempotency_key,
                              filed_by_staff_id, created_at, updated_at)
-        VALUES (:id, :code, :kind, 'submitted', :category, :description, :address,
-                ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :area, :reporter, :hide, :idem,
-                CAST(:staff AS uuid), :now, :now)
-        ON CONFLICT (code) DO NOTHING
+        SELECT :id, :code, :kind, 'submitted', :category, :description, :address,
+               ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), checked.area_code, :reporter, :hide,
+               :idem, CAST(:staff AS uuid), :now, :now
+          FROM checked
+         WHERE checked.category_ok AND checked.area_code IS NOT NULL
+        ON CONFLICT DO NOTHING
         RETURNING id
     ), claimed AS (
         UPDATE report_photos AS p
            SET report_id = report.id,
-               position = wanted.ord - 1,
+               position = array_position(CAST(:photo_ids AS uuid[]), p.id) - 1,
                expires_at = NULL,
                taken_long_before = coalesce(p.taken_at < :stale_before, false),
                geotag_far = coalesce(
                    ST_DistanceSphere(p.geotag, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
                    > :far_m, false)
-          FROM report,
-               unnest(CAST(:photo_ids AS uuid[])) WITH ORDINALITY AS wanted(id, ord)
-         WHERE p.id = wanted.id
+          FROM report
+         WHERE p.id = ANY(CAST(:photo_ids AS uuid[]))
            AND p.owner_id = coalesce(CAST(:staff AS uuid), :reporter)
            AND p.report_id IS NULL
            AND p.expires_at > :now
@@ -315,7 +323,9 @@ _FILE_REPORT = text(
           FROM report
         RETURNING id
     )
-    SELECT (SELECT count(*) FROM report), (SELECT count(*) FROM claimed)
+    SELECT checked.category_ok, checked.area_code,
+           (SELECT count(*) FROM report), (SELECT count(*) FROM claimed)
+      FROM checked
     """
 )
 
@@ -337,23 +347,20 @@ async def _claim_photos(
     yours, used, expired, unknown) refuses the whole filing."""
     if not photo_ids:
         return
-    order = (
-        func.unnest(literal(photo_ids, ARRAY(UUID(as_uuid=True))))
-        .table_valued("id", with_ordinality="ord")
-        .render_derived(name="wanted", with_types=False)
-    )
+    wanted = literal(photo_ids, ARRAY(UUID(as_uuid=True)))
     here = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    # by primary key (id = ANY), so the plan never walks the owner's other photos
     claimed = await session.execute(
         update(ReportPhoto)
         .where(
-            ReportPhoto.id == order.c.id,
+            ReportPhoto.id == any_(wanted),
             ReportPhoto.owner_id == owner_id,
             ReportPhoto.report_id.is_(None),
             ReportPhoto.expires_at > now,
         )
         .values(
             report_id=report_id,
-            position=position_base + order.c.ord - 1,
+            position=position_base + func.array_position(wanted, ReportPhoto.id) - 1,
             expires_at=None,
             taken_long_before=func.coalesce(
                 ReportPhoto.taken_at < now - timedelta(days=settings.photo_stale_days), False

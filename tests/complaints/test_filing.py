@@ -178,8 +178,9 @@ __all__ = ["HOAN_KIEM"]
 
 
 async def test_concurrent_retries_with_one_key_file_one_report(client, caplog, session):
-    """A phone on a weak connection fires the same submission twice at once: the
-    advisory lock makes the second wait and return the first report."""
+    """A phone on a weak connection fires the same submission twice at once: the second
+    insert waits on the unique (reporter, key) index for the first transaction, inserts
+    nothing once it has committed, and returns the first report."""
     import asyncio
 
     me = await sign_in_resident(client, caplog)
@@ -192,4 +193,47 @@ async def test_concurrent_retries_with_one_key_file_one_report(client, caplog, s
     )
     assert sorted([first.status_code, second.status_code]) == [200, 201]
     assert first.json()["code"] == second.json()["code"]
+    assert await session.scalar(select(func.count()).select_from(Report)) == 1
+
+
+async def test_photos_keep_the_order_given(client, caplog, session):
+    me = await sign_in_resident(client, caplog)
+    ids = [(await upload(client, me["headers"])).json()["id"] for _ in range(3)]
+    wanted = [ids[2], ids[0], ids[1]]
+    r = await client.post("/api/v1/reports", json=report_body(wanted), headers=me["headers"])
+    assert r.status_code == 201, r.text
+    rows = await session.execute(
+        select(ReportPhoto.id, ReportPhoto.position).where(
+            ReportPhoto.report_id == uuid.UUID(r.json()["id"])
+        )
+    )
+    assert sorted((pos, str(pid)) for pid, pos in rows) == list(enumerate(wanted))
+
+
+async def test_a_refused_filing_can_be_retried_with_its_key(client, caplog, session):
+    """A key names a submission that was filed: a refused attempt files nothing, so the
+    corrected retry with the same key files the report."""
+    me = await sign_in_resident(client, caplog)
+    photo = (await upload(client, me["headers"])).json()
+    headers = {**me["headers"], "Idempotency-Key": "fix-" + uuid.uuid4().hex}
+    bad = await client.post(
+        "/api/v1/reports", json=report_body([photo["id"]], category_code="nope"), headers=headers
+    )
+    assert bad.status_code == 422 and bad.json()["code"] == "category_unknown"
+    good = await client.post("/api/v1/reports", json=report_body([photo["id"]]), headers=headers)
+    again = await client.post("/api/v1/reports", json=report_body([photo["id"]]), headers=headers)
+    assert (good.status_code, again.status_code) == (201, 200)
+    assert again.json()["code"] == good.json()["code"]
+    assert await session.scalar(select(func.count()).select_from(Report)) == 1
+
+
+async def test_a_retry_gets_the_first_report_whatever_it_sends(client, caplog, session):
+    me = await sign_in_resident(client, caplog)
+    photo = (await upload(client, me["headers"])).json()
+    headers = {**me["headers"], "Idempotency-Key": "same-" + uuid.uuid4().hex}
+    first = await client.post("/api/v1/reports", json=report_body([photo["id"]]), headers=headers)
+    assert first.status_code == 201
+    for body in (report_body([]), report_body([photo["id"]], category_code="nope")):
+        again = await client.post("/api/v1/reports", json=body, headers=headers)
+        assert again.status_code == 200 and again.json() == first.json()
     assert await session.scalar(select(func.count()).select_from(Report)) == 1

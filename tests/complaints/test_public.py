@@ -101,3 +101,26 @@ async def test_malformed_bbox_is_a_clear_400(client):
         assert r.json()["errors"][0]["field"] == "bbox"
     r = await client.get("/api/v1/public/reports", params={"bbox": CITY, "zoom": 40})
     assert r.status_code == 400
+
+
+async def test_street_view_follows_changes_at_once(client, caplog, session):
+    """The street view answers from the covering GiST index (index-only scans); a change
+    to a report still shows in the next response and a withdrawn one leaves it."""
+    me = await sign_in_resident(client, caplog)
+    a = await file_with_photo(client, me["headers"])
+    b = await file_with_photo(client, me["headers"])
+
+    async def street() -> dict[str, str]:
+        r = await client.get(
+            "/api/v1/public/reports", params={"bbox": AROUND_HOAN_KIEM, "zoom": 17}
+        )
+        assert r.status_code == 200, r.text
+        return {f["properties"]["code"]: f["properties"]["status"] for f in r.json()["features"]}
+
+    assert await street() == {a["code"]: "submitted", b["code"]: "submitted"}
+    await session.execute(
+        update(Report).where(Report.id == uuid.UUID(a["id"])).values(status="in_progress")
+    )
+    await session.commit()
+    await client.post(f"/api/v1/reports/{b['id']}/withdraw", headers=me["headers"])
+    assert await street() == {a["code"]: "in_progress"}
