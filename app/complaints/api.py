@@ -78,20 +78,20 @@ class PhotoController(Controller):
         request_max_body_size=20_000_000,
     )
     async def upload(self, request: Request, state: State, session: DbSession) -> PhotoOut:
-        data = await request.body()
-        if not data:
-            raise Unprocessable(
-                "photo_unreadable",
-                errors=[FieldError(field="body", message="empty", source="body")],
-            )
-        return await service.upload_photo(
-            session,
-            state.settings,
-            state.storage,
-            request.user.user_id,
-            data,
-            state.clock.now(),
+        return await upload_from_body(request, state, session)
+
+
+async def upload_from_body(request: Request, state: State, session: DbSession) -> PhotoOut:
+    """The request body is one photo of the caller's (residents' and staff's uploads)."""
+    data = await request.body()
+    if not data:
+        raise Unprocessable(
+            "photo_unreadable",
+            errors=[FieldError(field="body", message="empty", source="body")],
         )
+    return await service.upload_photo(
+        session, state.settings, state.storage, request.user.user_id, data, state.clock.now()
+    )
 
 
 class ReportController(Controller):

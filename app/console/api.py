@@ -13,8 +13,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.accounts.api import client_ip
 from app.complaints import handling
-from app.complaints import service as complaints
-from app.complaints.api import IdempotencyKey
+from app.complaints.api import IdempotencyKey, upload_from_body
 from app.complaints.models import Report
 from app.complaints.schemas import PhotoOut, ReportCreated
 from app.console import service as console
@@ -32,7 +31,6 @@ from app.console.schemas import (
 )
 from app.core.auth import require_staff
 from app.core.db import DbSession
-from app.core.errors import FieldError, Unprocessable
 from app.routing import service as routing
 from app.routing.schemas import ExtensionIn, ExtensionOut, TransferIn, TransferOut
 
@@ -370,17 +368,4 @@ class ConsolePhotoController(Controller):
         request_max_body_size=20_000_000,
     )
     async def upload(self, request: Request, state: State, session: DbSession) -> PhotoOut:
-        data = await request.body()
-        if not data:
-            raise Unprocessable(
-                "photo_unreadable",
-                errors=[FieldError(field="body", message="empty", source="body")],
-            )
-        return await complaints.upload_photo(
-            session,
-            state.settings,
-            state.storage,
-            request.user.user_id,
-            data,
-            state.clock.now(),
-        )
+        return await upload_from_body(request, state, session)
