@@ -32,10 +32,9 @@ What runs
       20, job timeout, retries) plus the notification jobs, no crons, with
       ``FIREBASE_CREDENTIALS_FILE`` / ``FCM_URL`` pointing the real firebase-admin SDK at
       the stand-in (exactly as ``tests/notifications/conftest.py`` configures the sender).
-      ``--http 2`` (default) makes the sender speak HTTP/2 to it without TLS
-      (``FcmPushSender(cleartext_http2=True)``), as real FCM is reached over HTTP/2 (with
-      TLS, which costs the worker more CPU than this); ``--http 1`` HTTP/1.1, one
-      connection per request in flight.
+      The sender speaks HTTP/1.1 to it over kept-alive connections
+      (``app.core.http1``), as it does to real FCM (there over TLS, which costs the worker
+      more CPU than this).
     - The announcement is created by the service (``create_announcement``: the row, the
       audit entry, the fan-out job enqueued after the commit) as an admin, **urgent** so
       that quiet hours (on by default, 22:00–06:00 Hanoi time) do not hold it whatever
@@ -212,15 +211,15 @@ def worker_main() -> None:
         import app.core.push
 
         app.core.push.IN_FLIGHT = int(in_flight)
-    cls = worker_main_module.WorkerSettings
-    on_startup = cls.on_startup
-    if os.environ.get("BENCH_PUSH_HTTP") == "2":  # see --http
-        from app.core.push import FcmPushSender
+    if os.environ.get("BENCH_UVLOOP"):  # experiment
+        import uvloop
 
-        async def on_startup(ctx: dict[str, Any]) -> None:
-            await cls.on_startup(ctx)
-            await ctx["push"].close()
-            ctx["push"] = FcmPushSender(ctx["settings"], cleartext_http2=True)
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if os.environ.get("BENCH_GC_THRESHOLD"):  # experiment, e.g. 10000,10,10
+        import gc
+
+        gc.set_threshold(*(int(n) for n in os.environ["BENCH_GC_THRESHOLD"].split(",")))
+    cls = worker_main_module.WorkerSettings
 
     functions = {
         f.__name__: f
@@ -236,7 +235,7 @@ def worker_main() -> None:
     worker = Worker(
         functions=list(functions.values()),
         cron_jobs=[],
-        on_startup=on_startup,
+        on_startup=cls.on_startup,
         on_shutdown=cls.on_shutdown,
         redis_settings=cls.redis_settings,
         queue_name=cls.queue_name,
@@ -405,7 +404,6 @@ async def one_run(
         LOG_LEVEL="INFO",
         ENVIRONMENT="bench",
     )
-    env["BENCH_PUSH_HTTP"] = args.http
     if args.in_flight:
         env["BENCH_PUSH_IN_FLIGHT"] = str(args.in_flight)
     if args.push_batch:
@@ -617,7 +615,7 @@ async def sender_only(args) -> None:
         settings = Settings(
             firebase_credentials_file=standin.service_account, fcm_url=standin.send_url_template
         )
-        sender = FcmPushSender(settings, cleartext_http2=args.http == "2")
+        sender = FcmPushSender(settings)
         try:
             await sender.send(batch("warm-up")[:100])
             rates = []
@@ -722,12 +720,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=0,
         help="experiment: set app.core.push.IN_FLIGHT in the worker (default: the code's)",
-    )
-    parser.add_argument(
-        "--http",
-        choices=("1", "2"),
-        default="2",
-        help="protocol to the stand-in: 2 (h2c, as real FCM is reached over HTTP/2) or 1",
     )
     parser.add_argument(
         "--push-batch",

@@ -15,57 +15,41 @@ Pointing the SDK elsewhere
     project id, read once when an app's messaging service is made), so it is set from
     ``FCM_URL`` only while *this* app's service is made and then put back; the OAuth token
     comes from the service account's ``token_uri``, replaced by ``FCM_TOKEN_URI`` in the
-    loaded JSON. Nothing else is patched, so encoding, auth and error mapping stay the
-    SDK's. (The signed token request's audience stays Google's token endpoint whatever
-    ``token_uri`` says.)
+    loaded JSON. (The signed token request's audience stays Google's token endpoint
+    whatever ``token_uri`` says.)
 
-Which layer retries (firebase-admin 7.7, read from its source and checked on the wire)
-    - ``send_each_async`` (what this module uses) sends through an httpx client whose
-      transport retries HTTP 500 and 503 up to 4 more times with backoff 0, 1, 2, 4 s
-      (≈ 7 s), ignores ``Retry-After``, and never retries 429, timeouts or connection
-      errors. **This module turns that off** (a plain httpx transport): one HTTP
-      attempt per message, and the caller's job layer retries with its own backoff, using
-      ``PushResult.retry_after`` and ``PushResult.retryable``. ``FcmPushSender(...,
-      retry_in_sdk=True)`` restores the SDK's behaviour.
-    - The synchronous ``send``/``send_each`` (not used here) retry through urllib3:
-      500/503 up to 4 times, and 413/429/503 *honouring* ``Retry-After`` (capped only by
-      urllib3's 6 h), with the calling thread asleep.
-    - Independently of that, the SDK's httpx auth flow answers every 401 by refreshing the
-      OAuth token and resending, up to twice. So an expired or revoked access token heals
-      itself, and FCM's ``THIRD_PARTY_AUTH_ERROR`` (a 401 about *our* APNs/web-push
-      credentials) costs three sends and two token requests before it is reported.
+The send path (issue 5; measured in docs/benchmarks.md, "Push")
+    ``messaging.send_each_async`` (≤ 500 messages per call) builds and encodes each
+    message, sends them all at once through the SDK's ``HttpxAsyncClient`` and maps every
+    answer, FCM's error JSON and ``Retry-After`` included, to a ``SendResponse``. Under that
+    wrapper, in place of the ``httpx.AsyncClient`` it made, sits :class:`_FcmHttpClient`:
+    an HTTP/1.1 keep-alive pool (:mod:`app.core.http1`) of ``IN_FLIGHT`` connections, at
+    most that many requests on the wire per sender whoever calls. httpx cost a worker
+    ≈ 650 µs of CPU per push over HTTP/2 and ≈ 1,500 µs over HTTP/1.1; the pool costs
+    ≈ 25 µs, and a worker then spends ≈ 150 µs per push in all. The wrapper, the encoding
+    and the error mapping stay the SDK's; the client does what the SDK's httpx client and
+    auth flow did (headers, JSON, the access token, a new token and a resend on 401).
+
+Which layer retries
+    - One HTTP attempt per message; the caller's job layer retries with its own backoff,
+      using ``PushResult.retry_after`` and ``PushResult.retryable``. (The SDK's own httpx
+      transport would retry 500 and 503 four times in ≈ 7 s ignoring ``Retry-After``.)
+    - A 401 gets a new OAuth token and the message is sent again, twice at most, as the
+      SDK's auth flow does. So an expired or revoked access token heals itself, and FCM's
+      ``THIRD_PARTY_AUTH_ERROR`` (a 401 about *our* APNs/web-push credentials) costs three
+      sends before it is reported; concurrent 401s share one token request.
     - google-auth retries the token endpoint itself (500, 503, 504, 408, 429 and OAuth
       ``temporarily_unavailable``-style errors; 3 attempts, exponential backoff from 1 s).
 
-The SDK fetches OAuth tokens with blocking ``requests`` calls from inside the event loop;
-:meth:`FcmPushSender.send` refreshes the token in a worker thread first so the loop
-rarely blocks (only the 401 path above still refreshes inline).
-
-The send path (issue 5; measured in docs/benchmarks.md)
-    ``send_each_async`` encodes each message, then sends them all at once through the
-    SDK's ``HttpxAsyncClient``, whose httpx client :class:`FcmPushSender` builds itself
-    (still the SDK's wrapper, ``raise_for_status`` and error mapping):
-
-    - at most ``IN_FLIGHT`` requests on the wire per sender, whoever calls
-      (:class:`_InFlightLimit`), and as many pooled connections, all kept alive. The SDK's
-      client allows 100 connections but keeps only 20 alive, and httpcore closes an idle
-      connection whenever the pool holds more than 20 *in all*: over HTTP/1.1 nearly every
-      request opened a new connection. Requests beyond the pool's size wait in httpcore's
-      queue, which it re-scans against every connection on each state change
-      (quadratic); so they wait in front of the pool instead.
-    - no ``HttpxRetryTransport`` when the SDK does not retry (with ``max_retries=0`` it
-      only deep-copied its config per request).
-    - one google-auth ``Request`` for the OAuth flow (:class:`_SharedAuthFlow`); the
-      SDK's flow builds a ``requests.Session`` per message just in case it has to refresh.
-
-    One ``send`` is one ``send_each_async`` call (≤ 500 messages); concurrent callers
-    share the in-flight window instead of taking turns chunk by chunk.
+google-auth fetches tokens with blocking ``requests`` calls; this module always calls it
+in a worker thread, so the event loop never waits on the token endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import threading
@@ -79,8 +63,9 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import httpx
 import msgspec
-from firebase_admin import _http_client, _retry, credentials, exceptions, messaging
+from firebase_admin import _http_client, credentials, exceptions, messaging
 
+from app.core.http1 import Http1Pool, Http1Response
 from app.settings import Settings
 
 log = logging.getLogger("city.push")
@@ -231,11 +216,8 @@ def _make_messaging_service(app: firebase_admin.App, fcm_url: str) -> Any:
 class FcmPushSender:
     """FCM HTTP v1 through ``firebase-admin``, in its own *named* Firebase app.
 
-    ``retry_in_sdk=False`` (default) makes one HTTP attempt per message: retries belong to
-    the job layer (see the module docstring). ``dry_run`` sends with ``validate_only``.
-    ``cleartext_http2`` speaks HTTP/2 without TLS ("h2c", prior knowledge) to an
-    ``http://`` FCM_URL, as the FCM stand-in can (benchmarks: the protocol real FCM is
-    reached with); ``https://`` negotiates HTTP/2 by ALPN whatever this says.
+    One HTTP attempt per message: retries belong to the job layer (see the module
+    docstring). ``dry_run`` sends with ``validate_only``.
     """
 
     def __init__(
@@ -243,9 +225,7 @@ class FcmPushSender:
         settings: Settings,
         *,
         timeout_seconds: float = 30.0,
-        retry_in_sdk: bool = False,
         dry_run: bool = False,
-        cleartext_http2: bool = False,
     ) -> None:
         if not settings.firebase_credentials_file:
             raise ValueError("FcmPushSender needs FIREBASE_CREDENTIALS_FILE")
@@ -274,28 +254,24 @@ class FcmPushSender:
             firebase_admin.delete_app(self._app)
             raise
         self.send_url: str = service._fcm_url
+        self._auth_request = google.auth.transport.requests.Request()
+        self._refresh_lock = asyncio.Lock()
+        # The SDK's wrapper stays (request(), raise_for_status, error mapping); the client
+        # inside it is ours: an HTTP/1.1 pool in place of httpx (see the module docstring).
         self._http = _http_client.HttpxAsyncClient(
             credential=self._credential, timeout=timeout_seconds
         )
-        if not isinstance(getattr(self._http, "_async_client", None), httpx.AsyncClient):
+        sdk_client = getattr(self._http, "_async_client", None)
+        if not isinstance(sdk_client, httpx.AsyncClient):
             raise TypeError("firebase-admin changed: HttpxAsyncClient._async_client is gone")
-        self._auth_request = google.auth.transport.requests.Request()
-        # The SDK's wrapper stays (request(), raise_for_status, error mapping); the httpx
-        # client inside it is ours. The one the SDK made has opened no connection yet.
-        self._http._async_client = httpx.AsyncClient(
+        self._http._async_client = _FcmHttpClient(
+            self.send_url,
+            credential=self._credential,
+            refresh=self._refresh_access_token,
+            default_headers=dict(sdk_client.headers),  # the SDK's metrics headers
             timeout=timeout_seconds,
-            headers=self._http._async_client.headers,  # the SDK's metrics headers
-            auth=_SharedAuthFlow(self._credential, self._auth_request),
-            transport=_InFlightLimit(
-                _transport(
-                    retry_in_sdk,
-                    http1=not (cleartext_http2 and self.send_url.startswith("http://")),
-                ),
-                IN_FLIGHT,
-            ),
         )
         service._async_client = self._http
-        self._refresh_lock = asyncio.Lock()
         self._closed = False
 
     async def send(self, messages: list[PushMessage]) -> list[PushResult]:
@@ -347,15 +323,22 @@ class FcmPushSender:
         rather than let the SDK fetch it with a blocking call on the event loop."""
         if self._credential.valid:
             return None
-        async with self._refresh_lock:
-            if self._credential.valid:
-                return None
-            try:
-                await asyncio.to_thread(self._credential.refresh, self._auth_request)
-            except google.auth.exceptions.GoogleAuthError as error:
-                log.warning("push_auth_failed", extra={"error": str(error)})
-                return error
+        try:
+            await self._refresh_access_token(None)
+        except google.auth.exceptions.GoogleAuthError as error:
+            log.warning("push_auth_failed", extra={"error": str(error)})
+            return error
         return None
+
+    async def _refresh_access_token(self, rejected: str | None) -> None:
+        """A new access token, fetched in a worker thread: when the current one is not
+        valid, or is ``rejected`` (FCM answered 401 to it). Concurrent callers wait for
+        one refresh instead of each making their own."""
+        async with self._refresh_lock:
+            token = self._credential.token
+            if self._credential.valid and (rejected is None or token != rejected):
+                return  # someone else refreshed it meanwhile
+            await asyncio.to_thread(self._credential.refresh, self._auth_request)
 
     @staticmethod
     def _log_batch(results: list[PushResult]) -> None:
@@ -371,119 +354,175 @@ class FcmPushSender:
         )
 
 
-def _transport(retry_in_sdk: bool, *, http1: bool) -> httpx.AsyncBaseTransport:
-    """The pool under the SDK's client: ``IN_FLIGHT`` connections, all kept alive (httpx's
-    default keeps 20 of 100); HTTP/2 where the server speaks it (FCM does). The SDK's
-    retrying transport only when the SDK is to retry."""
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
-    if retry_in_sdk:
-        return _retry.HttpxRetryTransport(
-            retry=_http_client.DEFAULT_HTTPX_RETRY_CONFIG, limits=limits, http1=http1
-        )
-    return httpx.AsyncHTTPTransport(http1=http1, http2=True, limits=limits, retries=0)
+class _FcmHttpClient:
+    """What the SDK's ``HttpxAsyncClient`` calls in place of its ``httpx.AsyncClient``:
+    ``request(method, url, headers=, json=, timeout=)``, over an :class:`Http1Pool` of
+    ``IN_FLIGHT`` connections to FCM's origin.
 
+    It does what the SDK's httpx client and its auth flow did: the SDK's metrics headers,
+    JSON encoding, the OAuth access token on every request, and on a 401 a new token and
+    the request sent again, twice at most. Success answers a small response object with
+    ``raise_for_status()`` and ``json()``; anything else answers a real ``httpx.Response``
+    (built then), so ``raise_for_status()`` raises ``httpx.HTTPStatusError`` and the SDK
+    maps FCM's error JSON, status and ``Retry-After`` exactly as before."""
 
-class _InFlightLimit(httpx.AsyncBaseTransport):
-    """At most ``limit`` requests through ``transport`` at once, each counted from sending
-    it until its response is closed (when httpcore gives the connection back). With
-    ``limit`` equal to the pool's size no request ever queues inside httpcore, whose queue
-    costs O(queued × connections) per state change."""
-
-    def __init__(self, transport: httpx.AsyncBaseTransport, limit: int) -> None:
-        self._transport = transport
-        self._slots = asyncio.Semaphore(limit)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self._slots.acquire()
-        try:
-            response = await self._transport.handle_async_request(request)
-        except BaseException:
-            self._slots.release()
-            raise
-        response.stream = _ReleasingStream(response.stream, self._slots.release)
-        return response
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
-
-
-class _ReleasingStream(httpx.AsyncByteStream):
-    """A response body that frees its in-flight slot once, when it is closed."""
-
-    def __init__(self, stream: Any, release: Any) -> None:
-        self._stream = stream
-        self._release = release
-
-    async def __aiter__(self) -> Any:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
-
-
-class _SharedAuthFlow(_http_client.GoogleAuthCredentialFlow):
-    """The SDK's auth flow (the access token on every request; a 401 forces a refresh and
-    a resend, twice at most), with one google-auth ``Request`` for every refresh instead of
-    a new one (a ``requests.Session`` with its adapters) per message."""
+    MAX_REFRESHES = 2  # as the SDK's GoogleAuthCredentialFlow
 
     def __init__(
         self,
+        send_url: str,
+        *,
         credential: Any,
-        auth_request: google.auth.transport.requests.Request,
+        refresh: Any,
+        default_headers: dict[str, str],
+        timeout: float,
     ) -> None:
-        super().__init__(credential)
-        self._auth_request = auth_request
+        self._pool = Http1Pool(
+            send_url,
+            size=IN_FLIGHT,
+            timeout=timeout,
+            user_agent=f"city-push firebase-admin/{firebase_admin.__version__}",
+        )
+        self._credential = credential
+        self._refresh = refresh
+        self._default_headers = {
+            name.lower(): value
+            for name, value in default_headers.items()
+            if name.lower() not in ("host", "user-agent", "content-length", "authorization")
+        }
+        self._auth_token: str | None = None
+        self._auth_lines = b""
 
-    def auth_flow(self, request: httpx.Request) -> Any:
-        original_headers = request.headers.copy()
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpx's signature, which the SDK calls)
+    ) -> _FcmResponse | httpx.Response:
+        if not url.startswith(self._pool.origin + "/"):
+            raise httpx.UnsupportedProtocol(f"this client sends to {self._pool.origin} only")
+        target = url[len(self._pool.origin) :]
+        merged = {**self._default_headers, **{k.lower(): v for k, v in (headers or {}).items()}}
+        merged["content-type"] = "application/json"
+        lines = "".join(f"{name}: {value}\r\n" for name, value in merged.items()).encode()
+        body = msgspec.json.encode(json)
         refreshes = 0
         while True:
-            request.headers = original_headers.copy()
-            self.apply_auth_headers(request, self._auth_request)
-            response = yield request
-            if (
-                response.status_code not in self._refresh_status_codes
-                or refreshes >= self._max_refresh_attempts
-            ):
-                return
-            self._credential.refresh(self._auth_request)
+            token = self._credential.token
+            response = await self._pool.request(
+                method.upper(),
+                target,
+                headers=lines + self._authorization(token),
+                body=body,
+                read_timeout=timeout,
+            )
+            if response.status != 401 or refreshes >= self.MAX_REFRESHES:
+                break
+            await self._refresh(token)
             refreshes += 1
+        if 200 <= response.status < 300:
+            return _FcmResponse(response)
+        return httpx.Response(
+            response.status,
+            headers=response.headers,
+            content=response.body,
+            request=httpx.Request(method.upper(), url),
+        )
+
+    def _authorization(self, token: str | None) -> bytes:
+        """The credential's headers (``Authorization: Bearer …``), encoded once per token."""
+        if token != self._auth_token or not self._auth_lines:
+            auth: dict[str, str] = {}
+            self._credential.apply(auth)
+            self._auth_lines = "".join(f"{k}: {v}\r\n" for k, v in auth.items()).encode()
+            self._auth_token = token
+        return self._auth_lines
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+class _FcmResponse:
+    """A 2xx answer, as much of ``httpx.Response`` as the SDK's send path uses."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: Http1Response) -> None:
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return httpx.Headers(self._response.headers)
+
+    @property
+    def content(self) -> bytes:
+        return self._response.body
+
+    def raise_for_status(self) -> _FcmResponse:
+        return self
+
+    def json(self) -> Any:
+        return json.loads(self._response.body)
 
 
 def to_fcm_message(message: PushMessage) -> messaging.Message:
     """The SDK's Message: notification, data, Android and APNs options, token target."""
-    high = message.priority == "high"
-    apns_headers = {"apns-priority": "10" if high else "5", "apns-push-type": "alert"}
-    if message.collapse_key:
-        apns_headers["apns-collapse-id"] = message.collapse_key
+    notification, android, apns = _fcm_options(
+        message.title,
+        message.body,
+        message.priority,
+        message.collapse_key,
+        message.sound,
+        message.badge,
+    )
     fcm_message = messaging.Message(
-        notification=messaging.Notification(title=message.title, body=message.body),
+        notification=notification,
         data=dict(message.data) or None,
-        android=messaging.AndroidConfig(
-            priority=message.priority,
-            collapse_key=message.collapse_key,
-            notification=(
-                messaging.AndroidNotification(sound=message.sound) if message.sound else None
-            ),
-        ),
-        apns=messaging.APNSConfig(
-            headers=apns_headers,
-            payload=messaging.APNSPayload(
-                aps=messaging.Aps(badge=message.badge, sound=message.sound)
-            ),
-        ),
+        android=android,
+        apns=apns,
     )
     # 7.7 deprecates Message(token=...) for fid=..., which the encoder puts on the wire
     # as "fid". Device registration tokens travel as "token", so set the attribute the
     # encoder reads without the constructor's DeprecationWarning.
     fcm_message.token = message.token
     return fcm_message
+
+
+@functools.lru_cache(maxsize=4096)
+def _fcm_options(
+    title: str,
+    body: str,
+    priority: str,
+    collapse_key: str | None,
+    sound: str | None,
+    badge: int | None,
+) -> tuple[messaging.Notification, messaging.AndroidConfig, messaging.APNSConfig]:
+    """The notification and platform options, made once for the messages that share them
+    (an announcement's thousands differ only in token, badge and data). The SDK only
+    reads them when it encodes a message, so messages may share them."""
+    high = priority == "high"
+    apns_headers = {"apns-priority": "10" if high else "5", "apns-push-type": "alert"}
+    if collapse_key:
+        apns_headers["apns-collapse-id"] = collapse_key
+    return (
+        messaging.Notification(title=title, body=body),
+        messaging.AndroidConfig(
+            priority=priority,
+            collapse_key=collapse_key,
+            notification=messaging.AndroidNotification(sound=sound) if sound else None,
+        ),
+        messaging.APNSConfig(
+            headers=apns_headers,
+            payload=messaging.APNSPayload(aps=messaging.Aps(badge=badge, sound=sound)),
+        ),
+    )
 
 
 def _result_for_error(token: str, error: BaseException | None) -> PushResult:
@@ -522,8 +561,8 @@ def _classify(error: BaseException | None) -> tuple[str, bool]:
         return _classify(error.cause)
     if isinstance(error, google.auth.exceptions.RefreshError):
         return ("unavailable" if getattr(error, "retryable", False) else "unauthenticated"), False
-    if isinstance(error, google.auth.exceptions.TransportError):
-        return "unavailable", False
+    if isinstance(error, google.auth.exceptions.TransportError | httpx.TransportError):
+        return "unavailable", False  # e.g. the connection closed before FCM answered
     return "unknown", False
 
 

@@ -191,13 +191,14 @@ class Gate:
 
 # notifications still to be pushed for the first time (no delivery yet), with the
 # recipient's preferences
+# (push_status = 'pending') IS NOT FALSE: see the SQL section of app/notifications/push.py
 _GATE = text(
     """
     SELECT n.id, n.kind, p.user_id IS NOT NULL AS has_row, p.muted_kinds,
            p.quiet_hours, p.quiet_start, p.quiet_end
       FROM notifications n
       LEFT JOIN notification_preferences p ON p.user_id = n.user_id
-     WHERE n.id = ANY(CAST(:ids AS bigint[])) AND n.push_status = 'pending'
+     WHERE n.id = ANY(CAST(:ids AS bigint[])) AND (n.push_status = 'pending') IS NOT FALSE
        AND NOT EXISTS (SELECT 1 FROM notification_deliveries x WHERE x.notification_id = n.id)
     """
 )
@@ -205,7 +206,7 @@ _GATE = text(
 _MUTE = text(
     """
     UPDATE notifications SET push_status = 'muted'
-     WHERE id = ANY(CAST(:ids AS bigint[])) AND push_status = 'pending'
+     WHERE id = ANY(CAST(:ids AS bigint[])) AND (push_status = 'pending') IS NOT FALSE
     RETURNING id
     """
 )
@@ -214,7 +215,8 @@ _DEFER = text(
     """
     UPDATE notifications n SET push_after = d.until
       FROM unnest(CAST(:ids AS bigint[]), CAST(:untils AS timestamptz[])) AS d(id, until)
-     WHERE n.id = d.id AND n.push_status = 'pending' AND n.push_after IS DISTINCT FROM d.until
+     WHERE n.id = d.id AND (n.push_status = 'pending') IS NOT FALSE
+       AND n.push_after IS DISTINCT FROM d.until
     """
 )
 

@@ -215,6 +215,14 @@ def push_message(delivery: _Delivery, badge: int) -> PushMessage:
 
 
 # ------------------------------------------------------------------------- SQL
+#
+# Notifications looked up by id test ``(push_status = 'pending') IS NOT FALSE``, the same
+# as ``push_status = 'pending'`` for this NOT NULL column, so that the planner cannot
+# answer them from the partial index of pending rows (ix_notifications_push_pending): its
+# statistics are taken when almost nothing is pending, so it believes that index tiny,
+# while an announcement's fan-out puts 200,000 rows in it and every 100-row push job
+# scanned them all. (preferences.py does the same.) The reconciler's scans below do want
+# that index, and test ``push_status = 'pending'``.
 
 # first run only: the recipient's active devices at that moment
 _CREATE_DELIVERIES = text(
@@ -223,7 +231,7 @@ _CREATE_DELIVERIES = text(
     SELECT n.id, d.id, :now
       FROM notifications n
       JOIN devices d ON d.user_id = n.user_id AND d.disabled_at IS NULL
-     WHERE n.id = ANY(CAST(:ids AS bigint[])) AND n.push_status = 'pending'
+     WHERE n.id = ANY(CAST(:ids AS bigint[])) AND (n.push_status = 'pending') IS NOT FALSE
        AND NOT EXISTS (
            SELECT 1 FROM notification_deliveries x WHERE x.notification_id = n.id)
     ON CONFLICT DO NOTHING
@@ -249,7 +257,7 @@ _CLAIM = text(
       JOIN notifications n ON n.id = nd.notification_id
       JOIN devices d ON d.id = nd.device_id
      WHERE nd.notification_id = ANY(CAST(:ids AS bigint[]))
-       AND nd.status = 'pending' AND n.push_status = 'pending'
+       AND nd.status = 'pending' AND (n.push_status = 'pending') IS NOT FALSE
      ORDER BY nd.notification_id, nd.device_id
        FOR UPDATE OF nd SKIP LOCKED
     """
@@ -298,11 +306,11 @@ _SETTLE = text(
                     ELSE 'no_device' END AS status
           FROM notifications n2
           LEFT JOIN notification_deliveries nd ON nd.notification_id = n2.id
-         WHERE n2.id = ANY(CAST(:ids AS bigint[])) AND n2.push_status = 'pending'
+         WHERE n2.id = ANY(CAST(:ids AS bigint[])) AND (n2.push_status = 'pending') IS NOT FALSE
          GROUP BY n2.id
         HAVING count(*) FILTER (WHERE nd.status = 'pending') = 0
       ) AS s
-     WHERE n.id = s.id AND n.push_status = 'pending'
+     WHERE n.id = s.id AND (n.push_status = 'pending') IS NOT FALSE
     RETURNING n.id, n.push_status
     """
 )

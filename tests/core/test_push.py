@@ -22,7 +22,6 @@ from app.core.push import (
     FcmPushSender,
     LogPushSender,
     PushMessage,
-    _InFlightLimit,
     make_push_sender,
     parse_retry_after,
     to_fcm_message,
@@ -338,23 +337,6 @@ async def test_the_sdk_does_not_retry_by_default(
     assert len(fcm_standin.sends_to("flaky")) == 1  # the job layer retries, not the SDK
 
 
-async def test_with_sdk_retries_503_is_retried_but_429_is_not(
-    make_settings: Callable[..., Settings], fcm_standin: FcmStandin
-) -> None:
-    fcm = FcmPushSender(make_settings(), retry_in_sdk=True)
-    fcm_standin.fail("flaky", "UNAVAILABLE", times=1)
-    fcm_standin.fail("throttled", "QUOTA_EXCEEDED", times=1, retry_after="1")
-    try:
-        flaky, throttled = await fcm.send([push("flaky"), push("throttled")])
-    finally:
-        await fcm.close()
-
-    assert flaky.ok  # the SDK's first retry comes without delay
-    assert len(fcm_standin.sends_to("flaky")) == 2
-    assert throttled.error_code == "quota_exceeded"  # the async SDK ignores Retry-After
-    assert len(fcm_standin.sends_to("throttled")) == 1
-
-
 # -- batches --------------------------------------------------------------------------------
 
 
@@ -390,68 +372,47 @@ async def test_concurrent_callers_share_one_sender(
 async def test_connections_are_kept_alive_and_bounded_by_in_flight(
     sender: FcmPushSender, fcm_standin: FcmStandin
 ) -> None:
-    batches = [[push(f"b{b}-{i}") for i in range(150)] for b in range(3)]
+    batches = [[push(f"b{b}-{i}") for i in range(250)] for b in range(3)]
 
     results = await asyncio.gather(*(sender.send(batch) for batch in batches))
+    [again] = await sender.send([push("later")])
 
-    assert all(r.ok for batch in results for r in batch)
-    ports = {r.client_port for r in fcm_standin.send_requests}
-    # httpx's default pool keeps 20 of its 100 connections alive, and httpcore closes
-    # idle ones whenever it holds more than 20: most requests opened a new connection
-    assert len(ports) <= IN_FLIGHT
-
-
-async def test_in_flight_limit_counts_a_request_until_its_response_is_closed() -> None:
-    active = 0
-    most = 0
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal active, most
-        active += 1
-        most = max(most, active)
-        await asyncio.sleep(0.01)
-        active -= 1
-        # a body to read, as from the network (content= would be read in advance, and
-        # such a response is never closed by httpx)
-        return httpx.Response(200, stream=httpx.ByteStream(b'{"name": "x"}'))
-
-    limited = _InFlightLimit(httpx.MockTransport(handler), 3)
-    async with httpx.AsyncClient(transport=limited) as client:
-        responses = await asyncio.gather(*(client.post("http://fcm.test/") for _ in range(20)))
-
-    assert [r.status_code for r in responses] == [200] * 20
-    assert most == 3
-    assert limited._slots._value == 3  # every slot given back
-
-
-@pytest.fixture
-async def h2_sender(make_settings: Callable[..., Settings]) -> AsyncIterator[FcmPushSender]:
-    fcm = FcmPushSender(make_settings(), cleartext_http2=True)
-    yield fcm
-    await fcm.close()
-
-
-async def test_over_http2_as_to_real_fcm_results_errors_and_auth_are_the_same(
-    h2_sender: FcmPushSender, fcm_standin: FcmStandin
-) -> None:
-    fcm_standin.fail("dead", "UNREGISTERED")
-    fcm_standin.fail("throttled", "QUOTA_EXCEEDED", retry_after="42")
-    tokens = [f"device-{i:03d}" for i in range(150)] + ["dead", "throttled"]
-
-    results = await h2_sender.send([push(t) for t in tokens])
-    fcm_standin.revoke_access_tokens()  # the next send gets a 401, refreshes, resends
-    [again] = await h2_sender.send([push("device-000")])
-
-    assert [r.token for r in results] == tokens
-    assert all(r.ok for r in results[:150]) and again.ok
-    dead, throttled = results[150:]
-    assert (dead.error_code, dead.permanent) == ("unregistered", True)
-    assert (throttled.error_code, throttled.retry_after) == ("quota_exceeded", 42.0)
+    assert all(r.ok for batch in results for r in batch) and again.ok
     sends = fcm_standin.send_requests
-    assert {r.http_version for r in sends} == {"HTTP/2"}
-    assert len({r.client_port for r in sends}) == 1  # one connection, many streams
-    assert [r.status for r in sends[-2:]] == [401, 200]
-    assert len(fcm_standin.token_requests) == 2  # google-auth, over HTTP/1.1
+    assert len(sends) == 751
+    ports = {r.client_port for r in sends}
+    assert len(ports) == IN_FLIGHT  # 750 requests on 100 connections, none opened twice
+    assert sends[-1].client_port in ports  # the later send reused one of them
+    assert {r.http_version for r in sends} == {"HTTP/1.1"}
+
+
+async def test_concurrent_401s_share_one_new_access_token(
+    sender: FcmPushSender, fcm_standin: FcmStandin
+) -> None:
+    await sender.send([push("warm-up")])
+    fcm_standin.revoke_access_tokens()
+
+    results = await sender.send([push(f"device-{i}") for i in range(50)])
+
+    assert all(r.ok for r in results)
+    assert len(fcm_standin.issued_access_tokens) == 2  # one refresh for 50 rejected sends
+    retried = [r for r in fcm_standin.send_requests if r.status == 200][1:]
+    assert len(retried) == 50
+    assert {r.bearer for r in retried} == {fcm_standin.issued_access_tokens[1]}
+
+
+async def test_fcm_unreachable_is_a_retryable_unavailable(
+    fcm_standin: FcmStandin, make_settings: Callable[..., Settings]
+) -> None:
+    # FCM unreachable: a sender pointed at a port where nothing listens
+    dead = FcmPushSender(make_settings(fcm_url="http://127.0.0.1:9/v1/projects/{0}/messages:send"))
+    try:
+        [result] = await dead.send([push("device-1")])
+    finally:
+        await dead.close()
+
+    assert (result.ok, result.error_code, result.retryable) == (False, "unavailable", True)
+    assert fcm_standin.send_requests == []  # the token came from the stand-in, no send
 
 
 async def test_more_than_500_messages_are_refused_before_sending(

@@ -12,8 +12,9 @@ Two endpoints, enough for the real ``firebase-admin`` SDK to send through it:
   body as FCM does (known keys only, exactly one target, string-only ``data``, no reserved
   data keys, ``validate_only``), then answers ``{"name": "projects/{p}/messages/<id>"}``.
 
-Both speak HTTP/1.1, and HTTP/2 without TLS to a client that opens with HTTP/2's preface
-(``FcmPushSender(cleartext_http2=True)``; real FCM is reached over HTTP/2).
+Both speak HTTP/1.1 with keep-alive, served by an asyncio server (uvloop's loop if
+installed, requests parsed by httptools) in a background thread: cheap enough per request
+that a benchmark measures the client, not the stand-in.
 
 Every request is recorded (:attr:`FcmStandin.requests`, with its protocol and the
 client's port). :meth:`FcmStandin.fail` scripts answers per device token with FCM v1's
@@ -31,24 +32,33 @@ and after every test.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import json
 import secrets
-import sys
+import socket
 import threading
 import time
-import uuid
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httptools
 import jwt
+import msgspec
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+try:
+    import uvloop
+except ImportError:  # asyncio's own loop then
+    uvloop = None  # type: ignore[assignment]
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -101,6 +111,8 @@ _ANDROID_NOTIFICATION_KEYS = {
 }  # fmt: skip
 _APNS_KEYS = {"headers", "payload", "fcm_options", "live_activity_token"}
 _RESERVED_DATA_KEYS = {"from", "notification", "message_type"}
+# UTF-8 JSON as FCM takes it (no NaN, no UTF-16); DecodeError is a ValueError
+_decode_json = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True)
@@ -115,7 +127,7 @@ class RecordedRequest:
     response: dict[str, Any]  # the JSON answered
     response_headers: dict[str, str]
     received_at: float = 0.0  # time.monotonic() when it was answered
-    http_version: str = "HTTP/1.1"  # or "HTTP/2"
+    http_version: str = "HTTP/1.1"  # the only protocol spoken
     client_port: int = 0  # the client's end of the connection it came on
 
     def json(self) -> Any:
@@ -158,15 +170,11 @@ class FcmStandin:
     pointed at (``send_url_template`` has FCM's ``{0}`` placeholder for the project id)."""
 
     def __init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fcm = self  # type: ignore[attr-defined]
-        host, port = self._server.server_address[:2]
+        self._server = _Server(self)  # listening from here on, answering from start()
+        host, port = self._server.address
         self.base_url = f"http://{host}:{port}"
         self.token_uri = f"{self.base_url}/token"
         self.send_url_template = f"{self.base_url}/v1/projects/{{0}}/messages:send"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fcm-standin", daemon=True
-        )
         self._lock = threading.Lock()
         self._accounts: dict[str, _ServiceAccount] = {}  # by client_email
         self.reset()
@@ -174,13 +182,12 @@ class FcmStandin:
     # lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FcmStandin:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        """Close the server and every connection, and wait for its thread to end."""
+        self._server.stop()
 
     def reset(self) -> None:
         """Forget requests, scripts and issued tokens (service accounts stay known)."""
@@ -373,7 +380,7 @@ class FcmStandin:
                 "(or it may not exist).",
             )
         try:
-            body = json.loads(raw)
+            body = _decode_json(raw)
         except ValueError:
             return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
         violations = validate_send_body(body)
@@ -398,7 +405,7 @@ class FcmStandin:
         if not body.get("validate_only"):
             with self._lock:
                 self.delivered.append(message)
-        name = f"projects/{project}/messages/0:{time.time_ns()}%{uuid.uuid4().hex[:16]}"
+        name = f"projects/{project}/messages/0:{time.time_ns()}%{secrets.token_hex(8)}"
         return 200, {"name": name}, {}
 
     def _take_script(self, token: str) -> _Script | None:
@@ -507,6 +514,8 @@ def _validate_apns(apns: Any) -> list[tuple[str, str]]:
 
 
 def _unknown_keys(where: str, obj: dict[str, Any], known: set[str]) -> list[tuple[str, str]]:
+    if known.issuperset(obj):
+        return []  # the usual case, without building a set
     return [
         (
             f"{where}.{key}",
@@ -572,178 +581,262 @@ def _fcm_error(
     return _error(status, rpc_status, message, details=details, headers=headers)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 256  # send_each_async opens up to 100 connections at once
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return  # a client closed its keep-alive connection
-        super().handle_error(request, client_address)
+_BACKLOG = 1024  # send_each_async and the benchmarks open 100+ connections at once
+_JSON_HEADERS = b"Content-Type: application/json; charset=UTF-8\r\nContent-Length: "
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_BAD_REQUEST = json.dumps(
+    {"error": {"code": 400, "message": "Bad Request", "status": "INVALID_ARGUMENT"}}
+).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1, or HTTP/2 without TLS when the client opens with HTTP/2's preface ("h2c"
-    with prior knowledge: ``FcmPushSender(cleartext_http2=True)``). Real FCM is reached
-    over HTTP/2, and benchmarks should measure the client on that protocol."""
+def _route(
+    fcm: FcmStandin, method: str, path: str, headers: dict[str, str], raw: bytes
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The answer to one request (``headers`` with lower-case names)."""
+    if method != "POST":
+        return 404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "Not Found"}}, {}
+    content_type = headers.get("content-type", "").split(";")[0].strip()
+    if path == "/token":
+        if content_type != "application/x-www-form-urlencoded":
+            return 400, {"error": "invalid_request"}, {}
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        return fcm.token(form)
+    parts = path.split("/")
+    if (
+        len(parts) == 5
+        and parts[1] == "v1"
+        and parts[2] == "projects"
+        and parts[4] == "messages:send"
+    ):
+        if content_type != "application/json":
+            return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        auth = headers.get("authorization", "")
+        bearer = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+        return fcm.send(parts[3], bearer, raw)
+    return _error(404, "NOT_FOUND", "Not Found")
 
-    protocol_version = "HTTP/1.1"
-    server_version = "fcm-standin/1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes
 
-    @property
-    def fcm(self) -> FcmStandin:
-        return self.server.fcm  # type: ignore[attr-defined]
+def _response(
+    status: int,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    close: bool = False,
+    with_body: bool = True,
+) -> bytes:
+    """One HTTP/1.1 response, head and JSON body (none to a HEAD), as the bytes to write."""
+    head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"")), _JSON_HEADERS]
+    head.append(b"%d\r\n" % len(payload))
+    for name, value in headers.items():
+        head.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if close:
+        head.append(b"Connection: close\r\n")
+    head.append(b"\r\n")
+    if with_body:
+        head.append(payload)
+    return b"".join(head)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet test output
 
-    def handle(self) -> None:
-        # HTTP/2's connection preface starts "PRI * HTTP/2.0"; no HTTP/1.1 method is PRI.
-        if self.rfile.peek(3)[:3] == b"PRI":
-            self._handle_h2()
-        else:
-            super().handle()
+class _Connection(asyncio.Protocol):
+    """One client connection: HTTP/1.1 requests parsed by httptools and answered in the
+    order they arrive, each as soon as its body is complete (the handling is synchronous,
+    so pipelined requests cannot overtake each other). Keep-alive unless the client says
+    ``Connection: close`` (or speaks HTTP/1.0); a request that does not parse gets a 400
+    and the connection is closed."""
 
-    def do_GET(self) -> None:
-        self._answer_h1(b"", *self._route("GET", self.path, {}, b""))
+    def __init__(self, fcm: FcmStandin, connections: set[_Connection]) -> None:
+        self._fcm = fcm
+        self._connections = connections
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._client_port = 0
+        self._out: list[bytes] = []  # answers to write once the data received is parsed
+        self._closing = False
+        self._upgrade = False
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        self._answer_h1(raw, *self._route("POST", self.path, headers, raw))
+    # asyncio.Protocol -------------------------------------------------------------------
 
-    def _route(
-        self, method: str, target: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """The answer to one request (``headers`` with lower-case names)."""
-        url = urlsplit(target)
-        parts = url.path.split("/")
-        if method != "POST":
-            return 404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "Not Found"}}, {}
-        content_type = headers.get("content-type", "").split(";")[0].strip()
-        if url.path == "/token":
-            if content_type != "application/x-www-form-urlencoded":
-                return 400, {"error": "invalid_request"}, {}
-            form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-            return self.fcm.token(form)
-        if (
-            len(parts) == 5
-            and parts[1] == "v1"
-            and parts[2] == "projects"
-            and parts[4] == "messages:send"
-        ):
-            if content_type != "application/json":
-                return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
-            auth = headers.get("authorization", "")
-            bearer = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
-            return self.fcm.send(parts[3], bearer, raw)
-        return _error(404, "NOT_FOUND", "Not Found")
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self._client_port = peer[1] if peer else 0
+        self._connections.add(self)
 
-    def _record(
-        self,
-        method: str,
-        target: str,
-        headers: dict[str, str],
-        raw: bytes,
-        status: int,
-        body: dict[str, Any],
-        response_headers: dict[str, str],
-        http_version: str = "HTTP/1.1",
-    ) -> bytes:
-        """Record the exchange; the JSON payload to answer with."""
-        self.fcm._record(
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        self._closing = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._closing = True  # refused in on_message_complete
+        except httptools.HttpParserCallbackError as error:
+            traceback.print_exception(error.__context__ or error)  # a bug here: say so
+            self._closing = True
+        except httptools.HttpParserError:
+            if not self._closing:
+                self._out.append(_response(400, _BAD_REQUEST, {}, close=True))
+            self._closing = True
+        transport = self._transport
+        assert transport is not None
+        if self._out:
+            out, self._out = self._out, []
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self._closing:
+            transport.close()
+
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()  # a client that does not read its answers
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
+
+    def close(self) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    # httptools callbacks ----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._upgrade = self._parser.should_upgrade()  # CONNECT, or "Upgrade: h2c"
+        if self._headers.get("expect", "").lower() == "100-continue":
+            self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._closing:
+            return  # pipelined after "Connection: close", or the connection is gone
+        if self._upgrade:  # no other protocol spoken here
+            self._out.append(_response(400, _BAD_REQUEST, {}, close=True))
+            self._closing = True
+            return
+        parser = self._parser
+        method = parser.get_method().decode("latin-1")
+        body = self._body
+        raw = body[0] if len(body) == 1 else b"".join(body)
+        headers = self._headers
+        path = urlsplit(self._url.decode("latin-1")).path
+        try:
+            status, answer, extra = _route(self._fcm, method, path, headers, raw)
+        except Exception:
+            traceback.print_exc()  # a bug in the stand-in: say so, answer as FCM would
+            status, answer, extra = _error(500, "INTERNAL", "Internal error encountered.")
+        payload = json.dumps(answer).encode()
+        self._fcm._record(
             RecordedRequest(
                 method=method,
-                path=urlsplit(target).path,
+                path=path,
                 headers=headers,
                 body=raw,
                 status=status,
-                response=body,
-                response_headers=dict(response_headers),
+                response=answer,
+                response_headers=dict(extra),
                 received_at=time.monotonic(),
-                http_version=http_version,
-                client_port=self.client_address[1],
+                client_port=self._client_port,
             )
         )
-        return json.dumps(body).encode()
-
-    def _answer_h1(
-        self, raw: bytes, status: int, body: dict[str, Any], headers: dict[str, str]
-    ) -> None:
-        request_headers = {k.lower(): v for k, v in self.headers.items()}
-        payload = self._record(self.command, self.path, request_headers, raw, status, body, headers)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _handle_h2(self) -> None:
-        """One HTTP/2 connection: requests are answered in the order their streams end,
-        one at a time (the handling is CPU-bound; a thread per stream would only contend
-        for the GIL). Up to 100 concurrent streams, as FCM allows."""
-        # h2 comes with firebase-admin (httpx[http2]); imported here so that plain
-        # HTTP/1.1 use of the stand-in does not need it
-        import h2.config
-        import h2.connection
-        import h2.events
-        import h2.settings
-
-        connection = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        if not parser.should_keep_alive():
+            self._closing = True
+        self._out.append(
+            _response(status, payload, extra, close=self._closing, with_body=method != "HEAD")
         )
-        connection.initiate_connection()
-        connection.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
-        self.wfile.write(connection.data_to_send())
-        streams: dict[int, tuple[dict[str, str], bytearray]] = {}
-        while True:
+
+
+class _Server:
+    """The asyncio server of one :class:`FcmStandin`, on its own event loop (uvloop's if
+    installed) in a daemon thread. The listening socket is bound and listening from
+    construction on, so the stand-in's URLs are known before it starts."""
+
+    def __init__(self, fcm: FcmStandin) -> None:
+        self._fcm = fcm
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(_BACKLOG)
+        self.address: tuple[str, int] = self.sock.getsockname()[:2]
+        self._thread = threading.Thread(target=self._run, name="fcm-standin", daemon=True)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
+        self._connections: set[_Connection] = set()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise RuntimeError("the FCM stand-in did not start") from self._failure
+
+    def stop(self) -> None:
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
             try:
-                data = self.rfile.read1(65536)
-            except ConnectionError:
-                return
-            if not data:
-                return
-            for event in connection.receive_data(data):
-                if isinstance(event, h2.events.RequestReceived):
-                    streams[event.stream_id] = (dict(event.headers), bytearray())
-                elif isinstance(event, h2.events.DataReceived):
-                    streams[event.stream_id][1].extend(event.data)
-                    connection.acknowledge_received_data(
-                        event.flow_controlled_length, event.stream_id
-                    )
-                elif isinstance(event, h2.events.StreamEnded):
-                    headers, raw = streams.pop(event.stream_id)
-                    self._answer_h2(connection, event.stream_id, headers, bytes(raw))
-                elif isinstance(event, h2.events.ConnectionTerminated):
-                    self.wfile.write(connection.data_to_send())
-                    return
-            self.wfile.write(connection.data_to_send())
+                loop.call_soon_threadsafe(_resolve, stopping)
+            except RuntimeError:
+                pass  # the loop closed meanwhile
+            self._thread.join(timeout=5)
+        self.sock.close()
 
-    def _answer_h2(
-        self, connection: Any, stream_id: int, headers: dict[str, str], raw: bytes
-    ) -> None:
-        method = headers.get(":method", "")
-        target = headers.get(":path", "")
-        plain = {k: v for k, v in headers.items() if not k.startswith(":")}
-        if ":authority" in headers:
-            plain["host"] = headers[":authority"]
-        status, body, response_headers = self._route(method, target, plain, raw)
-        payload = self._record(method, target, plain, raw, status, body, response_headers, "HTTP/2")
-        connection.send_headers(
-            stream_id,
-            [
-                (":status", str(status)),
-                ("content-type", "application/json; charset=UTF-8"),
-                ("content-length", str(len(payload))),
-                *((name.lower(), value) for name, value in response_headers.items()),
-            ],
+    def _run(self) -> None:
+        loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+        loop.set_exception_handler(_quiet_exception_handler)
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except Exception as error:
+            if self._ready.is_set():
+                traceback.print_exc()
+            self._failure = error  # reported by start() if it failed to start
+        finally:
+            self._ready.set()
+            loop.close()
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stopping = loop.create_future()
+        server = await loop.create_server(
+            lambda: _Connection(self._fcm, self._connections), sock=self.sock, backlog=_BACKLOG
         )
-        connection.send_data(stream_id, payload, end_stream=True)
+        self._ready.set()
+        await self._stopping
+        server.close()
+        for connection in list(self._connections):
+            connection.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), timeout=2)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if isinstance(context.get("exception"), ConnectionError):
+        return  # a client closed its connection mid-way
+    loop.default_exception_handler(context)
 
 
 _shared: FcmStandin | None = None

@@ -121,6 +121,7 @@ async def test_the_worker_process_stops_gracefully_on_sigterm(app):
     import signal
     import sys
     import time
+
     root = ROOT
     key = heartbeat_key(app.state.settings.redis_prefix)
     await app.state.redis.delete(key)
