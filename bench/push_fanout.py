@@ -39,6 +39,9 @@ What runs
       audit entry, the fan-out job enqueued after the commit) as an admin, **urgent** so
       that quiet hours (on by default, 22:00–06:00 Hanoi time) do not hold it whatever
       the hour the bench runs at.
+    - The database holds ``--history`` (200,000) old inbox rows of other residents, with
+      their deliveries, written once and kept: a city that has been running, so that the
+      tables and PostgreSQL's statistics look like production's, not a fresh install's.
     - The script polls the announcement (status, inbox rows, rows still pending) and the
       worker's RSS every 0.25 s until every row is settled.
 
@@ -294,6 +297,70 @@ SELECT CAST(md5('bench-push-device:' || :area || ':' || g) AS uuid),
  WHERE g % 1000 < :per_mille
 ON CONFLICT DO NOTHING
 """
+
+
+HISTORY_NAME = "bench-history"
+SEED_HISTORY = [
+    """
+    INSERT INTO users (id, kind, locale, identity_level, full_name)
+    SELECT CAST(md5('bench-history:' || g) AS uuid), 'resident', 'vi', 1, :name
+      FROM generate_series(1, :users) AS g
+    """,
+    """
+    INSERT INTO devices (id, user_id, token, platform, disabled_at)
+    SELECT CAST(md5('bench-history-device:' || g) AS uuid),
+           CAST(md5('bench-history:' || g) AS uuid),
+           'history-' || g || ':' || repeat('y', 140), 'android',
+           CASE WHEN g % 10 = 0 THEN now() - interval '30 days' END
+      FROM generate_series(1, :users) AS g
+    """,
+    """
+    INSERT INTO notifications (user_id, kind, title, body, data, dedupe_key, created_at,
+                               read_at, push_status)
+    SELECT CAST(md5('bench-history:' || u) AS uuid), 'report_answered',
+           'Phản ánh của bạn đã có trả lời', 'Phường đã trả lời phản ánh của bạn.',
+           jsonb_build_object('report_code', 'HIST-' || u || '-' || k),
+           'history:' || u || ':' || k,
+           now() - (k * interval '7 days') - (u * interval '1 second'),
+           CASE WHEN k > 1 THEN now() - (k * interval '6 days') END,
+           CASE WHEN u % 10 = 0 THEN 'no_device' ELSE 'sent' END
+      FROM generate_series(1, :users) AS u, generate_series(1, :per_user) AS k
+    """,
+    """
+    INSERT INTO notification_deliveries (notification_id, device_id, status, attempts,
+                                         fcm_message_id, created_at, attempted_at, sent_at)
+    SELECT n.id, d.id, 'sent', 1, 'projects/p/messages/history-' || n.id,
+           n.created_at, n.created_at, n.created_at
+      FROM notifications n JOIN devices d ON d.user_id = n.user_id AND d.disabled_at IS NULL
+      JOIN users u ON u.id = n.user_id AND u.full_name = :name
+    """,
+]
+
+
+async def ensure_history(engine, notifications: int) -> None:
+    """A city that has been running: ``notifications`` old inbox rows (4 per resident, of
+    residents who follow no ward, 90 % with a device and a ``sent`` delivery), made once
+    and kept between runs, so that the tables and the planner's statistics look like
+    production's rather than like a fresh install's (empty tables, on which PostgreSQL
+    plans as if they stayed empty)."""
+    from sqlalchemy import text
+
+    per_user = 4
+    users = notifications // per_user
+    async with engine.begin() as conn:
+        have = await conn.scalar(
+            text("SELECT count(*) FROM users WHERE full_name = :name"), {"name": HISTORY_NAME}
+        )
+        if have == users:
+            return
+        print(f"writing the history: {users * per_user} notifications …", flush=True)
+        await conn.execute(
+            text("DELETE FROM users WHERE full_name = :name"), {"name": HISTORY_NAME}
+        )
+        for statement in SEED_HISTORY:
+            await conn.execute(
+                text(statement), {"name": HISTORY_NAME, "users": users, "per_user": per_user}
+            )
 
 
 async def prepare(engine, area: str, followers: int, device_share: float) -> int:
@@ -586,6 +653,72 @@ def show(name: str, run: dict) -> None:
     )
 
 
+async def floor_rate(standin: Standin, messages: int = 20_000, runs: int = 3) -> dict:
+    """The floor: the same FCM v1 requests from a bare :class:`app.core.http1.Http1Pool`
+    (``IN_FLIGHT`` connections, 500 requests started at a time; no SDK, no database, no
+    queue) to the same stand-in. Median messages/s of ``runs`` and CPU µs per message of
+    this process and of the stand-in."""
+    import google.auth.transport.requests
+
+    from app.core.http1 import Http1Pool
+    from app.core.push import IN_FLIGHT, load_credential
+    from app.settings import Settings
+
+    settings = Settings(
+        firebase_credentials_file=standin.service_account, fcm_url=standin.send_url_template
+    )
+    certificate = load_credential(settings)
+    credential = certificate.get_credential()
+    await asyncio.to_thread(credential.refresh, google.auth.transport.requests.Request())
+    url = standin.send_url_template.format(certificate.project_id)
+    pool = Http1Pool(url, size=IN_FLIGHT)
+    target = url[len(pool.origin) :]
+    headers = (
+        f"authorization: Bearer {credential.token}\r\ncontent-type: application/json\r\n"
+    ).encode()
+
+    def body(i: int) -> bytes:
+        return json.dumps(
+            {
+                "message": {
+                    "token": f"floor-{i}:" + "x" * 140,
+                    "notification": {"title": "Cảnh báo ngập úng", "body": "Mưa lớn."},
+                    "data": {"notification_id": str(i), "kind": "announcement_urgent"},
+                    "android": {"priority": "high", "notification": {"sound": "default"}},
+                    "apns": {"payload": {"aps": {"badge": 1, "sound": "default"}}},
+                }
+            },
+            ensure_ascii=False,
+        ).encode()
+
+    async def one(i: int) -> None:
+        response = await pool.request("POST", target, headers=headers, body=body(i))
+        if response.status != 200:
+            raise SystemExit(f"floor: the stand-in answered {response.status}")
+
+    rates, cpu, standin_cpu = [], [], []
+    try:
+        for _ in range(runs):
+            cpu0, s0 = time.process_time(), proc_cpu(standin.process.pid)
+            started = time.perf_counter()
+            for start in range(0, messages, 500):
+                await asyncio.gather(*(one(i) for i in range(start, start + 500)))
+            rates.append(messages / (time.perf_counter() - started))
+            cpu.append(1e6 * (time.process_time() - cpu0) / messages)
+            standin_cpu.append(1e6 * (proc_cpu(standin.process.pid) - s0) / messages)
+    finally:
+        await pool.aclose()
+    standin.call("reset")
+    floor = {
+        "messages_per_s": round(statistics.median(rates)),
+        "runs": [round(r) for r in rates],
+        "client_cpu_us": round(statistics.median(cpu), 1),
+        "standin_cpu_us": round(statistics.median(standin_cpu), 1),
+    }
+    print(f"floor (bare Http1Pool → stand-in): {json.dumps(floor)}", flush=True)
+    return floor
+
+
 async def sender_only(args) -> None:
     """``--scenario sender``: ``FcmPushSender.send`` alone (no database, no queue, no arq)
     in this process, ``--sender-messages`` messages in batches of 500, ``--sender-batches``
@@ -642,7 +775,13 @@ async def sender_only(args) -> None:
                     f"CPU/message | stand-in {standin_us:5.0f} µs CPU/message",
                     flush=True,
                 )
-            print(f"  median: {statistics.median(rates):.0f} messages/s", flush=True)
+            median = statistics.median(rates)
+            floor = await floor_rate(standin)
+            print(
+                f"  median: {median:.0f} messages/s, ratio to the floor "
+                f"{median / floor['messages_per_s']:.2f}",
+                flush=True,
+            )
         finally:
             await sender.close()
             standin.stop()
@@ -663,6 +802,8 @@ async def main(args) -> None:
     log_dir = RESULTS / f"push-fanout-{stamp}-logs"
     log_dir.mkdir()
     ward_a, ward_b = await wards(engine)
+    if args.history:
+        await ensure_history(engine, args.history)
     scenarios = []
     if args.scenario in ("a", "both"):
         scenarios.append(("a", ward_a, args.throughput_followers, 1.0))
@@ -677,6 +818,7 @@ async def main(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         standin = Standin(Path(tmp))
         try:
+            results["floor"] = floor = await floor_rate(standin)
             for name, area, followers, share in scenarios:
                 devices = await prepare(engine, area, followers, share)
                 print(f"scenario {name}: ward {area}, {followers} followers, {devices} devices")
@@ -688,6 +830,8 @@ async def main(args) -> None:
                     show(f"run {i + 1}", run)
                     runs.append(run)
                 med = summary(runs)
+                for key in ("pushes_per_s_wall", "pushes_per_s_span"):
+                    med[f"{key}_ratio_to_floor"] = round(med[key] / floor["messages_per_s"], 3)
                 print(f"  median: {json.dumps(med)}", flush=True)
                 results["scenarios"][name] = {
                     "area": area,
@@ -714,6 +858,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--throughput-followers", type=int, default=20_000)
     parser.add_argument("--followers", type=int, default=200_000)
     parser.add_argument("--device-share", type=float, default=1.0)
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=200_000,
+        help="old inbox rows of other residents kept in the database (0: none)",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument(
         "--in-flight",
