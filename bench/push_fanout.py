@@ -45,7 +45,9 @@ What runs
     - The script polls the announcement (status, inbox rows, rows still pending) and the
       worker's RSS every 0.25 s until every row is settled.
 
-Figures per run: wall time (announcement committed → last row settled); pushes/s over
+Figures per run: how long after the announcement was committed each push reached the
+stand-in (p50/p95/p99, from the stand-in's answer times on the system-wide monotonic
+clock); wall time (announcement committed → last row settled); pushes/s over
 that wall time (the fan-out overlaps the pushes) and over the push span (the last poll
 before the first row settled → the last settled); inbox rows per second of the fan-out
 (committed → status ``done``); worker RSS after start-up and peak;
@@ -127,6 +129,7 @@ def _standin_main(conn, service_account: str) -> None:
     counts: dict[str, Any] = {"sends": 0, "ok": 0, "errors": 0, "token_requests": 0}
     seen: set[str] = set()
     duplicates = [0]
+    answered: list[float] = []  # time.monotonic() of each 200 answer (system-wide clock)
 
     def drain() -> None:
         with standin._lock:
@@ -139,6 +142,8 @@ def _standin_main(conn, service_account: str) -> None:
                 else:
                     counts["sends"] += 1
                     counts["ok" if request.status == 200 else "errors"] += 1
+                    if request.status == 200:
+                        answered.append(request.received_at)
             for message in delivered:
                 token = message.get("token")
                 if token in seen:
@@ -157,13 +162,21 @@ def _standin_main(conn, service_account: str) -> None:
         if command == "stats":
             drain()
             with lock:
-                conn.send({**counts, "distinct_tokens": len(seen), "duplicates": duplicates[0]})
+                conn.send(
+                    {
+                        **counts,
+                        "distinct_tokens": len(seen),
+                        "duplicates": duplicates[0],
+                        "answered_at": sorted(answered),
+                    }
+                )
         elif command == "reset":
             drain()
             with lock:
                 counts.update(sends=0, ok=0, errors=0, token_requests=0)
                 seen.clear()
                 duplicates[0] = 0
+                answered.clear()
             conn.send("ok")
         else:
             standin.stop()
@@ -223,6 +236,13 @@ def worker_main() -> None:
 
         gc.set_threshold(*(int(n) for n in os.environ["BENCH_GC_THRESHOLD"].split(",")))
     cls = worker_main_module.WorkerSettings
+    on_startup = cls.on_startup
+    fanout_batch = os.environ.get("BENCH_FANOUT_BATCH")
+    if fanout_batch:  # experiment: followers per fan-out step (announcements.FANOUT_BATCH)
+
+        async def on_startup(ctx: dict[str, Any]) -> None:
+            await cls.on_startup(ctx)
+            ctx["announcement_batch"] = int(fanout_batch)
 
     functions = {
         f.__name__: f
@@ -238,7 +258,7 @@ def worker_main() -> None:
     worker = Worker(
         functions=list(functions.values()),
         cron_jobs=[],
-        on_startup=cls.on_startup,
+        on_startup=on_startup,
         on_shutdown=cls.on_shutdown,
         redis_settings=cls.redis_settings,
         queue_name=cls.queue_name,
@@ -574,6 +594,8 @@ async def one_run(
             ).one()
         inbox_rows, recipients, fanout_s, notif_sent, deliveries_sent = facts
         fcm = standin.call("stats")
+        # how long after the announcement was committed each push reached FCM
+        reached = [t - started for t in fcm.pop("answered_at")]
     finally:
         worker.terminate()
         try:
@@ -596,6 +618,12 @@ async def one_run(
         "pushes_per_s_wall": round(deliveries_sent / wall, 1),
         "push_span_s": round(wall - (first_push_after or 0), 2),
         "pushes_per_s_span": round(deliveries_sent / (wall - (first_push_after or 0)), 1),
+        "reached_fcm_s": {
+            f"p{q}": round(reached[min(len(reached) - 1, len(reached) * q // 100)], 2)
+            for q in (50, 95, 99)
+        }
+        if reached
+        else None,
         "worker_rss_idle_mb": round(rss_idle / 1024, 1),
         "worker_rss_peak_mb": round(status_now["VmHWM"] / 1024, 1),
         "worker_rss_peak_sampled_mb": round(peak_sampled / 1024, 1),
@@ -634,6 +662,9 @@ def summary(runs: list[dict]) -> dict:
     for key in keys:
         values = [r[key] for r in runs if r.get(key) is not None]
         out[key] = statistics.median(values) if values else None
+    out["reached_fcm_s"] = {
+        q: statistics.median(r["reached_fcm_s"][q] for r in runs) for q in ("p50", "p95", "p99")
+    }
     out["max_worker_rss_peak_mb"] = max(r["worker_rss_peak_mb"] for r in runs)
     out["all_ok"] = all(r["ok"] for r in runs)
     return out
@@ -645,6 +676,7 @@ def show(name: str, run: dict) -> None:
         f"wall {run['wall_s']:7.1f} s (rows done {run['inbox_rows_done_s']:6.1f} s, "
         f"{run['fanout_rows_per_s']} rows/s) | "
         f"{run['pushes_per_s_wall']:7.1f} pushes/s wall, {run['pushes_per_s_span']} span | "
+        f"reached FCM after p50/p95/p99 {'/'.join(map(str, run['reached_fcm_s'].values()))} s | "
         f"RSS {run['worker_rss_idle_mb']} → peak {run['worker_rss_peak_mb']} MB | "
         f"worker {run['worker_cpu_us_per_push']} µs CPU/push | busy cores "
         f"{run['machine_busy_cores']} load {run['load_before'][0]}→{run['load_after'][0]} | "

@@ -72,12 +72,11 @@ log = logging.getLogger("city.push")
 
 MAX_BATCH = 500  # FCM's and send_each_async's limit per call
 IN_FLIGHT = 100
-"""Requests on the wire at once per sender, and the size of its connection pool. FCM
-answers over HTTP/2 with up to 100 concurrent streams on the one connection httpcore
-opens per origin (httpcore caps streams at 100 too), so fewer would leave FCM's round
-trip (tens of milliseconds from Vietnam) idle: 100 in flight at 30 ms is ≈ 3,300/s. Over
-HTTP/1.1 (a plain-HTTP proxy or stand-in) each one is a connection, and httpcore's pool
-costs grow with connections (see the module docstring)."""
+"""Requests on the wire at once per sender, and the size of its pool of kept-alive
+HTTP/1.1 connections. Against real FCM each request waits a round trip (tens of
+milliseconds from Vietnam), so this caps a sender at ``IN_FLIGHT`` ÷ round trip (≈ 3,300/s
+at 30 ms); against the loopback stand-in more connections only cost more CPU (200 and 400
+were slower than 100, 50 too; docs/benchmarks.md)."""
 
 RETRYABLE_CODES = frozenset(
     {"quota_exceeded", "unavailable", "internal", "deadline_exceeded", "unknown"}
@@ -261,14 +260,15 @@ class FcmPushSender:
         self._http = _http_client.HttpxAsyncClient(
             credential=self._credential, timeout=timeout_seconds
         )
-        sdk_client = getattr(self._http, "_async_client", None)
-        if not isinstance(sdk_client, httpx.AsyncClient):
+        if not isinstance(getattr(self._http, "_async_client", None), httpx.AsyncClient):
             raise TypeError("firebase-admin changed: HttpxAsyncClient._async_client is gone")
         self._http._async_client = _FcmHttpClient(
             self.send_url,
             credential=self._credential,
             refresh=self._refresh_access_token,
-            default_headers=dict(sdk_client.headers),  # the SDK's metrics headers
+            # the SDK's own headers (x-goog-api-client), not httpx's defaults: its
+            # "accept-encoding: gzip" would have FCM compress what this client reads raw
+            default_headers=dict(_http_client.METRICS_HEADERS),
             timeout=timeout_seconds,
         )
         service._async_client = self._http
@@ -386,9 +386,14 @@ class _FcmHttpClient:
         self._credential = credential
         self._refresh = refresh
         self._default_headers = {
-            name.lower(): value
-            for name, value in default_headers.items()
-            if name.lower() not in ("host", "user-agent", "content-length", "authorization")
+            "accept": "application/json",
+            "accept-encoding": "identity",  # bodies are read as they come
+            **{
+                name.lower(): value
+                for name, value in default_headers.items()
+                if name.lower()
+                not in ("host", "user-agent", "content-length", "authorization", "accept-encoding")
+            },
         }
         self._auth_token: str | None = None
         self._auth_lines = b""

@@ -84,6 +84,14 @@ async def test_message_arrives_with_token_notification_data_and_platform_options
     [request] = fcm_standin.send_requests
     assert request.path == "/v1/projects/city-app-test/messages:send"
     assert request.status == 200
+    headers = request.headers
+    assert headers["content-type"] == "application/json"
+    assert headers["x-goog-api-format-version"] == "2"  # the SDK's FCM headers
+    assert headers["x-firebase-client"].startswith("fire-admin-python/")
+    assert "fire-admin/" in headers["x-goog-api-client"]  # the SDK's metrics header
+    # bodies are read raw: FCM must not be invited to compress them
+    assert headers["accept-encoding"] == "identity"
+    assert headers["user-agent"].startswith("city-push firebase-admin/")
     assert result.ok and not result.permanent and result.error_code is None
     assert result.message_id == request.response["name"]
     body = request.json()
