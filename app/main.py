@@ -30,7 +30,11 @@ from app.complaints.api import (
     PublicReportController,
     ReportController,
 )
-from app.console.api import ConsolePhotoController, ConsoleReportController
+from app.console.api import (
+    ConsolePhotoController,
+    ConsoleReportController,
+    ConsoleRoutingController,
+)
 from app.core import db
 from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
@@ -130,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RoutingRuleController,
             ConsoleReportController,
             ConsolePhotoController,
+            ConsoleRoutingController,
             PublicServiceIndexController,
             ConsoleServiceIndexController,
             InboxController,

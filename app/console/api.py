@@ -32,7 +32,14 @@ from app.console.schemas import (
 from app.core.auth import require_staff
 from app.core.db import DbSession
 from app.routing import service as routing
-from app.routing.schemas import ExtensionIn, ExtensionOut, TransferIn, TransferOut
+from app.routing.schemas import (
+    ExtensionIn,
+    ExtensionOut,
+    RoutedOut,
+    RoutingRunOut,
+    TransferIn,
+    TransferOut,
+)
 
 BEARER = [{"bearer": []}]
 
@@ -369,3 +376,30 @@ class ConsolePhotoController(Controller):
     )
     async def upload(self, request: Request, state: State, session: DbSession) -> PhotoOut:
         return await upload_from_body(request, state, session)
+
+
+class ConsoleRoutingController(Controller):
+    path = "/console/routing"
+    tags = ["console"]
+    guards = [require_staff]
+    security = BEARER
+
+    @post(
+        "/run",
+        status_code=HTTP_200_OK,
+        summary="Route the waiting reports now (dispatcher or admin)",
+        description="The worker's routing batch, run by hand for when the workers are down "
+        "or behind: the oldest 500 reports waiting for a unit are assigned by the same "
+        "rules, with the same deadlines and notifications. Audited.",
+    )
+    async def run(self, request: Request, state: State, session: DbSession) -> RoutingRunOut:
+        routed = await routing.route_now(
+            session, state.deadlines, request.user, state.clock.now(), client_ip(request)
+        )
+        return RoutingRunOut(
+            routed=len(routed),
+            reports=[
+                RoutedOut(code=r.code, unit_id=r.unit_id, reason=r.reason, due_at=r.due_at)
+                for r in routed
+            ],
+        )

@@ -52,3 +52,18 @@ class ExtensionIn(Input):
 
 class ExtensionOut(msgspec.Struct):
     due_at: datetime
+
+
+class RoutedOut(msgspec.Struct, kw_only=True):
+    code: str
+    unit_id: uuid.UUID
+    reason: str  # rule | ward | dispatcher | reopened: how the unit was chosen
+    due_at: datetime
+
+
+class RoutingRunOut(msgspec.Struct, kw_only=True):
+    """What a routing run by hand did: the reports it assigned (at most 500, oldest
+    first); none when every waiting report was routed already or held by a worker."""
+
+    routed: int
+    reports: list[RoutedOut]

@@ -264,6 +264,33 @@ async def route_pending(
     return routed
 
 
+async def route_now(
+    session: AsyncSession,
+    deadlines: Deadlines,
+    principal: Principal,
+    now: datetime,
+    ip: str | None = None,
+    limit: int = 500,
+) -> list[Routed]:
+    """A dispatcher or an admin runs the router by hand, for when the workers are down or
+    behind: the worker's own batch (same rules, deadlines and notices, up to ``limit``
+    oldest waiting reports; those a worker holds are skipped), in the caller's
+    transaction, audited."""
+    if not principal.has_role("dispatcher", "admin"):
+        raise Forbidden("role_required", params={"roles": "dispatcher, admin"})
+    routed = await route_pending(session, deadlines, now, limit)
+    await audit.record(
+        session,
+        actor_id=principal.user_id,
+        actor_kind="staff",
+        action="routing.run_by_hand",
+        object_type="report",
+        ip=ip,
+        details={"routed": len(routed), "codes": [r.code for r in routed[:100]]},
+    )
+    return routed
+
+
 # ---------------------------------------------------------------- transfers
 
 

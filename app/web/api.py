@@ -76,6 +76,13 @@ def _local(value: datetime | None, lang: str) -> str:
     return local.strftime("%H:%M %d/%m/%Y") if lang == "vi" else local.strftime("%d %b %Y %H:%M")
 
 
+def _int_or_none(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def _safe_next(raw: str | None) -> str:
     """Only a path inside the console: never an open redirect."""
     if raw and raw.startswith("/console") and not raw.startswith("//") and "\\" not in raw:
@@ -414,8 +421,19 @@ class ConsolePages(Controller):
                 if u.kind != "dispatcher"
             ],
             done=request.query_params.get("done"),
+            routed=_int_or_none(request.query_params.get("routed")),
             own_unit_codes=await _unit_codes(session, user),
         )
+
+    @post("/dispatch/route")
+    async def route_now(self, request: Request, state: State, session: DbSession) -> Redirect:
+        """The router run by hand (workers down or behind); dispatchers and admins."""
+        user = await _user(request, state, session)
+        await _form(request, state, user)
+        routed = await routing.route_now(
+            session, state.deadlines, user.principal, state.clock.now(), client_ip(request)
+        )
+        return Redirect(f"/console/dispatch?routed={len(routed)}", status_code=303)
 
     @get("/reports/{report_id:uuid}")
     async def report(

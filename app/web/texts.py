@@ -116,6 +116,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Chưa định tuyến (hệ thống sẽ tự chuyển)",
         "Not yet routed (the worker routes them)",
     ),
+    "route_now": ("Định tuyến ngay", "Route them now"),
+    "route_now_help": (
+        "Nếu hệ thống xử lý nền bị chậm hoặc ngừng: chuyển ngay các phản ánh đang chờ "
+        "theo cùng quy tắc định tuyến.",
+        "When the background workers are down or behind: assign the waiting reports now, "
+        "by the same routing rules.",
+    ),
+    "routed_n": ("Đã định tuyến {n} phản ánh.", "Routed {n} reports."),
     "index_title": ("Chỉ số phục vụ của đơn vị", "The unit's service index"),
     "period": ("Kỳ", "Period"),
     "all_time": ("Từ trước đến nay", "All time"),

@@ -350,6 +350,32 @@ async def test_dispatch_page_is_for_dispatchers_and_assigns(app, client, ward):
     assert row.transfer_count == 0  # a dispatcher's assignment is not a unit's transfer
 
 
+async def test_a_dispatcher_routes_the_unrouted_reports_from_the_dispatch_page(
+    app, client, caplog, clock
+):
+    resident = await resident_now(client, caplog, clock)
+    clock.set(hanoi(WEDNESDAY))
+    filed = await file_petition(client, resident["headers"])  # no worker runs
+    officer = await browser_for(app, [("officer", "evn-hanoi")])
+    dispatcher = await browser_for(app, [("dispatcher", None)])
+    page = await dispatcher.get("/console/dispatch")
+    assert filed["code"] in page.text and "Định tuyến ngay" in page.text
+
+    # an officer's session (and CSRF token) cannot run it: 403, nothing routed
+    refused = await officer.post_form("/console/queue", "/console/dispatch/route", {})
+    assert refused.status_code == 403
+    assert (await report_row(app, uuid.UUID(filed["id"]))).status == "submitted"
+
+    r = await dispatcher.post_form("/console/dispatch", "/console/dispatch/route", {})
+
+    assert r.status_code == 303 and r.headers["location"] == "/console/dispatch?routed=1"
+    after = await dispatcher.get(r.headers["location"])
+    assert "Đã định tuyến 1 phản ánh." in after.text
+    assert "Định tuyến ngay" not in after.text  # nothing left waiting
+    row = await report_row(app, uuid.UUID(filed["id"]))
+    assert row.status == "assigned" and row.unit_id is not None
+
+
 async def test_unit_pages_index_staff_and_audit(app, client, ward):
     officer = await browser_for(app, [("officer", ward["unit"])])
     manager = await browser_for(app, [("manager", ward["unit"])])
