@@ -14,23 +14,25 @@ What it is
     timeout would close them under a request). Responses are parsed by ``httptools``
     (llhttp, the parser of Node.js; Content-Length, chunked, keep-alive rules). TLS for
     ``https://`` with the system's verification (certifi's roots), ALPN ``http/1.1``.
-    No redirects, cookies, proxies, compression or retries: the caller (the push sender)
-    retries at its own layer, and FCM needs none of the rest. Responses must carry a
-    Content-Length or be chunked (FCM's do); no HEAD requests.
+    ``proxy``: an ``http://`` proxy for an ``https://`` origin, through a CONNECT tunnel
+    (TLS with the origin inside it). No redirects, cookies, compression or retries: the
+    caller (the push sender) retries at its own layer, and FCM needs none of the rest.
+    Responses must carry a Content-Length or be chunked (FCM's do); no HEAD requests.
 
 Errors are httpx's exception types, which firebase-admin maps to its error codes
-(``ConnectError``/``RemoteProtocolError``/``ReadError`` → UNAVAILABLE,
-``TimeoutException`` → DEADLINE_EXCEEDED). A request on a connection the server closed
-is not sent again here, since a POST may have been acted on.
+(``ConnectError`` → UNAVAILABLE, ``TimeoutException`` → DEADLINE_EXCEEDED; the push
+sender counts the other transport errors as unavailable too). A request on a connection
+the server closed is not sent again here, since a POST may have been acted on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import certifi
 import httptools
@@ -61,6 +63,7 @@ class Http1Pool:
         idle_seconds: float = 50.0,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = "city-push",
+        proxy: str | None = None,
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -81,6 +84,19 @@ class Http1Pool:
         if url.scheme == "https":
             self._ssl = ssl_context or ssl.create_default_context(cafile=certifi.where())
             self._ssl.set_alpn_protocols(["http/1.1"])
+        self._proxy: tuple[str, int] | None = None
+        self._proxy_auth: str | None = None  # Basic credentials from the proxy's URL
+        if proxy:
+            proxy_url = urlsplit(proxy)
+            if url.scheme != "https" or proxy_url.scheme != "http" or not proxy_url.hostname:
+                raise ValueError(
+                    "a proxy is for https:// origins, through an http:// proxy's CONNECT: "
+                    f"{proxy!r} for {base_url!r}"
+                )
+            self._proxy = (proxy_url.hostname, proxy_url.port or 80)
+            if proxy_url.username is not None:
+                credentials = f"{unquote(proxy_url.username)}:{unquote(proxy_url.password or '')}"
+                self._proxy_auth = base64.b64encode(credentials.encode()).decode("ascii")
         self._slots = asyncio.Semaphore(size)
         self._idle: list[_Connection] = []  # most recently used last
         self._all: set[_Connection] = set()
@@ -139,23 +155,39 @@ class Http1Pool:
         return None
 
     async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
         try:
-            _, connection = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _Connection(self),
-                    self.host,
-                    self.port,
-                    ssl=self._ssl,
-                    server_hostname=self.host if self._ssl else None,
-                ),
-                self.timeout,
-            )
+            connection = await asyncio.wait_for(self._open(), self.timeout)
         except TimeoutError as error:
             raise httpx.ConnectTimeout(f"connecting to {self.origin} timed out") from error
         except OSError as error:  # refused, unreachable, TLS failure (ssl.SSLError)
             raise httpx.ConnectError(f"cannot connect to {self.origin}: {error}") from error
         self._all.add(connection)
+        return connection
+
+    async def _open(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        if self._proxy is None:
+            _, connection = await loop.create_connection(
+                lambda: _Connection(self),
+                self.host,
+                self.port,
+                ssl=self._ssl,
+                server_hostname=self.host if self._ssl else None,
+            )
+            return connection
+        # through an HTTP proxy: CONNECT host:port, then TLS with the origin in the tunnel
+        transport, connection = await loop.create_connection(
+            lambda: _Connection(self), *self._proxy
+        )
+        try:
+            await connection.tunnel(self.host, self.port, self._proxy_auth)
+            assert self._ssl is not None
+            connection.tls(
+                await loop.start_tls(transport, connection, self._ssl, server_hostname=self.host)
+            )
+        except BaseException:
+            transport.close()
+            raise
         return connection
 
     def _forget(self, connection: _Connection) -> None:
@@ -183,6 +215,8 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._lost = False
         self._keep_alive = True
+        self._tunnel: asyncio.Future[None] | None = None  # waiting for a proxy's answer
+        self._tunnel_head = b""
         self.idle_since = 0.0
 
     @property
@@ -207,6 +241,24 @@ class _Connection(asyncio.Protocol):
             timer.cancel()
             self._waiter = None
 
+    async def tunnel(self, host: str, port: int, basic_auth: str | None = None) -> None:
+        """Ask the proxy this connection goes to for a tunnel to ``host:port``."""
+        assert self._transport is not None
+        self._tunnel = asyncio.get_running_loop().create_future()
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        auth = f"proxy-authorization: Basic {basic_auth}\r\n" if basic_auth else ""
+        self._transport.write(
+            f"CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n{auth}\r\n".encode()
+        )
+        try:
+            await self._tunnel
+        finally:
+            self._tunnel = None
+
+    def tls(self, transport: Any) -> None:
+        """Go on over the TLS transport ``loop.start_tls`` made inside the tunnel."""
+        self._transport = transport
+
     def close(self) -> None:
         self._keep_alive = False
         self._pool._forget(self)
@@ -219,6 +271,9 @@ class _Connection(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel_answer(data)
+            return
         if self._waiter is None:  # bytes nobody asked for: the connection is unusable
             self._fail(httpx.RemoteProtocolError("unexpected data from the server"))
             return
@@ -232,6 +287,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._pool._forget(self)
+        if self._tunnel is not None and not self._tunnel.done():
+            self._tunnel.set_exception(ConnectionError("the proxy closed the connection"))
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             message = "the server closed the connection before answering"
@@ -259,6 +316,27 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
             self._waiter = None  # a second response on the same request is an error
+
+    def _tunnel_answer(self, data: bytes) -> None:
+        """The proxy's answer to CONNECT: a status line and headers, no body; 2xx opens
+        the tunnel (nothing may follow before our TLS hello)."""
+        assert self._tunnel is not None
+        if self._tunnel.done():
+            return  # answered; the caller closes or goes on with TLS
+        self._tunnel_head += data
+        if b"\r\n\r\n" not in self._tunnel_head:
+            if len(self._tunnel_head) > 16_384:
+                self._tunnel.set_exception(ConnectionError("the proxy's answer is too long"))
+            return
+        head, _, rest = self._tunnel_head.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].startswith("2"):
+            self._tunnel.set_exception(ConnectionError(f"the proxy refused: {status_line}"))
+        elif rest:
+            self._tunnel.set_exception(ConnectionError("the proxy sent bytes before TLS"))
+        else:
+            self._tunnel.set_result(None)
 
     # failures
 

@@ -53,10 +53,12 @@ import functools
 import json
 import logging
 import threading
+import urllib.request
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import firebase_admin
 import google.auth.exceptions
@@ -382,6 +384,7 @@ class _FcmHttpClient:
             size=IN_FLIGHT,
             timeout=timeout,
             user_agent=f"city-push firebase-admin/{firebase_admin.__version__}",
+            proxy=https_proxy_for(send_url),
         )
         self._credential = credential
         self._refresh = refresh
@@ -448,6 +451,18 @@ class _FcmHttpClient:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+def https_proxy_for(url: str) -> str | None:
+    """``HTTPS_PROXY`` (or ``https_proxy``) for an ``https://`` URL whose host
+    ``NO_PROXY`` does not exempt, as httpx and requests read them; otherwise None."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return None
+    proxy = urllib.request.getproxies_environment().get("https")
+    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or ""):
+        return None
+    return proxy
 
 
 class _FcmResponse:

@@ -295,6 +295,102 @@ async def test_https_verifies_the_server_and_speaks_http_1_1_over_tls(serve, tmp
     assert server.connections == 1  # one kept-alive connection (the refused one never got past TLS)
 
 
+class ConnectProxy:
+    """An HTTP proxy on loopback that only tunnels (CONNECT), as egress proxies do; it
+    records what it was asked and can refuse with 407."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.asked: list[bytes] = []
+        self.tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.asked.append(head)
+        method, authority, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        if self.refuse or method != b"CONNECT":
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        host, port = authority.decode().rsplit(":", 1)
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except ConnectionError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def stop(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+async def test_https_through_a_connect_proxy_and_a_refusing_one(serve, tmp_path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    server = await serve(ssl_context=server_context)
+    port = server.url.rsplit(":", 1)[1]
+    proxy, refusing = ConnectProxy(), ConnectProxy(refuse=True)
+    proxy_url, refusing_url = await proxy.start(), await refusing.start()
+    trust = ssl.create_default_context(cafile=cert)
+    try:
+        pool = Http1Pool(
+            server.url,
+            size=2,
+            ssl_context=trust,
+            proxy=proxy_url.replace("http://", "http://push%40city:s%3Acret@"),
+        )
+        try:
+            responses = [await pool.request("POST", "/send", body=b"{}") for _ in range(3)]
+        finally:
+            await pool.aclose()
+        blocked = Http1Pool(server.url, size=1, ssl_context=trust, proxy=refusing_url)
+        with pytest.raises(httpx.ConnectError, match="407"):
+            await blocked.request("GET", "/")
+        await blocked.aclose()
+    finally:
+        await proxy.stop()
+        await refusing.stop()
+
+    assert [r.body for r in responses] == [b'{"ok":true}'] * 3
+    [asked] = proxy.asked  # one tunnel, kept alive for all three requests
+    assert asked.startswith(f"CONNECT localhost:{port} HTTP/1.1\r\n".encode())
+    # the credentials in the proxy's URL, percent-decoded, as Basic
+    assert b"proxy-authorization: Basic cHVzaEBjaXR5OnM6Y3JldA==\r\n" in asked
+    assert server.connections == 1  # the origin saw one TLS connection, through the tunnel
+    assert b"POST /send HTTP/1.1" in server.requests[0]
+
+
+def test_the_proxy_comes_from_the_environment_for_https_only(monkeypatch) -> None:
+    from app.core.push import https_proxy_for
+
+    fcm = "https://fcm.googleapis.com/v1/projects/{0}/messages:send"
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert https_proxy_for(fcm) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert https_proxy_for(fcm) == "http://proxy.internal:3128"
+    assert https_proxy_for("http://127.0.0.1:9099/v1/projects/{0}/messages:send") is None
+    monkeypatch.setenv("NO_PROXY", "localhost,.googleapis.com")
+    assert https_proxy_for(fcm) is None
+    with pytest.raises(ValueError, match="CONNECT"):
+        Http1Pool("http://fcm.test", size=1, proxy="http://proxy.internal:3128")
+
+
 def test_only_http_urls_make_a_pool() -> None:
     with pytest.raises(ValueError, match="not an http"):
         Http1Pool("ftp://example.com", size=1)

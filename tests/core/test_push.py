@@ -556,3 +556,25 @@ async def test_standin_refuses_sends_without_its_access_token(fcm_standin: FcmSt
         )
     assert response.status_code == 401
     assert response.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+async def test_an_https_fcm_is_reached_through_the_https_proxy_of_the_environment(
+    make_settings: Callable[..., Settings], fcm_standin: FcmStandin, monkeypatch
+) -> None:
+    from tests.core.test_http1 import ConnectProxy
+
+    proxy = ConnectProxy(refuse=True)  # an egress proxy that says no
+    monkeypatch.setenv("HTTPS_PROXY", await proxy.start())
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    fcm = FcmPushSender(make_settings(fcm_url="https://fcm.test/v1/projects/{0}/messages:send"))
+    try:
+        [result] = await fcm.send([push("device-1")])
+    finally:
+        await fcm.close()
+        await proxy.stop()
+
+    assert (result.error_code, result.retryable) == ("unavailable", True)
+    [asked] = proxy.asked
+    assert asked.startswith(b"CONNECT fcm.test:443 HTTP/1.1\r\n")
+    assert fcm_standin.send_requests == []
