@@ -74,6 +74,15 @@ async def ok(request: bytes, writer: asyncio.StreamWriter) -> bool:
     return True
 
 
+def ok_after(seconds: float) -> Answer:
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(seconds)
+        writer.write(OK)
+        return True
+
+    return answer
+
+
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
     servers: list[Server] = []
@@ -89,12 +98,7 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
 
 
 async def test_requests_share_kept_alive_connections_up_to_the_pool_size(serve) -> None:
-    async def slow(request: bytes, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(0.005)
-        writer.write(OK)
-        return True
-
-    server = await serve(slow)
+    server = await serve(ok_after(0.005))
     pool = Http1Pool(server.url, size=4)
     try:
         responses = await asyncio.gather(
@@ -224,12 +228,7 @@ async def test_nothing_listening_is_a_connect_error() -> None:
 
 
 async def test_a_cancelled_caller_frees_its_slot_and_drops_its_connection(serve) -> None:
-    async def slow(request: bytes, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(0.2)
-        writer.write(OK)
-        return True
-
-    server = await serve(slow)
+    server = await serve(ok_after(0.2))
     pool = Http1Pool(server.url, size=1)
     try:
         task = asyncio.create_task(pool.request("GET", "/slow"))
