@@ -20,9 +20,8 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from app.places.demo import DEMO_STAFF, DEMO_STAFF_EMAILS, DEMO_STAFF_PASSWORD
 from app.settings import get_settings
-
-DEMO_STAFF_PASSWORD = "demo-password-2026"
 
 
 async def _ensure_database(url: str) -> None:
@@ -59,18 +58,12 @@ async def _demo_staff() -> None:
     settings = get_settings()
     engine = db.make_engine(settings)
     sessionmaker = db.make_sessionmaker(engine)
-    accounts = [
-        ("admin@city.local", "Quản trị viên", [("admin", None)]),
-        ("dispatcher@city.local", "Điều phối viên", [("dispatcher", None)]),
-        ("officer@city.local", "Cán bộ phường Hoàn Kiếm", [("officer", "ubnd-00070")]),
-        ("manager@city.local", "Lãnh đạo phường Hoàn Kiếm", [("manager", "ubnd-00070")]),
-    ]
     async with db.transaction(sessionmaker, None) as session:
-        for email, name, roles in accounts:
+        for email, name, roles in DEMO_STAFF:
             if await session.scalar(select(User.id).where(User.email == email)):
                 continue
             try:
-                await service.create_staff(session, email, name, DEMO_STAFF_PASSWORD, roles)
+                await service.create_staff(session, email, name, DEMO_STAFF_PASSWORD, list(roles))
             except Exception as exc:  # a unit code missing in this city's data
                 print(f"skipped demo staff {email}: {exc}", file=sys.stderr)
     await engine.dispose()
@@ -88,8 +81,7 @@ def cmd_setup(_: argparse.Namespace) -> None:
         if settings.environment == "development":
             asyncio.run(_demo_staff())
             print(
-                f"demo staff: admin@city.local, dispatcher@city.local, officer@city.local, "
-                f"manager@city.local / password {DEMO_STAFF_PASSWORD}",
+                f"demo staff: {', '.join(DEMO_STAFF_EMAILS)} / password {DEMO_STAFF_PASSWORD}",
                 file=sys.stderr,
             )
 

@@ -56,6 +56,7 @@ from app.places.api import PlacesController
 from app.routing.api import RoutingRuleController
 from app.routing.service import Deadlines
 from app.settings import Settings, get_settings
+from app.startup import refuse_unsafe_production
 from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
 from app.web.api import ConsolePages, page_error_handler
 
@@ -81,6 +82,7 @@ async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    refuse_unsafe_production(settings, "api")  # exits with one message naming every problem
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:

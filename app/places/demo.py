@@ -104,6 +104,19 @@ CITY_UNITS: tuple[UnitSeed, ...] = (
 )
 
 
+# Development only (``python -m app.cli setup`` with ENVIRONMENT=development): staff
+# accounts whose password is published in the README. Production refuses to start while
+# any of them is active (app/startup.py).
+DEMO_STAFF_PASSWORD = "demo-password-2026"
+DEMO_STAFF: tuple[tuple[str, str, tuple[tuple[str, str | None], ...]], ...] = (
+    ("admin@city.local", "Quản trị viên", (("admin", None),)),
+    ("dispatcher@city.local", "Điều phối viên", (("dispatcher", None),)),
+    ("officer@city.local", "Cán bộ phường Hoàn Kiếm", (("officer", "ubnd-00070"),)),
+    ("manager@city.local", "Lãnh đạo phường Hoàn Kiếm", (("manager", "ubnd-00070"),)),
+)
+DEMO_STAFF_EMAILS: tuple[str, ...] = tuple(email for email, _, _ in DEMO_STAFF)
+
+
 # City-wide utilities answer for their network everywhere (category → unit); every other
 # category goes to the ward's People's Committee unless an admin adds a rule.
 DEFAULT_RULES: tuple[tuple[str, str], ...] = (
