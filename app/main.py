@@ -42,7 +42,7 @@ from app.core.errors import EXCEPTION_HANDLERS
 from app.core.files_api import serve_file
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.openapi import document_problems
-from app.core.ops import HealthController, worker_status
+from app.core.ops import HealthController, MetricsTokenMiddleware, worker_status
 from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
 from app.core.storage import make_storage
@@ -176,7 +176,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(directory=WEB_DIR / "templates", engine=JinjaTemplateEngine),
         lifespan=[lifespan],
         state=State({"settings": settings}),
-        middleware=[RequestIdMiddleware, prometheus.middleware, AuthenticationMiddleware],
+        middleware=[
+            RequestIdMiddleware,
+            prometheus.middleware,
+            MetricsTokenMiddleware,  # before authentication: its token is not a user's
+            AuthenticationMiddleware,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         # level 6, not Litestar's 9: a 511 KiB street view costs 3.2 ms of CPU instead of
         # 7.6 ms for 52 KiB instead of 49 (docs/benchmarks.md, issue 3 second pass)

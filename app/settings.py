@@ -19,6 +19,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     environment: str = "development"  # development | test | production
     log_level: str = "INFO"
     public_base_url: str = "http://127.0.0.1:8000"
+    # bearer token /metrics requires (Prometheus' `authorization: {credentials: ...}`);
+    # empty: /metrics is open (keep it off the public network then)
+    metrics_token: str = ""
 
     # data stores
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/city"

@@ -1,17 +1,22 @@
-"""Operational endpoints: liveness, readiness (database, Redis, storage) and metrics."""
+"""Operational endpoints: liveness, readiness (database, Redis, storage) and metrics
+(closed by a bearer token when ``METRICS_TOKEN`` is set)."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import Gauge
 from sqlalchemy import text
+
+from app.core.errors import Unauthenticated, app_error_handler
 
 READY = Gauge(
     "city_dependency_up", "1 when a dependency answered the last readiness check", ["dependency"]
@@ -29,6 +34,9 @@ REPORTS_OVERDUE = Gauge(
 CHECK_TIMEOUT_SECONDS = 2.0
 # a worker writes this every 30 s (workers.main.heartbeat); it expires after 3 minutes
 WORKER_STALE_SECONDS = 90
+
+
+METRICS_PATH = "/metrics"
 
 
 def heartbeat_key(prefix: str) -> str:
@@ -170,3 +178,30 @@ class HealthController(Controller):
             Readiness(status="ready" if ok else "unavailable", checks=checks, worker=worker),
             status_code=200 if ok else 503,
         )
+
+
+class MetricsTokenMiddleware:
+    """With ``METRICS_TOKEN`` set, ``/metrics`` needs ``Authorization: Bearer <token>``
+    (else 401 problem+json). It sits before the authentication middleware and takes the
+    header off a scrape it let through, as that token is not a user's access token."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/") == METRICS_PATH:
+            expected = scope["app"].state.settings.metrics_token
+            if expected:
+                headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+                given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+                scheme, _, credentials = given.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    credentials.strip().encode(), expected.encode()
+                ):
+                    request: Request = Request(scope)
+                    response = app_error_handler(request, Unauthenticated())
+                    response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+                    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+                    return
+                scope["headers"] = headers
+        await self.app(scope, receive, send)
