@@ -53,6 +53,7 @@ from app.notifications.api import (
     PreferencesController,
 )
 from app.places.api import PlacesController
+from app.places.reference import ReferenceData
 from app.routing.api import RoutingRuleController
 from app.routing.service import Deadlines
 from app.settings import Settings, get_settings
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         if "clock" not in app.state:
             app.state.clock = Clock()
+        app.state.reference = ReferenceData(app.state.sessionmaker, settings.database_url)
+        app.state.reference.start()
         try:
             await storage.ensure_ready()
         except Exception:  # readiness reports it; the API still starts
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            await app.state.reference.close()
             await push.close()
             await app.state.vneid.aclose()
             await redis.aclose()

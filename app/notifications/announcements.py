@@ -132,7 +132,7 @@ async def follow_area(
     session: AsyncSession, user_id: uuid.UUID, code: str, now: datetime
 ) -> FollowedArea:
     """Follow an area (again: a no-op). Unknown area: 404."""
-    area = await places.get_area(session, code)
+    area = await places.find_area(session, code)
     home = await session.scalar(select(User.home_area_code).where(User.id == user_id))
     already = await session.scalar(
         select(AreaFollow.following).where(
@@ -165,7 +165,7 @@ async def unfollow_area(
 ) -> None:
     """Stop following an area (not followed: a no-op). The home ward is remembered as
     unfollowed. Unknown area: 404."""
-    await places.get_area(session, code)
+    await places.find_area(session, code)
     home = await session.scalar(select(User.home_area_code).where(User.id == user_id))
     if code == home:
         stmt = insert(AreaFollow).values(

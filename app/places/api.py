@@ -1,10 +1,14 @@
-"""Public lookups: areas (wards and communes), categories, units."""
+"""Public lookups: areas (wards and communes), categories, units.
+
+Reference data is served from the process's snapshot (``app.places.reference``): no
+database round trip unless it changed."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from litestar import Controller, Request, get
+from litestar.datastructures import State
 from litestar.params import FromPath, Parameter
 
 from app.core.db import DbSession
@@ -20,30 +24,33 @@ class PlacesController(Controller):
     @get("/areas", summary="Wards and communes of the city")
     async def areas(
         self,
-        session: DbSession,
+        state: State,
         q: Annotated[str | None, Parameter(max_length=60, description="Name contains")] = None,
     ) -> list[AreaOut]:
-        return await service.list_areas(session, q)
+        return await service.list_areas(state.reference, q)
 
     @get("/areas/lookup", summary="The ward or commune containing a point (WGS84)")
     async def lookup(
         self,
+        state: State,
         session: DbSession,
         lat: Annotated[float, Parameter(ge=-90, le=90)],
         lon: Annotated[float, Parameter(ge=-180, le=180)],
     ) -> AreaOut:
-        return await service.area_at(session, lon, lat)
+        return await service.area_at(session, state.reference, lon, lat)
 
     @get("/areas/{code:str}", summary="One ward or commune")
-    async def area(self, session: DbSession, code: FromPath[str]) -> AreaOut:
-        return await service.get_area(session, code)
+    async def area(self, state: State, code: FromPath[str]) -> AreaOut:
+        return await service.get_area(state.reference, code)
 
     @get("/categories", summary="Report categories with their working-day deadlines")
-    async def categories(self, request: Request, session: DbSession) -> list[CategoryOut]:
+    async def categories(self, request: Request, state: State) -> list[CategoryOut]:
         return await service.list_categories(
-            session, negotiate(request.headers.get("accept-language"))
+            state.reference, negotiate(request.headers.get("accept-language"))
         )
 
     @get("/units", summary="Responsible units")
-    async def units(self, request: Request, session: DbSession) -> list[UnitOut]:
-        return await service.list_units(session, negotiate(request.headers.get("accept-language")))
+    async def units(self, request: Request, state: State) -> list[UnitOut]:
+        return await service.list_units(
+            state.reference, negotiate(request.headers.get("accept-language"))
+        )
