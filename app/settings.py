@@ -82,6 +82,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     reminder_share: float = 0.75  # remind the unit when this share of the time has passed
     escalate_after_working_days: int = 2  # overdue this long → parent unit / dispatcher
     max_transfers: int = 3  # after this many transfers an item goes to the dispatcher
+    # working days one extension may add to a deadline; 0: the category's own allowance
+    max_extension_working_days: int = 0
     rating_window_days: int = 7  # no rating by then → closed as "not rated"
     reconcile_after_seconds: int = 60  # state older than this without its job gets one
     routing_batch_size: int = 500

@@ -96,6 +96,8 @@ class Report(Base):
     supporters_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     reopen_count: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(String(80))
+    # SHA-256 of the filed body: a key reused with another body is refused (issue 17)
+    idempotency_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     created_at = created_at()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

@@ -15,13 +15,24 @@ The rules every deadline in the system follows:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import holidays
 
+if TYPE_CHECKING:
+    from app.settings import Settings
+
 TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+class DateOutOfRange(ValueError):
+    """A working-day computation would pass the last date Python can hold (9999-12-31).
+    Callers validate input dates first (a bounded extension); this keeps a date that
+    slipped through from becoming an OverflowError deep in the calendar."""
 
 
 class WorkingCalendar:
@@ -46,15 +57,17 @@ class WorkingCalendar:
 
     def nth_working_day(self, day: date, n: int) -> date:
         """The n-th working day after ``day`` (n = 0: ``day`` itself if it is a working
-        day, else the next one)."""
-        return self._holidays.get_nth_working_day(day, n)
+        day, else the next one). ``DateOutOfRange`` if that is past ``date.max``."""
+        try:
+            return self._holidays.get_nth_working_day(day, n)
+        except (OverflowError, ValueError) as exc:  # "year 10000 is out of range"
+            raise DateOutOfRange(f"{n} working days after {day} is past {date.max}") from exc
 
     def working_days_count(self, after: date, until: date) -> int:
         """Working days in (after, until]."""
-        count, day = 0, after + timedelta(days=1)
-        while day <= until:
-            count += self.is_working_day(day)
-            day += timedelta(days=1)
+        count = 0
+        for offset in range(1, (until - after).days + 1):  # never steps past ``until``
+            count += self.is_working_day(after + timedelta(days=offset))
         return count
 
     def local(self, at: datetime) -> datetime:
@@ -126,3 +139,38 @@ class WorkingCalendar:
 @lru_cache(maxsize=4)
 def working_calendar(opens: str = "08:00", closes: str = "17:00") -> WorkingCalendar:
     return WorkingCalendar(time.fromisoformat(opens), time.fromisoformat(closes))
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """The deadline policy: calendar, reminder share, escalation delay, and how far one
+    extension may move a deadline (0: as far as the category's own allowance)."""
+
+    calendar: WorkingCalendar
+    reminder_share: float
+    escalate_after_working_days: int
+    max_extension_working_days: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Deadlines:
+        return cls(
+            working_calendar(settings.office_opens, settings.office_closes),
+            settings.reminder_share,
+            settings.escalate_after_working_days,
+            settings.max_extension_working_days,
+        )
+
+    def for_received(
+        self, received: datetime, working_days: int
+    ) -> tuple[datetime, datetime, datetime]:
+        """(due, remind, escalate) for a report received at ``received``."""
+        due = self.calendar.due_at(received, working_days)
+        remind = self.calendar.point_in_allowed_time(received, working_days, self.reminder_share)
+        return due, remind, self.escalate_at(due)
+
+    def escalate_at(self, due: datetime) -> datetime:
+        return self.calendar.after_working_days(due, self.escalate_after_working_days)
+
+    def extension_allowance(self, category_working_days: int) -> int:
+        """How many working days one extension may add to a deadline."""
+        return self.max_extension_working_days or category_working_days

@@ -27,7 +27,7 @@ from app.complaints.handling import lock_for_staff
 from app.complaints.models import Report, ReportEvent
 from app.core import audit, i18n
 from app.core.auth import Principal
-from app.core.calendar import TIMEZONE, WorkingCalendar, working_calendar
+from app.core.calendar import TIMEZONE, DateOutOfRange, Deadlines
 from app.core.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.notifications.service import Notice, notify
 from app.places.models import Area, Category, Unit
@@ -76,6 +76,11 @@ i18n.register(
             "vi": "Không có đề nghị gia hạn nào đang chờ.",
             "en": "There is no pending extension request.",
         },
+        "extension_too_far": {
+            "vi": "Gia hạn thêm tối đa {days} ngày làm việc: hạn mới muộn nhất là {latest}.",
+            "en": "An extension may add at most {days} working days: the latest new "
+            "deadline is {latest}.",
+        },
         "managers_only": {
             "vi": "Chỉ lãnh đạo đơn vị được gia hạn.",
             "en": "Only a manager of the unit can grant an extension.",
@@ -86,34 +91,6 @@ i18n.register(
 HANDLING_STATUSES = ("assigned", "in_progress")
 # the open statuses a deadline runs in (submitted items have no deadline yet)
 DEADLINE_STATUSES = ("assigned", "in_progress", "reopened")
-
-
-@dataclass(frozen=True, slots=True)
-class Deadlines:
-    """The deadline policy: calendar, reminder share, escalation delay."""
-
-    calendar: WorkingCalendar
-    reminder_share: float
-    escalate_after_working_days: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Deadlines:
-        return cls(
-            working_calendar(settings.office_opens, settings.office_closes),
-            settings.reminder_share,
-            settings.escalate_after_working_days,
-        )
-
-    def for_received(
-        self, received: datetime, working_days: int
-    ) -> tuple[datetime, datetime, datetime]:
-        """(due, remind, escalate) for a report received at ``received``."""
-        due = self.calendar.due_at(received, working_days)
-        remind = self.calendar.point_in_allowed_time(received, working_days, self.reminder_share)
-        return due, remind, self.escalate_at(due)
-
-    def escalate_at(self, due: datetime) -> datetime:
-        return self.calendar.after_working_days(due, self.escalate_after_working_days)
 
 
 def staff_link(report_id: uuid.UUID) -> dict[str, str]:
@@ -415,11 +392,15 @@ def _manages(principal: Principal, report: Report) -> bool:
     )
 
 
-def _check_extension(
-    calendar: WorkingCalendar, report: Report, new_due_day: date, now: datetime
+async def _check_extension(
+    session: AsyncSession, deadlines: Deadlines, report: Report, new_due_day: date, now: datetime
 ) -> None:
     """The one extension: while handled, not yet extended, before the deadline (extending
-    a late report would hide that it is late), to a working day after the current one."""
+    a late report would hide that it is late), to a working day after the current one and
+    at most ``Deadlines.extension_allowance`` working days after it (checked before any
+    other arithmetic on the date, so a far date such as 9999-12-31 is a 422, never an
+    overflow in the calendar)."""
+    calendar = deadlines.calendar
     if report.status not in HANDLING_STATUSES or report.due_at is None:
         raise Conflict(
             "invalid_transition",
@@ -435,6 +416,22 @@ def _check_extension(
         raise Unprocessable(
             "extension_not_later",
             params={"due": current_day.isoformat()},
+            errors=[FieldError(field="due_date", message=new_due_day.isoformat(), source="body")],
+        )
+    allowance = deadlines.extension_allowance(
+        await session.scalar(
+            select(Category.deadline_working_days).where(Category.code == report.category_code)
+        )
+        or 1
+    )
+    try:
+        latest = calendar.nth_working_day(current_day, allowance)
+    except DateOutOfRange:  # a current deadline within the allowance of date.max
+        latest = date.max
+    if new_due_day > latest:
+        raise Unprocessable(
+            "extension_too_far",
+            params={"days": allowance, "latest": latest.isoformat()},
             errors=[FieldError(field="due_date", message=new_due_day.isoformat(), source="body")],
         )
     if not calendar.is_working_day(new_due_day):
@@ -459,7 +456,7 @@ async def request_extension(
     decide).
     One request at a time; the deadline does not move until a manager approves."""
     report = await lock_for_staff(session, principal, report_id)
-    _check_extension(deadlines.calendar, report, new_due_day, now)
+    await _check_extension(session, deadlines, report, new_due_day, now)
     if report.extension_requested_at is not None:
         raise Conflict("extension_already_requested")
     report.extension_requested_until = new_due_day
@@ -579,7 +576,7 @@ async def grant_extension(
     if not _manages(principal, report):
         raise Forbidden("managers_only")
     calendar = deadlines.calendar
-    _check_extension(calendar, report, new_due_day, now)
+    await _check_extension(session, deadlines, report, new_due_day, now)
     new_due = calendar.close_of(new_due_day)
     # the reminder keeps its share of the (longer) time allowed
     received = (

@@ -32,4 +32,6 @@ class UnitStats(Base):
     accepted: Mapped[int] = mapped_column(Integer, nullable=False)
     not_satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
     not_rated: Mapped[int] = mapped_column(Integer, nullable=False)
+    # reports reopened by their reporter after a resolution (issue 17)
+    reopened: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -28,6 +28,7 @@ class ChannelFigures(msgspec.Struct):
     accepted: int
     not_satisfied: int
     not_rated: int  # closed when the rating window lapsed
+    reopened: int  # reopened by the reporter after a resolution (not satisfied)
     satisfaction_pct: Percent  # (satisfied + accepted) / rated
     rating_coverage_pct: Percent  # rated / resolved
 

@@ -16,6 +16,8 @@ The rules:
 - The rating counted is the one of the report's latest resolution round
   (``resolution_round = reopen_count``), as the close-unrated sweep decides 'rated';
   'not rated' (the 7-day window lapsed) is counted apart, never as satisfied.
+- Reopened: reports the reporter reopened after a resolution (not satisfied), counted
+  for the unit now responsible; their first resolution's on-time verdict stands.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ WITH items AS (
                AND r.status = ANY(CAST(:open_statuses AS text[])) AS open_overdue,
            CAST(r.handling_working_days AS float8) AS working_days,
            rt.rating,
-           r.closed_reason
+           r.closed_reason,
+           r.reopen_count
     FROM reports r
     LEFT JOIN report_ratings rt
            ON rt.report_id = r.id AND rt.resolution_round = r.reopen_count
@@ -114,7 +117,8 @@ figures AS (
            count(*) FILTER (WHERE resolved AND rating = 'satisfied') AS satisfied,
            count(*) FILTER (WHERE resolved AND rating = 'accept') AS accepted,
            count(*) FILTER (WHERE resolved AND rating = 'not_satisfied') AS not_satisfied,
-           count(*) FILTER (WHERE rating IS NULL AND closed_reason = 'not_rated') AS not_rated
+           count(*) FILTER (WHERE rating IS NULL AND closed_reason = 'not_rated') AS not_rated,
+           count(*) FILTER (WHERE reopen_count > 0) AS reopened
     FROM items
     GROUP BY GROUPING SETS ((unit_id, channel), (unit_id, channel, month),
                             (unit_id, channel, recent))
@@ -122,9 +126,10 @@ figures AS (
 )
 INSERT INTO unit_stats (unit_id, period, channel, received, resolved, resolved_on_time,
                         open_overdue, median_handling_working_days, rated, satisfied,
-                        accepted, not_satisfied, not_rated, refreshed_at)
+                        accepted, not_satisfied, not_rated, reopened, refreshed_at)
 SELECT unit_id, period, channel, received, resolved, resolved_on_time, open_overdue,
-       median_working_days, rated, satisfied, accepted, not_satisfied, not_rated, :now
+       median_working_days, rated, satisfied, accepted, not_satisfied, not_rated, reopened,
+       :now
 FROM figures
 """
 
@@ -187,6 +192,7 @@ def _figures(row: UnitStats | None) -> ChannelFigures:
             accepted=0,
             not_satisfied=0,
             not_rated=0,
+            reopened=0,
             satisfaction_pct=None,
             rating_coverage_pct=None,
         )
@@ -203,6 +209,7 @@ def _figures(row: UnitStats | None) -> ChannelFigures:
         accepted=row.accepted,
         not_satisfied=row.not_satisfied,
         not_rated=row.not_rated,
+        reopened=row.reopened,
         satisfaction_pct=_pct(row.satisfied + row.accepted, row.rated),
         rating_coverage_pct=_pct(row.rated, row.resolved),
     )

@@ -7,7 +7,8 @@ Create Date: 2026-12-05
 
 from collections.abc import Sequence
 
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0014"
 down_revision: str | None = "0013"
@@ -16,8 +17,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # item 14: the fingerprint of the body filed under an Idempotency-Key (NULL for
+    # reports filed before: they match any retry, as they did)
+    op.add_column(
+        "reports", sa.Column("idempotency_fingerprint", sa.LargeBinary(length=32), nullable=True)
+    )
+    # item 13: the service index counts reopened reports per unit
+    op.add_column(
+        "unit_stats",
+        sa.Column("reopened", sa.Integer(), server_default="0", nullable=False),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column("unit_stats", "reopened")
+    op.drop_column("reports", "idempotency_fingerprint")

@@ -227,13 +227,43 @@ async def test_a_refused_filing_can_be_retried_with_its_key(client, caplog, sess
     assert await session.scalar(select(func.count()).select_from(Report)) == 1
 
 
-async def test_a_retry_gets_the_first_report_whatever_it_sends(client, caplog, session):
+async def test_a_key_reused_with_another_body_is_refused(client, caplog, session):
+    """The IETF Idempotency-Key draft: the same key with another body is a 422, never the
+    first report in disguise; the same body (however its JSON is laid out) is a retry."""
+    import json
+
     me = await sign_in_resident(client, caplog)
     photo = (await upload(client, me["headers"])).json()
     headers = {**me["headers"], "Idempotency-Key": "same-" + uuid.uuid4().hex}
-    first = await client.post("/api/v1/reports", json=report_body([photo["id"]]), headers=headers)
+    body = report_body([photo["id"]])
+    first = await client.post("/api/v1/reports", json=body, headers=headers)
     assert first.status_code == 201
-    for body in (report_body([]), report_body([photo["id"]], category_code="nope")):
-        again = await client.post("/api/v1/reports", json=body, headers=headers)
-        assert again.status_code == 200 and again.json() == first.json()
+    # the same submission, keys in another order and other spacing: the first report
+    reordered = json.dumps(dict(reversed(list(body.items()))), indent=2)
+    again = await client.post(
+        "/api/v1/reports",
+        content=reordered,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    for other in (
+        report_body([photo["id"]], description="Một nội dung khác hẳn lần gửi đầu."),
+        report_body([photo["id"]], category_code="nope"),  # would be refused on its own
+        report_body([]),  # refused before the insert (no photo)
+    ):
+        r = await client.post("/api/v1/reports", json=other, headers=headers)
+        assert r.status_code == 422, r.text
+        problem = r.json()
+        assert problem["code"] == "idempotency_key_reused"
+        assert r.headers["content-type"].startswith("application/problem+json")
+    english = await client.post(
+        "/api/v1/reports",
+        json=report_body([photo["id"]], hide_identity=True),
+        headers={**headers, "Accept-Language": "en"},
+    )
+    assert english.status_code == 422
+    assert english.json()["detail"] == (
+        "This Idempotency-Key was already used for a report with a different body."
+    )
     assert await session.scalar(select(func.count()).select_from(Report)) == 1
