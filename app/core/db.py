@@ -34,6 +34,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=2 * settings.db_pool_size,
         max_overflow=0,
         pool_pre_ping=False,
+        # a failing statement's error (and so its log line) never carries the values it
+        # was given: they are what people typed (names, phones, report texts)
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": "city-app", "timezone": "UTC"}},
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 import uuid
 from typing import Any
 
@@ -264,29 +265,77 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response[Pro
     return response
 
 
+def _database_error_fields(exc: DBAPIError) -> dict[str, Any]:
+    """What a failed statement's log line may say: the statement, the error's class,
+    SQLSTATE, constraint and table, and where it was raised. Not the values (the engine
+    hides them) and not PostgreSQL's message or DETAIL, which quote them ("Key
+    (phone)=(+8491...) already exists")."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return {
+        "error": type(cause or exc.orig or exc).__name__,
+        "sqlstate": getattr(exc.orig, "sqlstate", None),
+        "constraint": getattr(cause, "constraint_name", None),
+        "table": getattr(cause, "table_name", None),
+        "statement": (exc.statement or "")[:2000],
+        "traceback": "".join(traceback.format_tb(exc.__traceback__)),
+    }
+
+
 def internal_error_handler(request: Request, exc: Exception) -> Response[Problem]:
-    log.exception("unhandled_error", exc_info=exc)
+    if isinstance(exc, DBAPIError):
+        log.error("unhandled_error", extra=_database_error_fields(exc))
+    else:
+        log.exception("unhandled_error", exc_info=exc)
     return _problem_response(request, build_problem(request, 500, "internal_error"))
 
 
 # SQLSTATE 22021 (character_not_in_repertoire): the request carried text PostgreSQL cannot
 # store, i.e. U+0000. Any string input can reach a query, so it is caught here, once.
 _UNSTORABLE_TEXT = "22021"
+# asyncpg's own DataError (SQLSTATE 22000) when a Python value does not fit the query
+# argument's type before it is even sent, e.g. an integer beyond int64 for a bigint
+_ARGUMENT_DOES_NOT_FIT = "invalid input for query argument"
 
 
-def database_error_handler(request: Request, exc: DBAPIError) -> Response[Problem]:
-    if getattr(exc.orig, "sqlstate", None) == _UNSTORABLE_TEXT:
-        errors = [FieldError(field="request", message="text must not contain U+0000 (NUL)")]
-        return _problem_response(
-            request, build_problem(request, 400, "validation_failed", errors=errors)
-        )
-    return internal_error_handler(request, exc)
+def input_error(exc: BaseException) -> AppError | None:
+    """The 400 that an exception only bad input causes stands for, or None.
+
+    One place for what no handler should ever answer with a 500: a body that is not
+    UTF-8, JSON nested deeper than the decoder's recursion limit, text with U+0000 and
+    a number beyond its column's range reaching a query. The messages never echo the
+    input (it may be anything, and logs and answers carry no user text)."""
+    message: str | None = None
+    field = "body"
+    if isinstance(exc, UnicodeDecodeError):
+        message = "not valid UTF-8"
+    elif isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        message = "nested too deeply"  # msgspec's depth guard
+    elif isinstance(exc, DBAPIError):
+        orig = exc.orig
+        if getattr(orig, "sqlstate", None) == _UNSTORABLE_TEXT:
+            field, message = "request", "text must not contain U+0000 (NUL)"
+        elif getattr(orig, "sqlstate", None) == "22000" and _ARGUMENT_DOES_NOT_FIT in str(orig):
+            field, message = "request", "a number is out of range"
+    if message is None:
+        return None
+    return BadRequest("validation_failed", errors=[FieldError(field=field, message=message)])
+
+
+def bad_input_handler(request: Request, exc: Exception) -> Response[Problem]:
+    """Exceptions that bad input may cause: a 400 problem when :func:`input_error`
+    recognises it, else what it is, a 500."""
+    error = input_error(exc)
+    if error is None:
+        return internal_error_handler(request, exc)
+    return app_error_handler(request, error)
 
 
 EXCEPTION_HANDLERS = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
-    DBAPIError: database_error_handler,
+    DBAPIError: bad_input_handler,
+    UnicodeDecodeError: bad_input_handler,
+    RecursionError: bad_input_handler,
     Exception: internal_error_handler,
 }
 
