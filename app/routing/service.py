@@ -456,9 +456,9 @@ async def request_extension(
     decide).
     One request at a time; the deadline does not move until a manager approves."""
     report = await lock_for_staff(session, principal, report_id)
-    await _check_extension(session, deadlines, report, new_due_day, now)
     if report.extension_requested_at is not None:
         raise Conflict("extension_already_requested")
+    await _check_extension(session, deadlines, report, new_due_day, now)
     report.extension_requested_until = new_due_day
     report.extension_request_reason = reason.strip()
     report.extension_requested_by = principal.user_id
