@@ -13,7 +13,6 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader, ResponseHeader, State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
@@ -41,10 +40,11 @@ from app.core.clock import Clock
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.files_api import serve_file
 from app.core.logging import RequestIdMiddleware, configure_logging
-from app.core.openapi import document_problems
+from app.core.openapi import docs_viewer, document_problems
 from app.core.ops import HealthController, MetricsTokenMiddleware, worker_status
 from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
+from app.core.site import favicon
 from app.core.storage import make_storage
 from app.notifications.api import (
     AnnouncementController,
@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app_name="city", prefix="city", group_path=True, exclude=["/metrics", "/health"]
     )
     app = Litestar(
-        route_handlers=[api, pages, HealthController, MetricsController, serve_file],
+        route_handlers=[api, pages, HealthController, MetricsController, serve_file, favicon],
         template_config=TemplateConfig(directory=WEB_DIR / "templates", engine=JinjaTemplateEngine),
         lifespan=[lifespan],
         state=State({"settings": settings}),
@@ -201,7 +201,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "health records and push notifications. Errors are RFC 9457 problem+json."
             ),
             path="/docs",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[docs_viewer()],  # vendored, pinned: no CDN
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
