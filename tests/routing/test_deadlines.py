@@ -138,6 +138,56 @@ async def test_the_on_time_verdict_is_fixed_at_the_first_resolution(app, client,
     assert again.status_code == 200 and again.json()["resolved_on_time"] is False
 
 
+async def test_a_reopened_report_gets_a_fresh_deadline_from_the_reopen(app, client, caplog, clock):
+    """Issue 17, item 13: resolved on time, reopened after its old deadline. It is not
+    overdue the moment it returns (not even before routing), its new deadline is the
+    category's 5 working days from the reopen, the first verdict stands, and the service
+    index counts the reopen."""
+    from app.routing.service import sweep_deadlines
+
+    r = await routed_report(app, client, caplog, clock)  # roads, due Wed 2 Dec 17:00
+    report_id = uuid.UUID(r["id"])
+    await act(client, r["officer"]["headers"], r, "accept")
+    clock.set(hanoi("2026-12-01 09:00"))
+    done = await act(client, r["officer"]["headers"], r, "resolve", answer="Đã vá ổ gà.")
+    assert done.json()["resolved_on_time"] is True
+    first = await report_row(app, report_id)
+    resident = r["resident"]["headers"]
+    rate = await client.post(
+        f"/api/v1/reports/{r['id']}/rating", json={"rating": "not_satisfied"}, headers=resident
+    )
+    assert rate.status_code == 204
+
+    clock.set(hanoi("2026-12-04 09:00"))  # Friday, two days past the old deadline
+    reopened = await client.post(f"/api/v1/reports/{r['id']}/reopen", headers=resident)
+    assert reopened.status_code == 204, reopened.text
+    row = await report_row(app, report_id)
+    fresh = hanoi("2026-12-11 17:00")  # 5 working days from Fri 4 Dec
+    assert row.status == "reopened" and row.due_at == fresh
+    assert row.overdue_at is None and row.reminded_at is None and row.escalated_at is None
+    due, remind, escalate = app.state.deadlines.for_received(clock.now(), 5)
+    assert (row.due_at, row.remind_at, row.escalate_at) == (due, remind, escalate)
+    # a sweep before the routing job finds nothing overdue
+    async with app.state.sessionmaker() as s:
+        swept = await sweep_deadlines(s, clock.now())
+        await s.commit()
+    assert swept.overdue == 0
+    assert await events_of(app, report_id, "overdue") == []
+
+    await run_worker(clock)  # routes it back to the ward and rebuilds the index
+    row = await report_row(app, report_id)
+    assert row.status == "assigned" and row.due_at == fresh and row.overdue_at is None
+    assert row.resolved_on_time is True
+    assert row.handling_working_days == first.handling_working_days
+    assert await events_of(app, report_id, "overdue") == []
+
+    index = await client.get("/api/v1/public/service-index", params={"period": "all"})
+    [ward] = [u for u in index.json() if u["unit_code"] == r["ward"]]
+    assert ward["resident"]["reopened"] == 1
+    assert ward["resident"]["resolved_on_time"] == 1
+    assert ward["staff_filed"]["reopened"] == 0
+
+
 async def test_resolved_in_time_counts_as_on_time_and_asks_the_resident_to_rate(
     app, client, caplog, clock
 ):
