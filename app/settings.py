@@ -43,12 +43,32 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # one-time codes
     otp_ttl_seconds: int = 300
+    # wrong tries at one code from one client address; the code stays alive for others
     otp_max_attempts: int = 5
+    # wrong tries at one code from all addresses together (a distributed guesser): spent
+    otp_max_attempts_per_code: int = 20
+    # code requests per phone from one client address (a stranger only uses up their own)
     otp_rate_per_phone: str = "3/10minutes;10/day"
+    # code requests per phone from all addresses together (SMS flooding of one phone)
+    otp_rate_per_phone_all_addresses: str = "10/hour;30/day"
     otp_rate_per_ip: str = "20/10minutes"
-    # staff password sign-in: per account, and per IP (generous: offices share one NAT IP)
-    staff_login_rate_per_account: str = "10/15minutes"
+    # wrong codes per client address, whatever the phone (CGNAT: failures only count)
+    otp_verify_failures_per_ip: str = "30/10minutes;200/day"
+    # staff password sign-in counts failures only, and slows down instead of locking:
+    # after STAFF_LOGIN_FREE_FAILURES failures for an account from one address in the
+    # window, that address waits 1, 2, 4 ... up to STAFF_LOGIN_MAX_DELAY_SECONDS after its
+    # last failure; past STAFF_LOGIN_ACCOUNT_FAILURES failures from all addresses (an
+    # attack) an address is slowed from its first failure. An address with no failure
+    # is never slowed, so the right password from the office still works.
+    staff_login_failure_window_seconds: int = 900
+    staff_login_free_failures: int = 3
+    staff_login_account_failures: int = 20
+    staff_login_max_delay_seconds: int = 60
+    # failures per client address across all accounts (generous: offices share one NAT IP)
     staff_login_rate_per_ip: str = "300/15minutes"
+    # proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); empty:
+    # the TCP peer is the client. Rate limits and the audit log use the result.
+    trusted_proxies: str = ""
     sms_backend: str = "log"  # log | http
     sms_http_url: str = ""
 
@@ -75,6 +95,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     photo_unattached_ttl_hours: int = 24
     photo_geotag_far_meters: int = 500
     photo_stale_days: int = 7
+    # per resident, in the `limits` syntax; over it: 429 with Retry-After
+    report_rate_per_resident: str = "10/hour;30/day"
+    photo_rate_per_resident: str = "60/hour;200/day"
 
     # routing, deadlines and satisfaction (workers)
     office_opens: str = "08:00"  # local time, Asia/Ho_Chi_Minh

@@ -16,15 +16,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from app.accounts import schemas, service
 from app.accounts.vneid import VneidClient, new_pkce
 from app.core.auth import Principal, require_resident, require_roles, require_staff, require_user
+from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.core.errors import BadRequest
 
 VNEID_STATE_TTL_SECONDS = 600
 BEARER = [{"bearer": []}]
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 class AuthController(Controller):
@@ -35,7 +32,10 @@ class AuthController(Controller):
         "/otp",
         status_code=HTTP_202_ACCEPTED,
         summary="Send a one-time sign-in code by SMS",
-        description="Rate-limited per phone and per IP. The code expires in 5 minutes.",
+        description=(
+            "Rate-limited per phone (per client address, and from all addresses together) "
+            "and per client address. The code expires in 5 minutes."
+        ),
     )
     async def request_otp(
         self, request: Request, state: State, session: DbSession, data: schemas.OtpRequest
@@ -50,13 +50,22 @@ class AuthController(Controller):
             state.clock.now(),
         )
 
-    @post("/otp/verify", status_code=HTTP_200_OK, summary="Sign in with the one-time code")
+    @post(
+        "/otp/verify",
+        status_code=HTTP_200_OK,
+        summary="Sign in with the one-time code",
+        description=(
+            "Wrong codes count per client address: after OTP_MAX_ATTEMPTS the code is spent "
+            "for that address (`otp_spent`), not for the resident's own phone."
+        ),
+    )
     async def verify_otp(
         self, request: Request, state: State, session: DbSession, data: schemas.OtpVerify
     ) -> schemas.TokenPair:
         return await service.verify_otp(
             session,
             state.settings,
+            state.limiter,
             data.phone,
             data.code,
             state.clock.now(),
@@ -103,6 +112,11 @@ class AuthController(Controller):
         guards=[require_user],
         security=BEARER,
         summary="Revoke the current sign-in session",
+        description=(
+            "204: signed out everywhere. 503 (`sign_out_unconfirmed`, Retry-After): the "
+            "session can no longer be renewed, but its access token could not yet be denied "
+            "everywhere; retry."
+        ),
     )
     async def logout(self, request: Request, state: State, session: DbSession) -> None:
         await service.logout(session, state.settings, state.redis, request.user, state.clock.now())

@@ -123,7 +123,26 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     user_agent: Mapped[str | None] = mapped_column(Text)
+    # app: the mobile app's session (rotates at /auth/refresh); console: a web console
+    # session, only in its HttpOnly cookie, which /auth/refresh refuses
+    kind: Mapped[str] = mapped_column(String(10), nullable=False, server_default="app")
     created_at = created_at()
+
+    __table_args__ = (CheckConstraint("kind IN ('app', 'console')", name="kind"),)
+
+
+class SessionRevocation(Base):
+    """A signed-out sign-in session (sid = refresh-token family): the record behind the
+    deny list in Redis, kept until the session's last access token has expired, and
+    published to Redis again when Redis has lost it."""
+
+    __tablename__ = "session_revocations"
+
+    sid: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at = created_at()
+
+    __table_args__ = (Index("ix_session_revocations_expires_at", "expires_at"),)
 
 
 class Device(Base):

@@ -8,6 +8,7 @@ PostgreSQL (SMS, Redis deny-list) run after the commit via ``jobs.after_commit``
 from __future__ import annotations
 
 import hmac
+import math
 import re
 import uuid
 from datetime import datetime, timedelta
@@ -15,21 +16,36 @@ from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import schemas
-from app.accounts.models import Device, OtpChallenge, RefreshToken, StaffRole, User
+from app.accounts.models import (
+    Device,
+    OtpChallenge,
+    RefreshToken,
+    SessionRevocation,
+    StaffRole,
+    User,
+)
 from app.accounts.phones import normalize_phone
 from app.accounts.sms import SmsSender
 from app.complaints import service as complaints_service
 from app.core import audit, i18n, jobs
-from app.core.auth import Principal, RoleGrant, issue_access_token, revoked_session_key
+from app.core.auth import (
+    Principal,
+    RoleGrant,
+    deny_sessions,
+    issue_access_token,
+    register_revocation_loader,
+)
 from app.core.errors import (
     BadRequest,
     Conflict,
     FieldError,
     Forbidden,
     NotFound,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthenticated,
     Unprocessable,
@@ -64,6 +80,21 @@ i18n.register(
         "otp_too_many_attempts": {
             "vi": "Đã nhập sai quá số lần cho phép. Hãy yêu cầu mã mới.",
             "en": "Too many wrong attempts. Request a new code.",
+        },
+        "otp_spent": {
+            "vi": "Mã xác thực này đã bị vô hiệu do nhập sai quá nhiều lần. Hãy yêu cầu mã mới.",
+            "en": "This code can no longer be used after too many wrong tries. Request a new code.",
+        },
+        "login_slowed_down": {
+            "vi": "Đã nhập sai mật khẩu nhiều lần. Vui lòng thử lại sau {retry_after} giây.",
+            "en": "Too many wrong passwords. Try again in {retry_after} seconds.",
+        },
+        "sign_out_unconfirmed": {
+            "vi": "Chưa xác nhận được việc đăng xuất trên mọi máy chủ: phiên không thể gia hạn "
+            "nữa, nhưng mã truy cập có thể còn dùng được tối đa {minutes} phút. Hãy thử lại.",
+            "en": "Sign-out could not be confirmed everywhere yet: the session can no longer "
+            "be renewed, but its access token may work for up to {minutes} more minutes. "
+            "Try again.",
         },
         "account_disabled": {
             "vi": "Tài khoản đã bị khoá.",
@@ -137,6 +168,9 @@ async def _roles(session: AsyncSession, user_id: uuid.UUID) -> tuple[RoleGrant, 
     return tuple(RoleGrant(role, unit_id) for role, unit_id in rows)
 
 
+SESSION_KINDS = ("app", "console")
+
+
 async def _issue(
     session: AsyncSession,
     settings: Settings,
@@ -144,15 +178,25 @@ async def _issue(
     now: datetime,
     family_id: uuid.UUID,
     user_agent: str | None,
+    kind: str = "app",
 ) -> schemas.TokenPair:
+    """A new refresh token of the family (an ``app`` session lives REFRESH_TOKEN_TTL_DAYS
+    and rotates; a ``console`` one lives CONSOLE_SESSION_HOURS and never rotates)."""
+    if kind not in SESSION_KINDS:
+        raise ValueError(f"unknown session kind {kind!r}")
     refresh = random_token()
+    if kind == "console":
+        expires_at = now + timedelta(hours=settings.console_session_hours)
+    else:
+        expires_at = now + timedelta(days=settings.refresh_token_ttl_days)
     session.add(
         RefreshToken(
             family_id=family_id,
             user_id=user.id,
             token_hash=hash_refresh_token(settings, refresh),
-            expires_at=now + timedelta(days=settings.refresh_token_ttl_days),
+            expires_at=expires_at,
             user_agent=(user_agent or "")[:200] or None,
+            kind=kind,
         )
     )
     principal = Principal(
@@ -171,20 +215,55 @@ async def _issue(
     )
 
 
-def _deny_sessions_after_commit(redis: Redis, settings: Settings, sids: list[uuid.UUID]) -> None:
-    """Access tokens of these sign-in sessions stop working at once (not at expiry)."""
+async def unexpired_revocations(
+    session: AsyncSession, now: datetime
+) -> list[tuple[uuid.UUID, datetime]]:
+    """Revoked sessions whose access tokens may still be alive (for the deny list)."""
+    rows = await session.execute(
+        select(SessionRevocation.sid, SessionRevocation.expires_at).where(
+            SessionRevocation.expires_at > now
+        )
+    )
+    return [(sid, expires_at) for sid, expires_at in rows]
+
+
+register_revocation_loader(unexpired_revocations)
+
+
+async def _record_revocations(
+    session: AsyncSession, settings: Settings, sids: list[uuid.UUID], now: datetime
+) -> list[tuple[uuid.UUID, datetime]]:
+    """The record, in this transaction: these sessions' access tokens are void until the
+    last one issued has expired."""
+    if not sids:
+        return []
+    expires_at = now + timedelta(seconds=settings.access_token_ttl_seconds + 5)
+    stmt = insert(SessionRevocation).values(
+        [{"sid": sid, "expires_at": expires_at} for sid in sids]
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[SessionRevocation.sid],
+            set_={"expires_at": func.greatest(SessionRevocation.expires_at, expires_at)},
+        )
+    )
+    return [(sid, expires_at) for sid in sids]
+
+
+def _deny_sessions_after_commit(
+    redis: Redis,
+    settings: Settings,
+    revocations: list[tuple[uuid.UUID, datetime]],
+    now: datetime,
+) -> None:
+    """Access tokens of these sign-in sessions stop working at once (not at expiry). If
+    Redis fails here, PostgreSQL keeps the record and the deny list is republished from
+    it once Redis answers again (``app.core.auth.resync_deny_list``)."""
 
     async def deny() -> None:
-        async with redis.pipeline(transaction=False) as pipe:
-            for sid in sids:
-                pipe.set(
-                    revoked_session_key(settings.redis_prefix, sid),
-                    1,
-                    ex=settings.access_token_ttl_seconds + 5,
-                )
-            await pipe.execute()
+        await deny_sessions(redis, settings.redis_prefix, revocations, now)
 
-    if sids:
+    if revocations:
         jobs.after_commit(deny)
 
 
@@ -203,10 +282,14 @@ async def refresh_session(
     )
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise Unauthenticated("refresh_token_invalid")
+    if row.kind != "app":
+        # a console session lives only in its cookie: never traded for API tokens
+        raise Unauthenticated("refresh_token_invalid")
     if row.used_at is not None:
         # a spent token came back: someone holds a copy. Revoke the whole family.
         await _revoke_families(session, [row.family_id], now)
-        _deny_sessions_after_commit(redis, settings, [row.family_id])
+        revocations = await _record_revocations(session, settings, [row.family_id], now)
+        _deny_sessions_after_commit(redis, settings, revocations, now)
         await audit.record(
             session,
             actor_id=row.user_id,
@@ -236,8 +319,20 @@ async def _revoke_families(
 async def logout(
     session: AsyncSession, settings: Settings, redis: Redis, principal: Principal, now: datetime
 ) -> None:
+    """End the sign-in session: its refresh tokens are revoked and the revocation recorded
+    in PostgreSQL; its access tokens are put on Redis's deny list before the answer. When
+    Redis cannot be reached the record is still committed (the session can no longer be
+    renewed, and the deny list is republished from the record once Redis is back) but the
+    answer is 503, not "signed out": the app retries (docs/architecture.md, Sign-out)."""
     await _revoke_families(session, [principal.sid], now)
-    _deny_sessions_after_commit(redis, settings, [principal.sid])
+    revocations = await _record_revocations(session, settings, [principal.sid], now)
+    try:
+        await deny_sessions(redis, settings.redis_prefix, revocations, now)
+    except Exception as exc:
+        minutes = math.ceil(settings.access_token_ttl_seconds / 60)
+        raise ServiceUnavailable(
+            "sign_out_unconfirmed", params={"minutes": minutes}, retry_after=5, keep_writes=True
+        ) from exc
 
 
 # ---------------------------------------------------------------- residents: OTP
@@ -258,7 +353,10 @@ async def request_otp(
 ) -> schemas.OtpRequested:
     phone = normalize_phone(raw_phone)
     await limiter.hit(settings.otp_rate_per_ip, "otp-ip", ip)
-    await limiter.hit(settings.otp_rate_per_phone, "otp-phone", phone)
+    # the tight per-phone limit is per (phone, address): a stranger who asks for codes
+    # for someone else's phone uses up only their own budget, not the resident's day
+    await limiter.hit(settings.otp_rate_per_phone, "otp-phone", phone, ip)
+    await limiter.hit(settings.otp_rate_per_phone_all_addresses, "otp-phone-all", phone)
     # a new code replaces any earlier one still open for this phone
     await session.execute(
         update(OtpChallenge)
@@ -288,31 +386,56 @@ async def request_otp(
 async def verify_otp(
     session: AsyncSession,
     settings: Settings,
+    limiter: RateLimiter,
     raw_phone: str,
     code: str,
     now: datetime,
     user_agent: str | None,
-    ip: str | None,
+    ip: str,
 ) -> schemas.TokenPair:
+    """Sign in with the code sent by SMS.
+
+    Wrong codes count per (code, client address): OTP_MAX_ATTEMPTS from one address
+    spend the code for that address only, so a stranger guessing at someone's phone
+    cannot kill the code the resident is about to type. All addresses together get
+    OTP_MAX_ATTEMPTS_PER_CODE wrong tries (a distributed guesser), then the code is
+    spent for everyone. Wrong codes also count per address whatever the phone
+    (OTP_VERIFY_FAILURES_PER_IP). A spent code says so: request a new one.
+    """
     phone = normalize_phone(raw_phone)
+    await limiter.check(settings.otp_verify_failures_per_ip, "otp-verify-ip", ip)
     challenge = await session.scalar(
         select(OtpChallenge)
-        .where(OtpChallenge.phone == phone, OtpChallenge.consumed_at.is_(None))
-        .order_by(OtpChallenge.created_at.desc())
+        .where(OtpChallenge.phone == phone)
+        .order_by(OtpChallenge.created_at.desc(), OtpChallenge.id)
         .limit(1)
         .with_for_update()
     )
     if challenge is None:
         raise BadRequest("otp_not_requested")
+    if challenge.consumed_at is not None:
+        # used to sign in, or spent by wrong tries from everywhere
+        spent = challenge.attempts >= settings.otp_max_attempts_per_code
+        raise BadRequest("otp_spent" if spent else "otp_not_requested")
     if challenge.expires_at <= now:
         raise BadRequest("otp_expired")
-    if challenge.attempts >= settings.otp_max_attempts:
-        raise TooManyRequests("otp_too_many_attempts")
+    per_address = f"{settings.otp_max_attempts}/day"
+    try:
+        await limiter.check(per_address, "otp-code-ip", str(challenge.id), ip)
+    except TooManyRequests as exc:
+        raise BadRequest("otp_spent") from exc
     if not hmac.compare_digest(challenge.code_hash, _otp_hash(settings, challenge.id, code)):
         challenge.attempts += 1
-        left = settings.otp_max_attempts - challenge.attempts
-        if left <= 0:
+        await limiter.count(per_address, "otp-code-ip", str(challenge.id), ip)
+        await limiter.count(settings.otp_verify_failures_per_ip, "otp-verify-ip", ip)
+        used_here = await limiter.used(per_address, "otp-code-ip", str(challenge.id), ip)
+        left = min(
+            settings.otp_max_attempts - used_here,
+            settings.otp_max_attempts_per_code - challenge.attempts,
+        )
+        if challenge.attempts >= settings.otp_max_attempts_per_code:
             challenge.consumed_at = now
+        if left <= 0:
             raise TooManyRequests("otp_too_many_attempts", keep_writes=True)
         raise BadRequest("otp_invalid", params={"attempts_left": left}, keep_writes=True)
     challenge.consumed_at = now
@@ -337,6 +460,17 @@ async def verify_otp(
 # ---------------------------------------------------------------- staff: password
 
 
+def _login_delay(settings: Settings, address_failures: int, account_failures: int) -> int:
+    """Seconds an address must wait after its last failure for this account."""
+    if account_failures >= settings.staff_login_account_failures:
+        free = 1  # the account is under attack: slowed from the first failure
+    else:
+        free = settings.staff_login_free_failures
+    if address_failures < free:
+        return 0
+    return min(settings.staff_login_max_delay_seconds, 2 ** (address_failures - free))
+
+
 async def staff_login(
     session: AsyncSession,
     settings: Settings,
@@ -346,19 +480,35 @@ async def staff_login(
     ip: str,
     now: datetime,
     user_agent: str | None,
+    kind: str = "app",
 ) -> schemas.TokenPair:
+    """Password sign-in for staff. Only failures count, per (account, address) and per
+    account, within STAFF_LOGIN_FAILURE_WINDOW_SECONDS; an address that failed too often
+    waits a growing delay (429 with Retry-After), never a lock-out: an address with no
+    failures is not slowed, so nobody can keep an account out by guessing at it."""
     email = email.strip().lower()
-    await limiter.hit(settings.staff_login_rate_per_account, "staff-login", email)
-    await limiter.hit(settings.staff_login_rate_per_ip, "staff-login-ip", ip)
+    window = settings.staff_login_failure_window_seconds
+    keys = [("staff-login", email, ip), ("staff-login", email)]
+    await limiter.check(settings.staff_login_rate_per_ip, "staff-login-ip", ip)
+    (here, last_here), (everywhere, _) = await limiter.failures(keys, now.timestamp(), window)
+    delay = _login_delay(settings, here, everywhere)
+    if delay and last_here is not None:
+        wait = math.ceil(last_here + delay - now.timestamp())
+        if wait > 0:
+            raise TooManyRequests(
+                "login_slowed_down", params={"retry_after": wait}, retry_after=wait
+            )
     user = await session.scalar(select(User).where(User.email == email, User.kind == "staff"))
     if not await verify_password(user.password_hash if user else None, password) or user is None:
+        await limiter.record_failure(keys, now.timestamp(), window)
+        await limiter.count(settings.staff_login_rate_per_ip, "staff-login-ip", ip)
         raise Unauthenticated("login_failed")
     if user.status != "active":
         raise Forbidden("account_disabled")
     await audit.record(
         session, actor_id=user.id, actor_kind="staff", action="auth.sign_in_password", ip=ip
     )
-    return await _issue(session, settings, user, now, uuid.uuid4(), user_agent)
+    return await _issue(session, settings, user, now, uuid.uuid4(), user_agent, kind)
 
 
 async def create_staff(
@@ -608,7 +758,8 @@ async def delete_account(
     await audit.record(
         session, actor_id=user_id, actor_kind="resident", action="account.delete", ip=ip
     )
-    _deny_sessions_after_commit(redis, settings, families)
+    revocations = await _record_revocations(session, settings, families, now)
+    _deny_sessions_after_commit(redis, settings, revocations, now)
 
 
 # ---------------------------------------------------------------- identity level 2

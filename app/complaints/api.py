@@ -14,7 +14,6 @@ from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from msgspec import Meta
 
-from app.accounts.api import client_ip
 from app.complaints import public, service
 from app.complaints.schemas import (
     CommentIn,
@@ -30,6 +29,7 @@ from app.complaints.schemas import (
     Status,
 )
 from app.core.auth import require_resident, require_staff
+from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.core.errors import FieldError, Unprocessable
 from app.core.schemas import Input
@@ -73,11 +73,15 @@ class PhotoController(Controller):
         description=(
             "Send the image bytes as the body (JPEG, PNG, WebP or HEIC; the type is read "
             "from the content). Metadata is stripped; the geotag and capture time are "
-            "kept as data. Returns an id to file with a report within 24 hours."
+            "kept as data. Returns an id to file with a report within 24 hours. Limited per "
+            "resident (PHOTO_RATE_PER_RESIDENT): 429 with Retry-After."
         ),
         request_max_body_size=20_000_000,
     )
     async def upload(self, request: Request, state: State, session: DbSession) -> PhotoOut:
+        await state.limiter.hit(
+            state.settings.photo_rate_per_resident, "photo-upload", str(request.user.user_id)
+        )
         return await upload_from_body(request, state, session)
 
 
@@ -104,6 +108,7 @@ class ReportController(Controller):
         "/",
         status_code=HTTP_201_CREATED,
         summary="File a complaint, petition or initiative",
+        description="Limited per resident (REPORT_RATE_PER_RESIDENT): 429 with Retry-After.",
         responses={
             HTTP_200_OK: ResponseSpec(
                 data_container=ReportCreated,
@@ -120,6 +125,9 @@ class ReportController(Controller):
         data: ReportIn,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReportCreated]:
+        await state.limiter.hit(
+            state.settings.report_rate_per_resident, "report-filing", str(request.user.user_id)
+        )
         created, new = await service.file_report(
             session,
             state.settings,

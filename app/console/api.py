@@ -11,7 +11,6 @@ from litestar.datastructures import State
 from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from app.accounts.api import client_ip
 from app.complaints import handling
 from app.complaints.api import IdempotencyKey, upload_from_body
 from app.complaints.models import Report
@@ -30,6 +29,7 @@ from app.console.schemas import (
     StaffReportDetail,
 )
 from app.core.auth import require_staff
+from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.routing import service as routing
 from app.routing.schemas import (

@@ -4,13 +4,25 @@ Access tokens are short-lived JWTs (HS256) carrying who the caller is and their 
 so a request needs no database read to be authorised by role. Each token names its
 sign-in session (``sid``, the refresh-token family); logout, refresh-token reuse and
 account deletion put the sid on a deny list in Redis for the token's remaining life.
+
+PostgreSQL holds the record of those revocations (``session_revocations``, written in
+the transaction that revokes); Redis is the fast path every request reads, one MGET of
+the sid's key and a marker. When the marker is gone (Redis restarted or was flushed), or
+this process failed to reach Redis since it last synced (and once at start), the first
+request that reaches Redis again republishes every unexpired revocation from PostgreSQL,
+so every process honours a revocation once Redis is back. While Redis is unreachable
+tokens are served (signed, minutes to live); sign-out says 503 then instead of claiming
+what it could not do (docs/architecture.md, "Sign-out").
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -19,6 +31,8 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import AppError, Forbidden, Unauthenticated, app_error_handler
 from app.settings import Settings
@@ -95,6 +109,61 @@ def revoked_session_key(prefix: str, sid: uuid.UUID | str) -> str:
     return f"{prefix}:revoked-sid:{sid}"
 
 
+def deny_list_marker_key(prefix: str) -> str:
+    """Present while Redis holds every revocation PostgreSQL records (set by a resync)."""
+    return f"{prefix}:revoked-sid-synced"
+
+
+# (sid, expires_at) of every revocation whose access tokens may still be alive
+RevocationLoader = Callable[[AsyncSession, datetime], Awaitable[list[tuple[uuid.UUID, datetime]]]]
+_revocation_loader: RevocationLoader | None = None
+
+
+def register_revocation_loader(loader: RevocationLoader) -> None:
+    """The accounts context, which owns the revocations table, says how to read it."""
+    global _revocation_loader
+    _revocation_loader = loader
+
+
+async def deny_sessions(
+    redis: Redis, prefix: str, revocations: Iterable[tuple[uuid.UUID, datetime]], now: datetime
+) -> None:
+    """Put sessions on the deny list until their expiry. Raises when Redis fails."""
+    async with redis.pipeline(transaction=False) as pipe:
+        queued = False
+        for sid, expires_at in revocations:
+            seconds = math.ceil((expires_at - now).total_seconds())
+            if seconds > 0:
+                pipe.set(revoked_session_key(prefix, sid), 1, ex=seconds)
+                queued = True
+        if queued:
+            await pipe.execute()
+
+
+async def resync_deny_list(app_state: Any) -> set[uuid.UUID] | None:
+    """Republish PostgreSQL's unexpired revocations to Redis, then set the marker.
+    Returns the sids published, or None when it could not (it will be tried again)."""
+    if _revocation_loader is None or app_state.get("deny_list_resyncing"):
+        return None
+    app_state.deny_list_resyncing = True
+    settings: Settings = app_state.settings
+    clock = app_state.get("clock")
+    now = clock.now() if clock is not None else datetime.now(UTC)
+    try:
+        async with app_state.sessionmaker() as session:
+            revocations = await _revocation_loader(session, now)
+        await deny_sessions(app_state.redis, settings.redis_prefix, revocations, now)
+        await app_state.redis.set(deny_list_marker_key(settings.redis_prefix), now.isoformat())
+    except Exception as exc:  # noqa: BLE001
+        log.warning("deny_list_resync_failed", extra={"error": type(exc).__name__})
+        return None
+    finally:
+        app_state.deny_list_resyncing = False
+    app_state.deny_list_stale = False
+    log.info("deny_list_resynced", extra={"revocations": len(revocations)})
+    return {sid for sid, _ in revocations}
+
+
 class AuthenticationMiddleware:
     """Sets ``scope["user"]`` to a Principal when a valid bearer token is present, else
     None. A token that is present but invalid, expired or revoked is a 401 at once.
@@ -131,15 +200,23 @@ class AuthenticationMiddleware:
     async def _authenticate(scope: Scope, token: str) -> Principal:
         app_state = scope["app"].state
         principal = decode_access_token(app_state.settings, token)
-        revoked = revoked_session_key(app_state.settings.redis_prefix, principal.sid)
+        prefix = app_state.settings.redis_prefix
         try:
-            is_revoked = await app_state.redis.exists(revoked)
+            revoked, synced = await app_state.redis.mget(
+                revoked_session_key(prefix, principal.sid), deny_list_marker_key(prefix)
+            )
         except Exception as exc:  # noqa: BLE001
             # Redis down: the token is still signed and short-lived; serve rather than
-            # lock every resident out. Revocations resume when Redis is back.
+            # lock every resident out. Sign-out answers 503 meanwhile (nothing claimed),
+            # and this process republishes PostgreSQL's revocations once Redis is back.
+            app_state.deny_list_stale = True
             log.warning("deny_list_unavailable", extra={"error": type(exc).__name__})
             return principal
-        if is_revoked:
+        if synced is None or app_state.get("deny_list_stale", True):
+            published = await resync_deny_list(app_state)
+            if published is not None and principal.sid in published:
+                revoked = True
+        if revoked:
             raise Unauthenticated("token_revoked")
         return principal
 

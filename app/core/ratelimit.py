@@ -4,18 +4,30 @@ Chosen over a hand-written counter: it is maintained, supports several windows p
 ("3/10minutes;10/day") and reports when a window resets, which becomes Retry-After.
 When Redis cannot be reached, limited actions fail closed with 503: sending sign-in
 codes without a limit would let anyone flood a phone with SMS.
+
+Two ways to count: :meth:`RateLimiter.hit` counts every attempt and refuses past the
+limit; :meth:`RateLimiter.check` + :meth:`RateLimiter.count` refuse only once enough
+*failures* were counted, so people who get it right are never throttled by others.
+:meth:`RateLimiter.failures` / :meth:`RateLimiter.record_failure` keep the failure
+times themselves (a Redis sorted set per key), for slowing down rather than locking out.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 import time
+from collections.abc import Sequence
 
 from limits import parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import Redis
 
 from app.core.errors import ServiceUnavailable, TooManyRequests
+
+# failure times kept per key at most (a key under attack must not grow without bound)
+MAX_FAILURES_KEPT = 1000
 
 
 class RateLimiter:
@@ -25,22 +37,103 @@ class RateLimiter:
             uri, implementation="redispy", key_prefix=prefix, wrap_exceptions=True
         )
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+        self._redis_url = redis_url
+        self._redis: Redis | None = None
+        self._prefix = prefix
 
     async def hit(self, rule: str, *identifiers: str) -> None:
         """Count one attempt against every window of ``rule``; 429 when any is full."""
         try:
             for item in parse_many(rule):
                 if not await self._limiter.hit(item, *identifiers):
-                    stats = await self._limiter.get_window_stats(item, *identifiers)
-                    retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-                    raise TooManyRequests(
-                        params={"retry_after": retry_after}, retry_after=retry_after
-                    )
+                    raise await self._too_many(item, identifiers)
         except TooManyRequests:
             raise
         except Exception as exc:
             raise ServiceUnavailable("rate_limiter_unavailable") from exc
 
+    async def check(self, rule: str, *identifiers: str) -> None:
+        """429 when any window of ``rule`` is already full; counts nothing."""
+        try:
+            for item in parse_many(rule):
+                if not await self._limiter.test(item, *identifiers):
+                    raise await self._too_many(item, identifiers)
+        except TooManyRequests:
+            raise
+        except Exception as exc:
+            raise ServiceUnavailable("rate_limiter_unavailable") from exc
+
+    async def count(self, rule: str, *identifiers: str) -> None:
+        """Count one event (a failure) in every window of ``rule``, refusing nothing."""
+        try:
+            for item in parse_many(rule):
+                await self._limiter.hit(item, *identifiers)
+        except Exception as exc:
+            raise ServiceUnavailable("rate_limiter_unavailable") from exc
+
+    async def used(self, rule: str, *identifiers: str) -> int:
+        """How much of the fullest window of ``rule`` is used."""
+        used = 0
+        try:
+            for item in parse_many(rule):
+                stats = await self._limiter.get_window_stats(item, *identifiers)
+                used = max(used, item.amount - stats.remaining)
+        except Exception as exc:
+            raise ServiceUnavailable("rate_limiter_unavailable") from exc
+        return used
+
+    async def _too_many(self, item, identifiers: Sequence[str]) -> TooManyRequests:  # noqa: ANN001
+        stats = await self._limiter.get_window_stats(item, *identifiers)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        return TooManyRequests(params={"retry_after": retry_after}, retry_after=retry_after)
+
     async def clear(self, rule: str, *identifiers: str) -> None:
         for item in parse_many(rule):
             await self._limiter.clear(item, *identifiers)
+
+    # ------------------------------------------------------------ failure times
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            self._redis = Redis.from_url(
+                self._redis_url, socket_connect_timeout=2, socket_timeout=5
+            )
+        return self._redis
+
+    def _failure_key(self, *identifiers: str) -> str:
+        return f"{self._prefix}:failures:" + "/".join(identifiers)
+
+    async def failures(
+        self, keys: Sequence[Sequence[str]], now: float, window_seconds: int
+    ) -> list[tuple[int, float | None]]:
+        """For each key: how many failures within the window, and when the last one was;
+        one round trip."""
+        try:
+            async with self._client().pipeline(transaction=False) as pipe:
+                for identifiers in keys:
+                    key = self._failure_key(*identifiers)
+                    pipe.zremrangebyscore(key, "-inf", now - window_seconds)
+                    pipe.zcard(key)
+                    pipe.zrange(key, -1, -1, withscores=True)
+                results = await pipe.execute()
+        except Exception as exc:
+            raise ServiceUnavailable("rate_limiter_unavailable") from exc
+        return [
+            (results[i + 1], results[i + 2][0][1] if results[i + 2] else None)
+            for i in range(0, len(results), 3)
+        ]
+
+    async def record_failure(
+        self, keys: Sequence[Sequence[str]], now: float, window_seconds: int
+    ) -> None:
+        member = f"{now}:{secrets.token_hex(4)}"
+        try:
+            async with self._client().pipeline(transaction=False) as pipe:
+                for identifiers in keys:
+                    key = self._failure_key(*identifiers)
+                    pipe.zadd(key, {member: now})
+                    pipe.zremrangebyrank(key, 0, -MAX_FAILURES_KEPT - 1)
+                    pipe.expire(key, window_seconds)
+                await pipe.execute()
+        except Exception as exc:
+            raise ServiceUnavailable("rate_limiter_unavailable") from exc

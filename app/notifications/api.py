@@ -11,8 +11,8 @@ from litestar.datastructures import State
 from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from app.accounts.api import client_ip
 from app.core.auth import require_resident, require_roles, require_user
+from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.notifications import announcements, preferences, service
 from app.notifications.schemas import (

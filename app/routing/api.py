@@ -8,8 +8,8 @@ from typing import Annotated
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, Parameter
 
-from app.accounts.api import client_ip
 from app.core.auth import require_roles
+from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.routing import service
 from app.routing.schemas import RuleIn, RuleOut

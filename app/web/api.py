@@ -18,7 +18,6 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select, text
 
 from app.accounts import service as accounts
-from app.accounts.api import client_ip
 from app.complaints import handling
 from app.complaints import service as complaints
 from app.console import service as console
@@ -32,6 +31,7 @@ from app.console.schemas import (
 )
 from app.core import i18n
 from app.core.calendar import TIMEZONE
+from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.core.errors import AppError, FieldError, Forbidden, NotFound, Unprocessable
 from app.notifications import service as notifications

@@ -16,9 +16,9 @@ from __future__ import annotations
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
@@ -93,15 +93,10 @@ async def sign_in(
     user_agent: str | None,
 ) -> str:
     """Checks the password like the API's staff sign-in (same rate limits, same audit
-    entry) and returns the session token for the cookie."""
+    entry) and returns the session token for the cookie: a ``console`` session, which
+    lasts CONSOLE_SESSION_HOURS and which /api/v1/auth/refresh refuses."""
     pair = await accounts.staff_login(
-        session, settings, limiter, email, password, ip, now, user_agent
-    )
-    # a console session lasts a working day, not the app's 30 days
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == accounts.hash_refresh_token(settings, pair.refresh_token))
-        .values(expires_at=now + timedelta(hours=settings.console_session_hours))
+        session, settings, limiter, email, password, ip, now, user_agent, kind="console"
     )
     return pair.refresh_token
 
@@ -117,6 +112,7 @@ async def current_user(
             .join(User, User.id == RefreshToken.user_id)
             .where(
                 RefreshToken.token_hash == accounts.hash_refresh_token(settings, token),
+                RefreshToken.kind == "console",
                 RefreshToken.revoked_at.is_(None),
                 RefreshToken.used_at.is_(None),
                 RefreshToken.expires_at > now,

@@ -81,9 +81,18 @@ async def test_brute_force_locks_the_code_after_five_tries(client, caplog):
         statuses.append((r.status_code, r.json()["code"]))
     assert statuses[:4] == [(400, "otp_invalid")] * 4
     assert statuses[4] == (429, "otp_too_many_attempts")
-    # even the right code no longer works: a new one must be requested
-    r = await client.post("/api/v1/auth/otp/verify", json={"phone": phone, "code": code})
-    assert r.status_code == 400 and r.json()["code"] == "otp_not_requested"
+    # even the right code no longer works from here, and the answer says why (issue 17,
+    # item 15: it used to say that no code was ever sent)
+    r = await client.post(
+        "/api/v1/auth/otp/verify",
+        json={"phone": phone, "code": code},
+        headers={"Accept-Language": "en"},
+    )
+    assert r.status_code == 400 and r.json()["code"] == "otp_spent"
+    assert "Request a new code" in r.json()["detail"]
+    assert "No code was sent" not in r.json()["detail"]
+    vi = await client.post("/api/v1/auth/otp/verify", json={"phone": phone, "code": code})
+    assert vi.json()["detail"].startswith("Mã xác thực này đã bị vô hiệu")
 
 
 async def test_expired_code_is_refused(client, app, caplog):
