@@ -10,6 +10,7 @@ import msgspec
 from msgspec import Meta
 
 from app.core.schemas import Input
+from app.settings import get_settings
 
 Kind = Literal["complaint", "petition", "initiative"]
 Status = Literal[
@@ -32,13 +33,26 @@ class Point(Input):
     lon: Longitude
 
 
+# At most PHOTOS_PER_REPORT distinct photos. The service enforces it (422 too_many_photos,
+# counted after duplicates are dropped, in the caller's language); the schema documents it
+# with the configured value (6 by default: openapi/openapi.json says so).
+PhotoIdList = Annotated[
+    list[uuid.UUID],
+    Meta(
+        description=f"At most {get_settings().photos_per_report} distinct photos "
+        "(PHOTOS_PER_REPORT); more is 422 too_many_photos",
+        extra_json_schema={"extra": {"maxItems": get_settings().photos_per_report}},
+    ),
+]
+
+
 class ReportIn(Input):
     kind: Kind
     category_code: Annotated[str, Meta(min_length=1, max_length=40)]
     description: Annotated[str, Meta(min_length=10, max_length=4000)]
     location: Point
     address_text: Annotated[str, Meta(max_length=300)] | None = None
-    photo_ids: Annotated[list[uuid.UUID], Meta(max_length=20)] = []
+    photo_ids: PhotoIdList = []
     hide_identity: bool = False
 
 
