@@ -15,7 +15,20 @@ from datetime import datetime, timedelta
 
 import msgspec
 from geoalchemy2.shape import to_shape
-from sqlalchemy import ARRAY, UUID, and_, any_, delete, func, literal, or_, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    UUID,
+    Select,
+    and_,
+    any_,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -709,12 +722,30 @@ async def nearby(
     geography in the WHERE clause alone would defeat the index and read every open
     report (measured: 592 ms of PostgreSQL per call at 1,000,000 reports; docs/
     benchmarks.md, issue 17). Core columns, no ORM entities."""
+    rows = await session.execute(nearby_statement(lon, lat, category_code))
+    return [
+        NearbyReport(
+            code=r.code,
+            kind=r.kind,
+            status=r.status,
+            category_code=r.category_code,
+            description=None if r.description_hidden_reason else r.description,
+            distance_m=round(r.distance, 1),
+            supporters_count=r.supporters_count,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def nearby_statement(lon: float, lat: float, category_code: str) -> Select:
+    """The query ``nearby`` runs (a test checks its plan at scale)."""
     here = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
     dlon, dlat = degree_box(lat, NEARBY_METERS)
     distance = func.ST_Distance(func.Geography(Report.location), func.Geography(here)).label(
         "distance"
     )
-    rows = await session.execute(
+    return (
         select(
             Report.code,
             Report.kind,
@@ -735,19 +766,6 @@ async def nearby(
         .order_by(distance, Report.code)
         .limit(20)
     )
-    return [
-        NearbyReport(
-            code=r.code,
-            kind=r.kind,
-            status=r.status,
-            category_code=r.category_code,
-            description=None if r.description_hidden_reason else r.description,
-            distance_m=round(r.distance, 1),
-            supporters_count=r.supporters_count,
-            created_at=r.created_at,
-        )
-        for r in rows
-    ]
 
 
 async def support(session: AsyncSession, user_id: uuid.UUID, code: str, now: datetime) -> int:
