@@ -213,6 +213,7 @@ class WorkerSettings:
         _cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
         _cron(purge_expired_sign_in_data, minute=set(range(0, 60, 10)), run_at_startup=False),
         _cron(purge_unattached_photos, minute={5, 35}, run_at_startup=False),
+        _cron(housekeeping.purge_orphaned_objects, hour={20}, minute={47}, run_at_startup=False),
         # every minute (at second 15, away from the heartbeat); at start so a fresh deploy
         # serves clusters from the snapshot as soon as possible
         _cron(refresh_report_map, second=15, run_at_startup=True),

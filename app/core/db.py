@@ -2,7 +2,8 @@
 
 The boundary owns the transaction: the request (here) or the job (workers) opens one
 session, commits on success, rolls back on error. Services take the session and never
-commit. Jobs collected during the request are enqueued only after the commit.
+commit. Jobs collected during the request are enqueued only after the commit; what was
+put in storage during a transaction that rolls back is deleted (``jobs.after_rollback``).
 """
 
 from __future__ import annotations
@@ -56,20 +57,30 @@ async def transaction(
             yield session
         except AppError as exc:
             if not exc.keep_writes:
-                await session.rollback()
-                jobs.discard(pending)
+                await _roll_back(session, pending)
                 raise
             # e.g. a wrong one-time code: the failed attempt must count
             await session.commit()
             await jobs.flush(pending, redis)
             raise
         except BaseException:
-            await session.rollback()
-            jobs.discard(pending)
+            await _roll_back(session, pending)
             raise
         else:
+            # a failed COMMIT undoes nothing here: it may have reached PostgreSQL before
+            # the connection broke; objects left without a row go with the purge cron
             await session.commit()
     await jobs.flush(pending, redis)
+
+
+async def _roll_back(session: AsyncSession, pending: jobs.PendingWork) -> None:
+    """Roll back, drop the collected jobs, then undo what was written outside the
+    database for this transaction (``jobs.after_rollback``: stored photos)."""
+    try:
+        await session.rollback()
+    finally:
+        jobs.discard(pending)
+        await jobs.rolled_back(pending)
 
 
 # the request's session, injected by name into controllers

@@ -6,7 +6,9 @@ transaction has committed and drops it on rollback. Every job has a deterministi
 ``_job_id`` so a double enqueue is one job, and a reconciliation cron re-enqueues
 whatever a crash between commit and flush lost. :func:`after_commit` does the same for
 small side effects that must not happen for a rolled-back transaction (an SMS, a
-deny-list entry in Redis).
+deny-list entry in Redis). :func:`after_rollback` is the converse, for undoing what was
+written outside the database before a transaction that then rolled back (objects put in
+storage for rows that never committed).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class PendingJob:
 class PendingWork:
     jobs: list[PendingJob] = field(default_factory=list)
     callbacks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    rollback_callbacks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 _current: contextvars.ContextVar[PendingWork | None] = contextvars.ContextVar(
@@ -68,6 +71,27 @@ def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
     _pending().callbacks.append(callback)
 
 
+def current() -> PendingWork | None:
+    """The transaction boundary's collector, or None outside any boundary."""
+    return _current.get()
+
+
+def after_rollback(callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` if the transaction rolls back (dropped when it commits)."""
+    _pending().rollback_callbacks.append(callback)
+
+
+async def rolled_back(pending: PendingWork) -> None:
+    """The boundary rolled back: run the undo callbacks. Failures are logged, not raised
+    (the purge cron removes what is left, e.g. objects no row refers to)."""
+    callbacks, pending.rollback_callbacks = pending.rollback_callbacks, []
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception as exc:
+            log.warning("after_rollback_failed", extra={"error": repr(exc)})
+
+
 def qualified_job_id(redis: ArqRedis, job_id: str) -> str:
     """arq keys jobs by id across all queues of a Redis; name ours by our queue so two
     deployments sharing a Redis never swallow each other's jobs."""
@@ -79,6 +103,7 @@ async def flush(pending: PendingWork, redis: ArqRedis | None) -> None:
     the state, and the reconciliation cron enqueues what is missing."""
     jobs, pending.jobs = pending.jobs, []
     callbacks, pending.callbacks = pending.callbacks, []
+    pending.rollback_callbacks.clear()  # committed: nothing to undo
     for callback in callbacks:
         try:
             await callback()

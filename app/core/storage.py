@@ -4,6 +4,11 @@ Both backends take the same keys, e.g. ``photos/2026/11/<uuid>/display.jpg``, an
 out short-lived URLs a phone can GET without a bearer token. The S3 backend uses the real
 ``minio`` client (synchronous, so every call runs in a worker thread); the local-disk
 backend signs its own URLs, served by ``app.core.files_api.serve_file``.
+
+An object put inside a transaction boundary (``app.core.db.transaction``) belongs to that
+transaction: if it rolls back, the object is deleted after the rollback, so a photo whose
+row never committed leaves no file behind. ``iter_older_than`` lists objects by age for
+the purge of objects no row refers to (``workers.housekeeping``).
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import asyncio
 import hashlib
 import hmac
 import io
+import itertools
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -27,6 +33,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
+from app.core import jobs
 from app.settings import Settings
 
 MAX_KEY_LENGTH = 1024  # S3's limit on an object name, in bytes
@@ -77,6 +84,15 @@ def validate_key(key: str) -> str:
     return key
 
 
+def _delete_on_rollback(storage: Storage, key: str) -> None:
+    """Inside a transaction boundary, the object goes if the transaction rolls back."""
+    if jobs.current() is not None:
+        jobs.after_rollback(lambda: storage.delete(key))
+
+
+LIST_PAGE = 1000  # keys per page when listing (S3's own page size)
+
+
 def content_type_for(key: str) -> str:
     """The media type of a stored photo, from its extension."""
     return CONTENT_TYPES.get(os.path.splitext(key)[1].lower(), DEFAULT_CONTENT_TYPE)
@@ -101,6 +117,10 @@ class Storage(Protocol):
         ...
 
     async def delete_many(self, keys: list[str]) -> None: ...
+
+    def iter_older_than(self, prefix: str, cutoff: datetime) -> AsyncIterator[list[str]]:
+        """Keys under ``prefix`` last written before ``cutoff``, a page at a time."""
+        ...
 
     async def signed_url(self, key: str, ttl_seconds: int | None = None) -> str:
         """A short-lived URL that lets anyone holding it GET the object."""
@@ -163,6 +183,30 @@ class LocalDiskStorage:
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         # the type is implied by the key's extension when served
         await asyncio.to_thread(self._write_atomic, self.path_for(key), data)
+        _delete_on_rollback(self, key)
+
+    async def iter_older_than(self, prefix: str, cutoff: datetime) -> AsyncIterator[list[str]]:
+        top = self.root / validate_key(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        limit = cutoff.timestamp()
+
+        def _walk() -> list[str]:
+            found = []
+            for folder, _, names in os.walk(top):
+                for name in names:
+                    path = Path(folder, name)
+                    key = path.relative_to(self.root).as_posix()
+                    if name.startswith(".") or not _KEY_CHARS.fullmatch(key):
+                        continue  # a write in progress (or a stray file): not an object
+                    try:
+                        if path.stat().st_mtime < limit:
+                            found.append(key)
+                    except FileNotFoundError:
+                        continue
+            return sorted(found)
+
+        keys = await asyncio.to_thread(_walk)
+        for start in range(0, len(keys), LIST_PAGE):
+            yield keys[start : start + LIST_PAGE]
 
     @staticmethod
     def _write_atomic(path: Path, data: bytes) -> None:
@@ -263,6 +307,19 @@ class S3Storage:
             len(data),
             content_type=content_type,
         )
+        _delete_on_rollback(self, key)
+
+    async def iter_older_than(self, prefix: str, cutoff: datetime) -> AsyncIterator[list[str]]:
+        listing = self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
+        cutoff = cutoff if cutoff.tzinfo else cutoff.replace(tzinfo=UTC)
+
+        def _page() -> list[tuple[str, datetime | None]]:
+            return [(o.object_name, o.last_modified) for o in itertools.islice(listing, LIST_PAGE)]
+
+        while page := await asyncio.to_thread(_page):
+            old = [name for name, at in page if at is not None and at < cutoff]
+            if old:
+                yield old
 
     async def get(self, key: str) -> bytes:
         validate_key(key)

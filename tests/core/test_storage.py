@@ -3,10 +3,12 @@ against moto's S3 server on loopback. Signed URLs are fetched over HTTP for real
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,7 +17,10 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import AsyncTestClient
 
-from app.core.errors import EXCEPTION_HANDLERS, PROBLEM_JSON
+from app.accounts.models import User
+from app.complaints.models import ReportPhoto
+from app.core import db
+from app.core.errors import EXCEPTION_HANDLERS, PROBLEM_JSON, Conflict
 from app.core.files_api import serve_file
 from app.core.storage import (
     LocalDiskStorage,
@@ -28,6 +33,7 @@ from app.core.storage import (
 )
 from app.settings import Settings
 from tests.standins.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_endpoint  # noqa: F401
+from workers import housekeeping
 
 SIGNING_SECRET = "test-signing-secret"
 BASE_URL = "http://testserver.local"  # AsyncTestClient's own base URL
@@ -429,3 +435,103 @@ def test_make_storage_picks_the_backend(tmp_path: Path) -> None:
     assert isinstance(s3, S3Storage)
     assert s3.bucket == "city-photos"
     assert isinstance(local, Storage) and isinstance(s3, Storage)  # both meet the Protocol
+
+
+# ---------------------------------------------------------------- transactions and orphans
+# issue 17 item 8: no object outlives the transaction that wrote it, and objects no row
+# refers to are purged once they are a day old
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_objects_put_in_a_rolled_back_transaction_are_deleted(storage: Storage, app) -> None:
+    kept, dropped = new_key(), new_key()
+    async with db.transaction(app.state.sessionmaker, None):
+        await storage.put(kept, JPEG, "image/jpeg")
+    assert await storage.get(kept) == JPEG
+    with pytest.raises(Boom):
+        async with db.transaction(app.state.sessionmaker, None):
+            await storage.put(dropped, JPEG, "image/jpeg")
+            assert await storage.get(dropped) == JPEG
+            raise Boom
+    with pytest.raises(StorageNotFound):
+        await storage.get(dropped)
+    # a domain error rolls back too; one that keeps its writes keeps its objects
+    for keep_writes in (False, True):
+        key = new_key()
+        with pytest.raises(Conflict):
+            async with db.transaction(app.state.sessionmaker, None):
+                await storage.put(key, JPEG, "image/jpeg")
+                raise Conflict(keep_writes=keep_writes)
+        if keep_writes:
+            assert await storage.get(key) == JPEG
+        else:
+            with pytest.raises(StorageNotFound):
+                await storage.get(key)
+    assert await storage.get(kept) == JPEG
+
+
+async def test_iter_older_than_lists_by_age(storage: Storage) -> None:
+    keys = sorted(new_key() for _ in range(3))
+    for key in keys:
+        await storage.put(key, b"x", "image/jpeg")  # outside any transaction: just stored
+    now = datetime.now(UTC)
+
+    async def listed(cutoff: datetime) -> list[str]:
+        return sorted(
+            [k async for page in storage.iter_older_than("photos/", cutoff) for k in page]
+        )
+
+    assert await listed(now - timedelta(hours=1)) == []
+    assert await listed(now + timedelta(minutes=5)) == keys
+
+
+async def test_the_purge_deletes_day_old_objects_no_row_refers_to(storage: Storage, app) -> None:
+    orphan, young_orphan, referenced = (uuid.uuid4() for _ in range(3))
+    keys = {
+        photo: [f"photos/2026/11/{photo}/display.jpg", f"photos/2026/11/{photo}/thumb.jpg"]
+        for photo in (orphan, young_orphan, referenced)
+    }
+    foreign = "exports/2026/11/not-a-photo.bin"  # not a photo key: never judged
+    for key in [*keys[orphan], *keys[referenced], foreign]:
+        await storage.put(key, b"x", "image/jpeg")
+    now = datetime.now(UTC)
+    async with db.transaction(app.state.sessionmaker, None) as session:
+        owner = User(kind="resident", locale="vi")
+        session.add(owner)
+        await session.flush()
+        display, thumb = keys[referenced]
+        session.add(
+            ReportPhoto(
+                id=referenced, owner_id=owner.id, display_key=display, thumb_key=thumb,
+                width=1, height=1, source_format="jpeg", sha256=b"\0" * 32,
+                created_at=now, expires_at=now + timedelta(hours=24),
+            )
+        )  # fmt: skip
+
+    async def purge(at: datetime, **age: timedelta) -> int:
+        async with db.transaction(app.state.sessionmaker, None) as session:
+            return await housekeeping.delete_orphaned_objects(session, storage, at, **age)
+
+    # everything is younger than a day: nothing goes
+    assert await purge(now) == 0
+    assert await purge(now + timedelta(hours=23)) == 0
+    for key in [*keys[orphan], *keys[referenced]]:
+        assert await storage.get(key) == b"x"
+    # a shorter minimum age stands in for the day (S3 keeps its own write times, to the
+    # second): an orphan written just now stays, the older one goes
+    await asyncio.sleep(2.1)
+    for key in keys[young_orphan]:
+        await storage.put(key, b"x", "image/jpeg")
+    assert await purge(datetime.now(UTC), min_age=timedelta(seconds=1)) == 2
+    for key in keys[orphan]:
+        with pytest.raises(StorageNotFound):
+            await storage.get(key)
+    for key in [*keys[young_orphan], *keys[referenced], foreign]:
+        assert await storage.get(key) == b"x"
+    # and a day on, the young orphan goes too
+    assert await purge(datetime.now(UTC) + timedelta(days=1, minutes=1)) == 2
+    for key in [*keys[referenced], foreign]:
+        assert await storage.get(key) == b"x"
