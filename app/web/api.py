@@ -33,7 +33,15 @@ from app.core import i18n
 from app.core.calendar import TIMEZONE
 from app.core.client_address import client_ip
 from app.core.db import DbSession
-from app.core.errors import AppError, FieldError, Forbidden, NotFound, Unprocessable
+from app.core.errors import (
+    AppError,
+    BadRequest,
+    FieldError,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    input_error,
+)
 from app.notifications import service as notifications
 from app.places.models import Category, Unit
 from app.routing import service as routing
@@ -63,6 +71,8 @@ i18n.register(
 )
 
 MAX_RESOLUTION_UPLOAD = 60_000_000  # a few phone photos in one form
+# ids in paths and forms are bigint columns: a larger number is a 400 at the edge
+RowId = Annotated[int, Parameter(ge=1, le=notifications.MAX_ID)]
 
 
 def language(request: Request) -> str:
@@ -127,8 +137,41 @@ async def _user(request: Request, state: State, session: DbSession) -> ConsoleUs
     )
 
 
-async def _form(request: Request, state: State, user: ConsoleUser) -> dict[str, Any]:
+async def _checked_form(request: Request) -> Any:
+    """The posted form; text with U+0000 (which PostgreSQL cannot store) is a 400 here,
+    for every form, before any of it reaches a query."""
     form = await request.form()
+    for key, value in form.multi_items():
+        if isinstance(value, str) and "\x00" in value:
+            field = key.replace("\x00", "") or "form"
+            raise BadRequest(
+                "form_invalid",
+                params={"fields": field},
+                errors=[FieldError(field=field, message="contains U+0000 (NUL)", source="body")],
+            )
+    return form
+
+
+def _form_int(form: dict[str, Any], name: str) -> int | None:
+    """An optional id from a form: empty is None; anything but 1..2^63-1 is a 400."""
+    raw = form.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(str(raw))
+    except ValueError:
+        value = 0
+    if not 1 <= value <= notifications.MAX_ID:
+        raise BadRequest(
+            "form_invalid",
+            params={"fields": name},
+            errors=[FieldError(field=name, message="an id from 1 to 2^63-1", source="body")],
+        )
+    return value
+
+
+async def _form(request: Request, state: State, user: ConsoleUser) -> dict[str, Any]:
+    form = await _checked_form(request)
     check_csrf(state.settings, str(user.principal.sid), form.get("csrf"))
     return dict(form.multi_items()) | {"_files": form.getall("photos") if "photos" in form else []}
 
@@ -189,7 +232,7 @@ class ConsolePages(Controller):
 
     @post("/login")
     async def login(self, request: Request, state: State, session: DbSession) -> Response:
-        form = await request.form()
+        form = await _checked_form(request)
         nonce = request.cookies.get(PRE_SESSION_COOKIE)
         check_csrf(state.settings, "pre:" + nonce if nonce else None, form.get("csrf"))
         email, password = str(form.get("email") or ""), str(form.get("password") or "")
@@ -496,7 +539,7 @@ class ConsolePages(Controller):
 
     @post("/inbox/{notification_id:int}/open")
     async def open_notification(
-        self, request: Request, state: State, session: DbSession, notification_id: FromPath[int]
+        self, request: Request, state: State, session: DbSession, notification_id: RowId
     ) -> Redirect:
         """Marks it read and goes where it points (a console page, else the inbox)."""
         user = await _user(request, state, session)
@@ -510,10 +553,7 @@ class ConsolePages(Controller):
     async def read_all(self, request: Request, state: State, session: DbSession) -> Redirect:
         user = await _user(request, state, session)
         form = await _form(request, state, user)
-        try:
-            up_to = int(form.get("up_to_id") or 0) or None
-        except ValueError:
-            up_to = None
+        up_to = _form_int(form, "up_to_id")
         await notifications.mark_all_read(session, user.principal.user_id, state.clock.now(), up_to)
         return Redirect("/console/inbox", status_code=303)
 
@@ -795,6 +835,7 @@ def page_error_handler(request: Request, exc: Exception) -> Response:
             target = "/console/queue"
         return Redirect("/console/login?" + urlencode({"next": target}), status_code=303)
     lang = language(request)
+    exc = input_error(exc) or exc
     if isinstance(exc, AppError):
         status, message = exc.status, i18n.translate(exc.code, lang, exc.params)
         fields = [e.field for e in exc.errors or []]
