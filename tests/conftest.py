@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,13 +27,15 @@ TEST_DB = f"city_test_{RUN_ID}"
 _pg_base = PG_ADMIN_DSN.rsplit("/", 1)[0]
 DATABASE_URL = f"{_pg_base.replace('postgresql://', 'postgresql+asyncpg://')}/{TEST_DB}"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+REDIS_PREFIX = f"citytest:{RUN_ID}"
+STORAGE_DIR = f"/tmp/city-test-storage-{RUN_ID}"
 
 os.environ.update(
     {
         "ENVIRONMENT": "test",
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
-        "REDIS_PREFIX": f"citytest:{RUN_ID}",
+        "REDIS_PREFIX": REDIS_PREFIX,
         "SECRET_KEY": "test-secret-" + RUN_ID,
         "CITIZEN_ID_HASH_KEY": "test-cccd-key-" + RUN_ID,
         "OTP_RATE_PER_IP": "1000/minute",
@@ -41,7 +44,7 @@ os.environ.update(
         "OTP_VERIFY_FAILURES_PER_IP": "1000/minute",
         "REPORT_RATE_PER_RESIDENT": "1000/minute",
         "PHOTO_RATE_PER_RESIDENT": "1000/minute",
-        "STORAGE_DIR": f"/tmp/city-test-storage-{RUN_ID}",
+        "STORAGE_DIR": STORAGE_DIR,
         "LOG_LEVEL": "INFO",
     }
 )
@@ -49,6 +52,37 @@ os.environ.update(
 from app.settings import get_settings  # noqa: E402
 
 USER_TABLES = ("devices", "refresh_tokens", "otp_challenges", "staff_roles", "users", "audit_log")
+
+
+def remove_run_data() -> None:
+    """Delete what this run left outside its database: the photo store's directory and
+    every Redis key of its prefix (its own, arq's ``arq:job:``/``arq:result:`` keys of its
+    queue, the rate limiter's). Other runs' keys are left alone."""
+    import redis
+
+    shutil.rmtree(STORAGE_DIR, ignore_errors=True)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"*{REDIS_PREFIX}*", count=1000):
+            batch.append(key)
+            if len(batch) == 500:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+    except redis.RedisError:  # a test left Redis unreachable: nothing to clean there
+        pass
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_data_removed_at_the_end():
+    """Set up first, so torn down last: after the app and workers have stopped."""
+    yield
+    if not os.environ.get("KEEP_TEST_DB"):
+        remove_run_data()
 
 
 async def _create_database() -> None:
