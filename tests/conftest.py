@@ -36,8 +36,10 @@ os.environ.update(
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
         "REDIS_PREFIX": REDIS_PREFIX,
-        "SECRET_KEY": "test-secret-" + RUN_ID,
-        "CITIZEN_ID_HASH_KEY": "test-cccd-key-" + RUN_ID,
+        # 32 bytes at least: shorter HMAC keys are refused in production and warned about
+        # by PyJWT (RFC 7518 section 3.2)
+        "SECRET_KEY": f"test-secret-{RUN_ID}-{uuid.uuid4().hex}",
+        "CITIZEN_ID_HASH_KEY": f"test-cccd-key-{RUN_ID}-{uuid.uuid4().hex}",
         "OTP_RATE_PER_IP": "1000/minute",
         "OTP_RATE_PER_PHONE": "3/10minutes;10/day",
         # every test calls from one address and files as it needs: own tests set low limits

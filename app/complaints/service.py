@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -496,7 +497,7 @@ async def _first_thumbnails(session: AsyncSession, ids: list[uuid.UUID]) -> dict
     rows = await session.execute(
         select(ReportPhoto.report_id, ReportPhoto.thumb_key)
         .where(ReportPhoto.report_id.in_(ids), ReportPhoto.hidden_reason.is_(None))
-        .distinct(ReportPhoto.report_id)
+        .ext(distinct_on(ReportPhoto.report_id))
         .order_by(ReportPhoto.report_id, ReportPhoto.position)
     )
     return {rid: key for rid, key in rows}
