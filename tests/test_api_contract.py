@@ -21,6 +21,7 @@ log) and validates those answers against the document too.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import signal
@@ -35,13 +36,14 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -503,3 +505,188 @@ def test_text_postgresql_cannot_store_is_a_400_not_a_500(
     for answer in answers:
         assert answer.status_code == 400, (answer.request.url, answer.text)
         assert answer.json()["code"] == "validation_failed"
+
+
+# ---------------------------------------------------------------- the console's forms
+# The console's pages are not in the document (they answer HTML), so schemathesis does not
+# reach them: these cases post generated values (any text, U+0000, numbers past int64,
+# bytes that are not UTF-8, a file that is not an image) to every form as a signed-in
+# admin. Whatever the input, the answer is never a 5xx, and an error is an HTML page.
+
+CSRF_FIELD = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
+# form → its fields; {report} is a freshly filed report (or a random id), {notification}
+# any integer
+CONSOLE_FORMS: dict[str, tuple[str, ...]] = {
+    "/console/reports/{report}/accept": (),
+    "/console/reports/{report}/reply": ("body", "back"),
+    "/console/reports/{report}/note": ("body",),
+    "/console/reports/{report}/info_request": ("body",),
+    "/console/reports/{report}/transfer": ("unit_code", "reason", "back"),
+    "/console/reports/{report}/extension": ("due_date", "reason"),
+    "/console/reports/{report}/extension_request": ("due_date", "reason"),
+    "/console/reports/{report}/extension_decision": ("decision", "note"),
+    "/console/reports/{report}/resolve": ("answer",),
+    "/console/reports/{report}/reject": ("reason",),
+    "/console/reports/{report}/merge": ("original_code",),
+    "/console/reports/{report}/hide_text": ("reason",),
+    "/console/reports/{report}/hide_photo": ("photo_id", "reason"),
+    "/console/reports/{report}/no_such_action": ("body",),
+    "/console/inbox/{notification}/open": (),
+    "/console/inbox/read-all": ("up_to_id",),
+    "/console/dispatch/route": (),
+}
+EDGE_VALUES = [
+    "", "\x00", "a\x00b", "-1", "0", str(2**63 - 1), str(2**63), str(2**70), "1e309", "NaN",
+    "2026-02-30", "9999-12-31", "0001-01-01", "ubnd-00070", "evn-hanoi", "approve", "decline",
+    "//evil.example/", "/console/queue?x=\x00", "x" * 20_000, "Đèn đường hỏng", "\ud7ff\ufffd",
+]  # fmt: skip
+
+
+def _form_value():
+    return st.one_of(
+        st.sampled_from(EDGE_VALUES),
+        st.text(max_size=300),
+        st.integers(min_value=-(2**80), max_value=2**80).map(str),
+    )
+
+
+class ConsoleAdmin:
+    """The contract admin signed in to the console: a cookie jar and a fresh CSRF token."""
+
+    def __init__(self, live_server: LiveServer, actors: Actors) -> None:
+        self.server = live_server
+        self.actors = actors
+        self.http = httpx.Client(base_url=live_server.base_url, timeout=15)
+        form = self.http.get("/console/login")
+        signed_in = self.http.post(
+            "/console/login",
+            data={
+                "csrf": CSRF_FIELD.search(form.text)[1],
+                "email": actors.admin_email,
+                "password": ADMIN_PASSWORD,
+            },
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        page = self.http.get("/console/inbox")
+        assert page.status_code == 200, page.text
+        self.csrf = CSRF_FIELD.search(page.text)[1]
+
+    def file_report(self) -> str:
+        """A new petition by a new resident (filing is rate-limited per resident)."""
+        resident = self.actors.throwaway_resident()
+        body = {
+            "kind": "petition",
+            "category_code": "roads",
+            "description": "Đèn đường hỏng trước số 12, tối không nhìn thấy gì.",
+            "location": HANOI_POINT,
+            "photo_ids": [],
+        }
+        filed = httpx.post(
+            f"{self.server.base_url}/api/v1/reports", json=body, headers=resident, timeout=15
+        )
+        assert filed.status_code == 201, filed.text
+        return filed.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def console_admin(live_server: LiveServer, actors: Actors) -> Iterator[ConsoleAdmin]:
+    admin = ConsoleAdmin(live_server, actors)
+    try:
+        yield admin
+    finally:
+        admin.http.close()
+
+
+def _console_case(fields: tuple[str, ...]):
+    return st.fixed_dictionaries(
+        {
+            "values": st.fixed_dictionaries({name: _form_value() for name in fields}),
+            "real_report": st.booleans(),
+            "notification": st.integers(min_value=-(2**70), max_value=2**70),
+            "junk": st.one_of(st.none(), st.binary(min_size=1, max_size=40)),
+            "upload": st.one_of(st.none(), st.binary(max_size=2000)),
+        }
+    )
+
+
+def _check_page_answer(response: httpx.Response, form: str) -> None:
+    assert response.status_code < 500, (form, response.status_code, response.text[:500])
+    if response.status_code >= 400:
+        kind = response.headers.get("content-type", "")
+        assert kind.startswith("text/html"), (form, response.status_code, kind)
+
+
+@pytest.mark.parametrize("form", sorted(CONSOLE_FORMS))
+def test_console_forms_never_answer_5xx(
+    form: str, live_server: LiveServer, console_admin: ConsoleAdmin
+) -> None:
+    def send(case: dict[str, Any], report: str | None = None) -> None:
+        if report is None:
+            report = console_admin.file_report() if case["real_report"] else str(uuid.uuid4())
+        path = form.format(report=report, notification=case["notification"])
+        values = {"csrf": console_admin.csrf, **case["values"]}
+        try:
+            if case["upload"] is not None and form.endswith("/resolve"):
+                files = {"photos": ("photo.jpg", case["upload"], "image/jpeg")}
+                response = console_admin.http.post(path, data=values, files=files)
+            elif case["junk"] is not None:  # the form's bytes, then some that are not UTF-8
+                body = urlencode(values, encoding="utf-8", errors="surrogatepass").encode()
+                response = console_admin.http.post(
+                    path,
+                    content=body + b"&" + case["junk"],
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                )
+            else:
+                encoded = urlencode(values, encoding="utf-8", errors="surrogatepass")
+                response = console_admin.http.post(
+                    path,
+                    content=encoded.encode(),
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                )
+        except Exception:
+            tail = "\n".join(live_server.output().splitlines()[-40:])
+            sys.stderr.write(f"--- granian output (last 40 lines) ---\n{tail}\n")
+            raise
+        _check_page_answer(response, form)
+
+    # every known edge value in every field first, then generated cases
+    report = console_admin.file_report()
+    ids = itertools.cycle([2**63, 2**70, -1, 0, 2**63 - 1])
+    for value, notification in zip(EDGE_VALUES, ids, strict=False):
+        fields = dict.fromkeys(CONSOLE_FORMS[form], value)
+        case = {"values": fields, "notification": notification, "junk": None, "upload": None}
+        send(case, report)
+
+    @given(case=_console_case(CONSOLE_FORMS[form]))
+    @hypothesis_settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    def post(case: dict[str, Any]) -> None:
+        send(case)
+
+    post()
+
+
+def test_console_sign_in_form_never_answers_5xx(live_server: LiveServer) -> None:
+    @given(email=_form_value(), password=_form_value(), next_=_form_value())
+    @hypothesis_settings(max_examples=MAX_EXAMPLES, deadline=None)
+    def post(email: str, password: str, next_: str) -> None:
+        with httpx.Client(base_url=live_server.base_url, timeout=15) as anonymous:
+            form = anonymous.get("/console/login")
+            values = {
+                "csrf": CSRF_FIELD.search(form.text)[1],
+                "email": email,
+                "password": password,
+                "next": next_,
+            }
+            encoded = urlencode(values, encoding="utf-8", errors="surrogatepass")
+            response = anonymous.post(
+                "/console/login",
+                content=encoded.encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+        _check_page_answer(response, "/console/login")
+
+    post()
