@@ -4,6 +4,8 @@ Two endpoints, the two floors named in DESIGN.md ("Moving parts"):
 
 - ``GET /floor``    returns a tiny msgspec Struct as JSON; nothing else happens.
 - ``GET /floor-db`` does one ``SELECT 1`` through an asyncpg pool, nothing else.
+- ``GET /floor/<read>`` the query a read endpoint needs, asyncpg rows into msgspec
+  Structs (the floor of that read path: what it would cost with nothing in between).
 
 ``bench.run`` serves this module with granian (one worker, the same flags as the app
 under test) next to the real app, and reports every scenario as a ratio to one of
@@ -44,6 +46,32 @@ class Floor(msgspec.Struct):
 _FLOOR = Floor(ok=True, n=1)
 
 
+class FloorCategory(msgspec.Struct):
+    code: str
+    name: str
+    deadline_working_days: int
+
+
+class FloorUnit(msgspec.Struct):
+    id: str
+    code: str
+    name: str
+    kind: str
+    parent_code: str | None
+    area_code: str | None
+
+
+# the same queries the app would make, done as cheaply as asyncpg + msgspec can: the
+# floor of a read path ("query floors", issue 18)
+_CATEGORIES_SQL = (
+    "SELECT code, name_vi, deadline_working_days FROM categories WHERE active ORDER BY code"
+)
+_UNITS_SQL = (
+    "SELECT u.id::text, u.code, u.name_vi, u.kind, p.code, u.area_code"
+    " FROM units u LEFT JOIN units p ON p.id = u.parent_id ORDER BY u.code"
+)
+
+
 def asyncpg_dsn(url: str) -> str:
     """asyncpg wants ``postgresql://``; accept the SQLAlchemy driver suffix as well."""
     for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://"):
@@ -66,6 +94,18 @@ async def floor_db(state: State) -> Response[Floor]:
     return Response(Floor(ok=True, n=n))
 
 
+@get("/floor/categories")
+async def floor_categories(state: State) -> list[FloorCategory]:
+    rows = await state.pool.fetch(_CATEGORIES_SQL)
+    return [FloorCategory(*row) for row in rows]
+
+
+@get("/floor/units")
+async def floor_units(state: State) -> list[FloorUnit]:
+    rows = await state.pool.fetch(_UNITS_SQL)
+    return [FloorUnit(*row) for row in rows]
+
+
 async def _open_pool(app: Litestar) -> None:
     size = int(os.environ.get("DB_POOL_SIZE", "10"))
     dsn = asyncpg_dsn(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
@@ -84,7 +124,7 @@ async def _close_pool(app: Litestar) -> None:
 
 def create_app() -> Litestar:
     return Litestar(
-        route_handlers=[floor, floor_db],
+        route_handlers=[floor, floor_db, floor_categories, floor_units],
         on_startup=[_open_pool],
         on_shutdown=[_close_pool],
     )

@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 Values = dict[str, list[str]]
 Setup = Callable[[str], Values | Awaitable[Values]]
 
-FLOOR_PATHS = {"floor": "/floor", "floor-db": "/floor-db"}
+FLOOR_PATHS = {
+    "floor": "/floor",
+    "floor-db": "/floor-db",
+    # the same query as the scenario, asyncpg + msgspec and nothing else (bench/floor.py)
+    "floor-categories": "/floor/categories",
+    "floor-units": "/floor/units",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class Scenario:
     concurrency: int | None = None  # None: --concurrency
     duration: float | None = None  # None: --duration (seconds)
     rate: float | None = None  # requests/s, open loop; None: closed loop
-    floor: str = "floor"  # "floor" | "floor-db"
+    floor: str = "floor"  # a key of FLOOR_PATHS
     expect: str = "200-299"  # statuses that count as success, e.g. "202" or "200,404"
     description: str = ""
 
@@ -278,6 +284,18 @@ SCENARIOS: list[Scenario] = [
         path="/api/v1/categories",
         floor="floor-db",
         description="Public read of the category list (one small query, vi names).",
+    ),
+    Scenario(
+        name="categories_vs_query",
+        path="/api/v1/categories",
+        floor="floor-categories",
+        description="The category list against a floor making the same query (asyncpg).",
+    ),
+    Scenario(
+        name="units_vs_query",
+        path="/api/v1/units",
+        floor="floor-units",
+        description="The unit list (with parents' codes) against the same query's floor.",
     ),
     Scenario(
         name="area_lookup",
