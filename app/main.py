@@ -39,6 +39,7 @@ from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.files_api import serve_file
+from app.core.headers import SecurityHeadersMiddleware
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.openapi import docs_viewer, document_problems
 from app.core.ops import HealthController, MetricsTokenMiddleware, worker_status
@@ -59,7 +60,7 @@ from app.routing.service import Deadlines
 from app.settings import Settings, get_settings
 from app.startup import refuse_unsafe_production
 from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
-from app.web.api import ConsolePages, page_error_handler
+from app.web.api import ConsolePages, content_security_policy, page_error_handler
 
 API_VERSION = "0.1.0"
 WEB_DIR = Path(__file__).parent / "web"
@@ -169,6 +170,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ResponseHeader(name="X-Frame-Options", value="DENY"),
             ResponseHeader(name="Referrer-Policy", value="same-origin"),
             ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+            # scripts and styles only from our files; images also from the photo store
+            # and the tile server (issue 17 item 9)
+            ResponseHeader(name="Content-Security-Policy", value=content_security_policy(settings)),
         ],
         include_in_schema=False,
     )
@@ -182,6 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings}),
         middleware=[
             RequestIdMiddleware,
+            SecurityHeadersMiddleware,  # no-store for credentialed requests, HSTS on https
             prometheus.middleware,
             MetricsTokenMiddleware,  # before authentication: its token is not a user's
             AuthenticationMiddleware,

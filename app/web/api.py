@@ -5,10 +5,11 @@ with a CSRF token and are answered by a redirect to the page (POST → 303 → G
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -73,6 +74,44 @@ i18n.register(
 MAX_RESOLUTION_UPLOAD = 60_000_000  # a few phone photos in one form
 # ids in paths and forms are bigint columns: a larger number is a 400 at the edge
 RowId = Annotated[int, Parameter(ge=1, le=notifications.MAX_ID)]
+
+
+def _origin(url: str) -> str | None:
+    """scheme://host[:port] of a URL (a tile template's {s}/{z}... in the host become *),
+    or None when it names no host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    host = re.sub(r"\{[^}]*\}", "*", parts.netloc.rsplit("@", 1)[-1])
+    return f"{parts.scheme}://{host}"
+
+
+def content_security_policy(settings: Any) -> str:
+    """The console pages' CSP: scripts and styles only from our own files (the templates
+    have no inline script, style or event handler), images from us, the photo store and
+    the tile server, no framing, forms posting only back to us."""
+    images = ["'self'", "data:"]
+    store = (
+        f"{'https' if settings.s3_secure else 'http'}://{settings.s3_endpoint}"
+        if settings.s3_endpoint
+        else _origin(settings.public_base_url)
+    )
+    for origin in (store, _origin(settings.console_tile_url or "")):
+        if origin and origin not in images:
+            images.append(origin)
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {' '.join(images)}",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+            "base-uri 'none'",
+        ]
+    )
 
 
 def language(request: Request) -> str:
