@@ -165,3 +165,37 @@ async def test_wrong_codes_are_limited_per_address(settings, database):
         fourth = await verify(guesser, phones[3], "000000")
         assert fourth.status_code == 429 and fourth.json()["code"] == "rate_limited"
         assert int(fourth.headers["retry-after"]) > 0
+
+
+async def test_guessing_from_many_addresses_spends_the_code_for_everyone(
+    settings, database, caplog
+):
+    """OTP_MAX_ATTEMPTS_PER_CODE bounds a distributed guesser: then the code is spent
+    everywhere, and says so."""
+    caplog.set_level(logging.INFO, logger="city.sms")
+    strict = msgspec.structs.replace(
+        settings,
+        otp_max_attempts_per_code=3,
+        redis_prefix=f"{settings.redis_prefix}:{uuid.uuid4().hex[:6]}",
+    )
+    from app.main import create_app
+
+    application = create_app(strict)
+    async with running(application):
+        phone = new_phone()
+        resident = from_address(application, "192.0.2.60")
+        sent = await request_code(resident, phone)
+        code = sent_code(caplog, sent.json()["phone"])
+        wrong = "000000" if code != "000000" else "111111"
+        answers = [
+            (await verify(from_address(application, f"198.51.100.{i}"), phone, wrong)).json()
+            for i in range(1, 4)
+        ]
+        assert [a["code"] for a in answers] == [
+            "otp_invalid",
+            "otp_invalid",
+            "otp_too_many_attempts",
+        ]
+        assert answers[0]["detail"] == "The code is wrong. 2 attempts left."
+        spent = await verify(resident, phone, code)
+        assert spent.status_code == 400 and spent.json()["code"] == "otp_spent"
