@@ -23,12 +23,34 @@ def register(messages: dict[str, dict[str, str]]) -> None:
         _catalog[code] = texts
 
 
+# names for codes that messages take as parameters: a context registers, for the
+# parameter names that carry e.g. a status, each code's words, so a detail reads
+# "từ 'Đã giao' sang 'Mở lại'" and never "from 'assigned' to 'reopened'"
+_value_names: dict[str, dict[str, tuple[str, str]]] = {}
+
+
+def register_value_names(params: tuple[str, ...], names: dict[str, tuple[str, str]]) -> None:
+    """``names``: code → (vi, en), used for those parameters of every message."""
+    for param in params:
+        _value_names.setdefault(param, {}).update(names)
+
+
+def _named(params: dict[str, Any], locale: Locale) -> dict[str, Any]:
+    named = dict(params)
+    for key, value in params.items():
+        words = _value_names.get(key, {}).get(value) if isinstance(value, str) else None
+        if words:
+            named[key] = words[1] if locale == "en" else words[0]
+    return named
+
+
 def translate(code: str, locale: Locale, params: dict[str, Any] | None = None) -> str:
     texts = _catalog.get(code)
     if texts is None:
         return code
     text = texts[locale]
     if params:
+        params = _named(params, locale)
         try:
             return text.format(**params)
         except (KeyError, IndexError, ValueError):

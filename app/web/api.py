@@ -159,6 +159,9 @@ def render(
         "kind_name": lambda key: texts.pick(texts.KIND, key, lang),
         "event_name": lambda key: texts.pick(texts.EVENT, key, lang),
         "local": lambda value: _local(value, lang),
+        # names people read instead of codes (issue 17 item 16): the reference snapshot
+        # the request took when it loaded the user
+        **_namers(request.scope.get("state", {}).get("reference"), lang),
         "user": user,
         "csrf": csrf_token(settings, str(user.principal.sid)) if user else context.pop("csrf", ""),
         "path": request.url.path,
@@ -170,7 +173,27 @@ def render(
     return Template(template_name=name, context={**base, **context}, status_code=status_code)
 
 
+def _namers(snapshot: Any, lang: str) -> dict[str, Any]:
+    """category_name / unit_name / area_name for templates: the name in the reader's
+    language, the code only when the snapshot does not know it."""
+
+    def category(code: str | None) -> str:
+        ref = snapshot.categories.get(code) if snapshot and code else None
+        return ref.name(lang) if ref else (code or "—")
+
+    def unit(code: str | None) -> str:
+        ref = snapshot.units_by_code.get(code) if snapshot and code else None
+        return ref.name(lang) if ref else (code or "—")
+
+    def area(code: str | None) -> str:
+        ref = snapshot.areas.get(code) if snapshot and code else None
+        return ref.name if ref else (code or "—")
+
+    return {"category_name": category, "unit_name": unit, "area_name": area}
+
+
 async def _user(request: Request, state: State, session: DbSession) -> ConsoleUser:
+    request.scope.setdefault("state", {})["reference"] = await state.reference.current()
     return await current_user(
         session, state.settings, request.cookies.get(SESSION_COOKIE), state.clock.now()
     )

@@ -3,6 +3,8 @@ from app.core.i18n like the API's problem details."""
 
 from __future__ import annotations
 
+from app.core import i18n
+
 TEXTS: dict[str, tuple[str, str]] = {
     # key: (vi, en)
     "app": ("Bảng điều khiển xử lý phản ánh", "Report handling console"),
@@ -172,6 +174,10 @@ STATUS = {
     "withdrawn": ("Đã rút", "Withdrawn"),
 }
 
+# a status named in a problem's detail (e.g. a second reopen: "from 'Assigned' to
+# 'Reopened'") in the reader's words, on the API as on the pages
+i18n.register_value_names(("current", "target"), STATUS)
+
 KIND = {
     "complaint": ("Phản ánh", "Complaint"),
     "petition": ("Kiến nghị", "Petition"),
@@ -194,6 +200,11 @@ EVENT = {
     "escalated": ("Báo cáo cấp trên", "Escalated"),
     "rated": ("Đánh giá", "Rated"),
 }
+
+# what a transfer or an extension was refused from: named like the statuses
+i18n.register_value_names(
+    ("target",), {key: EVENT[key] for key in ("transferred", "extended", "assigned")}
+)
 
 
 def text(key: str, lang: str) -> str:
