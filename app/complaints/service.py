@@ -18,7 +18,6 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import (
     ARRAY,
     UUID,
-    Select,
     and_,
     any_,
     delete,
@@ -712,6 +711,41 @@ def degree_box(lat: float, meters: float) -> tuple[float, float]:
     return dlon, dlat
 
 
+# Open reports of a category near a point, nearest first. The exact test is on geography
+# (metres on the spheroid); ``&&`` with a box a little larger than the circle lets the
+# GiST index on ``location`` find the candidates. Plain SQL prepared once per connection:
+# building the statement with the ORM cost more CPU than running it.
+_HERE = "ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326)"
+NEARBY_SQL = f"""
+SELECT code, kind, status, category_code,
+       CASE WHEN description_hidden_reason IS NULL THEN description END AS description,
+       round(CAST(ST_Distance(CAST(location AS geography), CAST({_HERE} AS geography))
+                  AS numeric), 1)::float8 AS distance_m,
+       supporters_count, created_at
+  FROM reports
+ WHERE location && ST_Expand({_HERE}, CAST(:dlon AS float8), CAST(:dlat AS float8))
+   AND ST_DWithin(CAST(location AS geography), CAST({_HERE} AS geography),
+                  CAST(:meters AS float8))
+   AND category_code = :category
+   AND status IN ({", ".join(f"'{s}'" for s in lifecycle.OPEN_STATUSES)})
+ ORDER BY distance_m, code
+ LIMIT 20
+"""
+_NEARBY = text(NEARBY_SQL)
+
+
+def nearby_params(lon: float, lat: float, category_code: str) -> dict:
+    dlon, dlat = degree_box(lat, NEARBY_METERS)
+    return {
+        "lon": lon,
+        "lat": lat,
+        "dlon": dlon,
+        "dlat": dlat,
+        "meters": NEARBY_METERS,
+        "category": category_code,
+    }
+
+
 async def nearby(
     session: AsyncSession, lon: float, lat: float, category_code: str
 ) -> list[NearbyReport]:
@@ -720,53 +754,11 @@ async def nearby(
 
     The distance is exact (geography, metres) but only for the reports in a small box
     around the point, which the GiST index on ``location`` finds: casting the column to
-    geography in the WHERE clause alone would defeat the index and read every open
-    report (measured: 592 ms of PostgreSQL per call at 1,000,000 reports; docs/
-    benchmarks.md, issue 17). Core columns, no ORM entities."""
-    rows = await session.execute(nearby_statement(lon, lat, category_code))
-    return [
-        NearbyReport(
-            code=r.code,
-            kind=r.kind,
-            status=r.status,
-            category_code=r.category_code,
-            description=None if r.description_hidden_reason else r.description,
-            distance_m=round(r.distance, 1),
-            supporters_count=r.supporters_count,
-            created_at=r.created_at,
-        )
-        for r in rows
-    ]
-
-
-def nearby_statement(lon: float, lat: float, category_code: str) -> Select:
-    """The query ``nearby`` runs (a test checks its plan at scale)."""
-    here = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-    dlon, dlat = degree_box(lat, NEARBY_METERS)
-    distance = func.ST_Distance(func.Geography(Report.location), func.Geography(here)).label(
-        "distance"
-    )
-    return (
-        select(
-            Report.code,
-            Report.kind,
-            Report.status,
-            Report.category_code,
-            Report.description,
-            Report.description_hidden_reason,
-            Report.supporters_count,
-            Report.created_at,
-            distance,
-        )
-        .where(
-            Report.location.op("&&")(func.ST_Expand(here, dlon, dlat)),
-            func.ST_DWithin(func.Geography(Report.location), func.Geography(here), NEARBY_METERS),
-            Report.category_code == category_code,
-            Report.status.in_(lifecycle.OPEN_STATUSES),
-        )
-        .order_by(distance, Report.code)
-        .limit(20)
-    )
+    geography in the WHERE clause alone defeats the index and reads every open report
+    (measured: ~0.9 s of PostgreSQL CPU per call at 1,000,000 reports, ~1 ms now;
+    docs/benchmarks.md, issue 17)."""
+    rows = await session.execute(_NEARBY, nearby_params(lon, lat, category_code))
+    return [NearbyReport(*row) for row in rows]
 
 
 async def support(session: AsyncSession, user_id: uuid.UUID, code: str, now: datetime) -> int:
