@@ -68,6 +68,15 @@ class QueueCounts(msgspec.Struct):
     in_progress: int
 
 
+class RatingOut(msgspec.Struct):
+    """The reporter's verdict on one resolution (đánh giá), with their comment."""
+
+    resolution_round: int
+    rating: str  # satisfied | accept | not_satisfied
+    comment: str | None
+    at: datetime
+
+
 class QueueItem(msgspec.Struct):
     id: uuid.UUID
     code: str
@@ -82,6 +91,7 @@ class QueueItem(msgspec.Struct):
     overdue: bool
     supporters_count: int
     filed_by_staff: bool
+    rating: str | None = None  # the reporter's latest verdict (a reopened report's)
 
 
 class QueuePage(msgspec.Struct):
@@ -148,3 +158,4 @@ class StaffReportDetail(msgspec.Struct):
     photos: list[StaffPhotoOut]
     timeline: list[StaffEventOut]
     allowed_actions: list[str]
+    ratings: list[RatingOut] = msgspec.field(default_factory=list)  # oldest first

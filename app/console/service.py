@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.complaints import lifecycle
-from app.complaints.models import Report, ReportEvent, ReportPhoto
+from app.complaints.models import Report, ReportEvent, ReportPhoto, ReportRating
 from app.complaints.schemas import Point
 from app.complaints.service import can_act_on, event_units, photo_out
 from app.console.schemas import (
@@ -26,6 +26,7 @@ from app.console.schemas import (
     QueueCounts,
     QueueItem,
     QueuePage,
+    RatingOut,
     ReporterContact,
     StaffEventOut,
     StaffPhotoOut,
@@ -163,6 +164,13 @@ async def queue(
                 Report.overdue_at,
                 Report.supporters_count,
                 Report.filed_by_staff_id,
+                # the reporter's latest verdict (issue 17 item 12: a marker in the queue)
+                select(ReportRating.rating)
+                .where(ReportRating.report_id == Report.id)
+                .order_by(ReportRating.resolution_round.desc())
+                .limit(1)
+                .scalar_subquery()
+                .label("rating"),
             )
             .outerjoin(Unit, Unit.id == Report.unit_id)
             .where(*filters)
@@ -185,6 +193,7 @@ async def queue(
             overdue=r.overdue_at is not None,
             supporters_count=r.supporters_count,
             filed_by_staff=r.filed_by_staff_id is not None,
+            rating=r.rating,
         )
         for r in rows[:limit]
     ]
@@ -220,6 +229,16 @@ async def report_for_staff(
         )
     )
     units = await event_units(session, events)
+    ratings = [
+        RatingOut(
+            resolution_round=r.resolution_round, rating=r.rating, comment=r.comment, at=r.created_at
+        )
+        for r in await session.scalars(
+            select(ReportRating)
+            .where(ReportRating.report_id == report.id)
+            .order_by(ReportRating.resolution_round)
+        )
+    ]
     unit = await session.get(Unit, report.unit_id) if report.unit_id else None
     contact = None
     if principal.has_role(*CONTACT_ROLES):
@@ -303,6 +322,7 @@ async def report_for_staff(
             for e in events
         ],
         allowed_actions=staff_actions,
+        ratings=ratings,
     )
 
 

@@ -296,3 +296,33 @@ async def unit_index_for_staff(
     if not can_view_unit(principal, unit_id):
         raise Forbidden("not_your_unit")
     return await unit_index(session, unit_id)
+
+
+class RatingComment(msgspec.Struct):
+    """A resident's comment on a resolution, as the unit's staff read it: the report's
+    code, the verdict and when; never who wrote it."""
+
+    report_code: str
+    rating: str
+    comment: str
+    at: datetime
+
+
+async def recent_rating_comments(
+    session: AsyncSession, unit_code: str, limit: int = 20
+) -> list[RatingComment]:
+    """The latest comments residents left when rating the unit's resolutions (issue 17
+    item 12), newest first. Call after ``unit_index_for_staff`` has checked access."""
+    from app.complaints.models import Report, ReportRating
+
+    rows = await session.execute(
+        select(Report.code, ReportRating.rating, ReportRating.comment, ReportRating.created_at)
+        .join(Report, Report.id == ReportRating.report_id)
+        .join(Unit, Unit.id == Report.unit_id)
+        .where(
+            Unit.code == unit_code, ReportRating.comment.is_not(None), ReportRating.comment != ""
+        )
+        .order_by(ReportRating.created_at.desc(), ReportRating.id.desc())
+        .limit(limit)
+    )
+    return [RatingComment(report_code=c, rating=r, comment=t, at=a) for c, r, t, a in rows]

@@ -158,6 +158,7 @@ def render(
         "status_name": lambda key: texts.pick(texts.STATUS, key, lang),
         "kind_name": lambda key: texts.pick(texts.KIND, key, lang),
         "event_name": lambda key: texts.pick(texts.EVENT, key, lang),
+        "rating_name": lambda key: texts.pick(texts.RATING, key, lang),
         "local": lambda value: _local(value, lang),
         # names people read instead of codes (issue 17 item 16): the reference snapshot
         # the request took when it loaded the user
@@ -630,6 +631,7 @@ class ConsolePages(Controller):
             "index.html",
             user,
             trend=trend,
+            comments=await stats.recent_rating_comments(session, code),
             own_unit_codes=await _unit_codes(session, user),
         )
 

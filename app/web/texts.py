@@ -160,6 +160,17 @@ TEXTS: dict[str, tuple[str, str]] = {
     "open_item": ("Mở", "Open"),
     "no_notifications": ("Chưa có thông báo.", "No notifications yet."),
     "read": ("Đã đọc", "Read"),
+    "rating": ("Người dân đánh giá", "Resident's rating"),
+    "ratings": ("Đánh giá của người dân", "The resident's rating"),
+    "no_comment": ("không có ý kiến", "no comment"),
+    "rating_comments": ("Ý kiến của người dân khi đánh giá", "Residents' comments on ratings"),
+    "no_rating_comments": ("Chưa có ý kiến nào.", "No comments yet."),
+}
+
+RATING = {
+    "satisfied": ("Hài lòng", "Satisfied"),
+    "accept": ("Chấp nhận", "Acceptable"),
+    "not_satisfied": ("Không hài lòng", "Not satisfied"),
 }
 
 STATUS = {
