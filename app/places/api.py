@@ -9,7 +9,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
-from litestar.params import FromPath, Parameter
+from litestar.params import Parameter
 
 from app.core.db import DbSession
 from app.core.i18n import negotiate
@@ -25,7 +25,12 @@ class PlacesController(Controller):
     async def areas(
         self,
         state: State,
-        q: Annotated[str | None, Parameter(max_length=60, description="Name contains")] = None,
+        q: Annotated[
+            str | None,
+            # U+0000 is refused here as everywhere else (the list is served from memory,
+            # so PostgreSQL is not there to refuse it)
+            Parameter(max_length=60, pattern=r"^[^\x00]*$", description="Name contains"),
+        ] = None,
     ) -> list[AreaOut]:
         return await service.list_areas(state.reference, q)
 
@@ -40,7 +45,11 @@ class PlacesController(Controller):
         return await service.area_at(session, state.reference, lon, lat)
 
     @get("/areas/{code:str}", summary="One ward or commune")
-    async def area(self, state: State, code: FromPath[str]) -> AreaOut:
+    async def area(
+        self,
+        state: State,
+        code: Annotated[str, Parameter(pattern=r"^[0-9]{1,10}$", description="Official code")],
+    ) -> AreaOut:
         return await service.get_area(state.reference, code)
 
     @get("/categories", summary="Report categories with their working-day deadlines")
