@@ -69,6 +69,18 @@ def client_address(peer: str | None, forwarded_for: list[str], trusted: str) -> 
     return str(client)
 
 
+def forwarded_https(peer: str | None, forwarded_proto: list[str], trusted: str) -> bool:
+    """Did the client reach us over HTTPS at a trusted proxy that terminated TLS? Read
+    from ``X-Forwarded-Proto`` (its last value: the proxy next to us) only when the TCP
+    peer is trusted, like ``X-Forwarded-For``."""
+    peer_address = _address(peer) if peer else None
+    networks = trusted_networks(trusted)
+    if peer_address is None or not networks or not _trusted(peer_address, networks):
+        return False
+    protos = [p.strip().lower() for value in forwarded_proto for p in value.split(",")]
+    return bool(protos) and protos[-1] == "https"
+
+
 def client_ip(connection: ASGIConnection) -> str:
     """The calling client's address (see the module docstring), for limits and audit."""
     return client_address(

@@ -5,14 +5,16 @@
   data (``/me``, ``/me/export``, their reports and notifications, console pages), and
   no shared or browser cache may keep it. A handler that set its own ``Cache-Control``
   (static files, the ward outlines) keeps it.
-- ``Strict-Transport-Security`` when the request came over HTTPS. The scheme is the ASGI
-  scope's: behind a proxy that terminates TLS it is https only once the trusted-proxy
-  handling (TRUSTED_PROXIES) has set it from X-Forwarded-Proto.
+- ``Strict-Transport-Security`` when the request came over HTTPS: the ASGI scope's
+  scheme, or, behind a proxy named in TRUSTED_PROXIES that terminated TLS, its
+  ``X-Forwarded-Proto`` (``app.core.client_address.forwarded_https``).
 """
 
 from __future__ import annotations
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.client_address import forwarded_https
 
 SESSION_COOKIE_NAMES = (b"city_console=",)  # app.web.session.SESSION_COOKIE
 HSTS = b"max-age=31536000; includeSubDomains"  # a year, the usual floor for preload lists
@@ -28,6 +30,15 @@ def _carries_credentials(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
+def _https_at_trusted_proxy(scope: Scope) -> bool:
+    trusted = scope["app"].state.settings.trusted_proxies
+    if not trusted:
+        return False
+    client = scope.get("client")
+    protos = [v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-proto"]
+    return forwarded_https(client[0] if client else None, protos, trusted)
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,7 +48,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         private = _carries_credentials(scope["headers"])
-        https = scope.get("scheme") == "https"
+        https = scope.get("scheme") == "https" or _https_at_trusted_proxy(scope)
         if not (private or https):
             await self.app(scope, receive, send)
             return

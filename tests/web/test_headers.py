@@ -4,6 +4,7 @@ HTTPS, and Cache-Control: no-store on every answer to a request with credentials
 from __future__ import annotations
 
 import httpx
+import msgspec
 
 from app.settings import Settings
 from app.web.api import content_security_policy
@@ -88,3 +89,21 @@ async def test_hsts_only_over_https(app) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://city.test") as plain:
         r = await plain.get("/api/v1/categories")
         assert "strict-transport-security" not in r.headers
+
+
+async def test_hsts_behind_a_trusted_proxy_that_terminated_tls(app, settings) -> None:
+    """X-Forwarded-Proto counts only from a peer named in TRUSTED_PROXIES."""
+    from app.main import create_app
+    from tests.conftest import running
+
+    proxied = create_app(msgspec.structs.replace(settings, trusted_proxies="10.0.0.0/8"))
+    async with running(proxied):
+        for peer, proto, expected in (
+            ("10.1.2.3", "https", True),  # the trusted proxy: TLS ended there
+            ("10.1.2.3", "http", False),
+            ("198.51.100.9", "https", False),  # anyone can write the header
+        ):
+            transport = httpx.ASGITransport(app=proxied, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://city.test") as h:
+                r = await h.get("/api/v1/categories", headers={"X-Forwarded-Proto": proto})
+                assert ("strict-transport-security" in r.headers) is expected, (peer, proto)
