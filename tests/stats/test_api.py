@@ -32,6 +32,7 @@ CHANNEL_FIELDS = {
     "accepted",
     "not_satisfied",
     "not_rated",
+    "reopened",
     "satisfaction_pct",
     "rating_coverage_pct",
 }
