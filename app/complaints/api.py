@@ -80,7 +80,10 @@ class PhotoController(Controller):
     )
     async def upload(self, request: Request, state: State, session: DbSession) -> PhotoOut:
         await state.limiter.hit(
-            state.settings.photo_rate_per_resident, "photo-upload", str(request.user.user_id)
+            state.settings.photo_rate_per_resident,
+            "photo-upload",
+            str(request.user.user_id),
+            fail_open=True,  # Redis down must not stop a resident's report
         )
         return await upload_from_body(request, state, session)
 
@@ -126,7 +129,10 @@ class ReportController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReportCreated]:
         await state.limiter.hit(
-            state.settings.report_rate_per_resident, "report-filing", str(request.user.user_id)
+            state.settings.report_rate_per_resident,
+            "report-filing",
+            str(request.user.user_id),
+            fail_open=True,  # PostgreSQL is the record: Redis down must not stop filing
         )
         created, new = await service.file_report(
             session,

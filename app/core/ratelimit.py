@@ -3,7 +3,9 @@
 Chosen over a hand-written counter: it is maintained, supports several windows per rule
 ("3/10minutes;10/day") and reports when a window resets, which becomes Retry-After.
 When Redis cannot be reached, limited actions fail closed with 503: sending sign-in
-codes without a limit would let anyone flood a phone with SMS.
+codes without a limit would let anyone flood a phone with SMS. Limits that only shield
+the city from floods of its own records (filing, photo uploads) pass ``fail_open=True``:
+losing Redis may delay work, never stop a resident filing (DESIGN.md).
 
 Two ways to count: :meth:`RateLimiter.hit` counts every attempt and refuses past the
 limit; :meth:`RateLimiter.check` + :meth:`RateLimiter.count` refuse only once enough
@@ -14,6 +16,7 @@ times themselves (a Redis sorted set per key), for slowing down rather than lock
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import time
@@ -25,6 +28,8 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 
 from app.core.errors import ServiceUnavailable, TooManyRequests
+
+log = logging.getLogger("city.ratelimit")
 
 # failure times kept per key at most (a key under attack must not grow without bound)
 MAX_FAILURES_KEPT = 1000
@@ -41,8 +46,9 @@ class RateLimiter:
         self._redis: Redis | None = None
         self._prefix = prefix
 
-    async def hit(self, rule: str, *identifiers: str) -> None:
-        """Count one attempt against every window of ``rule``; 429 when any is full."""
+    async def hit(self, rule: str, *identifiers: str, fail_open: bool = False) -> None:
+        """Count one attempt against every window of ``rule``; 429 when any is full.
+        Redis unreachable: 503, or with ``fail_open`` a logged warning and no limit."""
         try:
             for item in parse_many(rule):
                 if not await self._limiter.hit(item, *identifiers):
@@ -50,6 +56,9 @@ class RateLimiter:
         except TooManyRequests:
             raise
         except Exception as exc:
+            if fail_open:
+                log.warning("rate_limit_skipped", extra={"error": type(exc).__name__})
+                return
             raise ServiceUnavailable("rate_limiter_unavailable") from exc
 
     async def check(self, rule: str, *identifiers: str) -> None:
