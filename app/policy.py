@@ -1,0 +1,258 @@
+"""Who may do what: the one authorization policy (issue 18 item 1; polar's ``authz/``).
+
+Every question "may this actor see / act on this report, unit, staff list, index,
+announcement" is answered here and nowhere else: the JSON API, the console's pages and
+the workers ask these functions. The unit hierarchy is applied one way everywhere:
+
+- officers: the units they hold a role in (``own_units``);
+- managers: the units they manage and every unit below them, transitively
+  (``managed_units``, resolved once per request from the per-process unit tree in
+  ``app/places/reference.py``, never queried per request);
+- dispatchers and admins: city-wide.
+
+An ``Actor`` is the principal with the time and client address of the request and those
+scopes; ``actor_for`` builds it (the JSON controllers, the pages and any worker that acts
+for a person use that one helper; system work uses ``SYSTEM``). The ``may_*`` functions
+are pure: they read the actor and the object's unit only, so the matrix test
+(tests/test_policy.py) walks roles × relation × action without a database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from app.core.auth import Principal
+
+if TYPE_CHECKING:
+    from app.places.reference import ReferenceData
+
+# staff actions on a report: the names the console's forms and JSON routes use
+REPORT_ACTIONS = (
+    "accept",
+    "reply",
+    "info_request",
+    "note",
+    "resolve",
+    "reject",
+    "merge",
+    "transfer",
+    "extension",  # grant the one extension (managers)
+    "extension_request",  # ask the unit's managers for it
+    "extension_decision",  # approve or decline a request (managers)
+    "hide_text",
+    "hide_photo",
+)
+# actions only a manager of the report's unit (or of a unit above it) or an admin may take
+MANAGER_ACTIONS = frozenset({"extension", "extension_decision"})
+
+
+class Actor(msgspec.Struct, frozen=True):
+    """Who acts, when and from where, with their unit scopes resolved once."""
+
+    principal: Principal | None  # None: the system (workers, sweeps)
+    now: datetime | None = None
+    ip: str | None = None
+    own_units: frozenset[uuid.UUID] = frozenset()  # units where the actor holds any role
+    managed_units: frozenset[uuid.UUID] = frozenset()  # managed + every unit below them
+    city_wide: bool = False  # dispatcher or admin
+    admin: bool = False
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.principal.user_id if self.principal else None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.principal is not None and self.principal.kind == "staff"
+
+    @property
+    def is_system(self) -> bool:
+        return self.principal is None
+
+    @property
+    def report_units(self) -> frozenset[uuid.UUID]:
+        """The units whose reports this actor sees and acts on (unless city-wide)."""
+        return self.own_units | self.managed_units
+
+    @property
+    def manages_any(self) -> bool:
+        return self.admin or bool(self.managed_units)
+
+
+SYSTEM = Actor(principal=None, city_wide=True, admin=True)
+
+
+def build_actor(
+    principal: Principal | None,
+    descendants: frozenset[uuid.UUID],
+    now: datetime | None = None,
+    ip: str | None = None,
+) -> Actor:
+    """The actor from a principal and the managed units with their descendants."""
+    if principal is None:
+        return SYSTEM
+    staff = principal.kind == "staff"
+    return Actor(
+        principal=principal,
+        now=now,
+        ip=ip,
+        own_units=frozenset(principal.unit_ids()) if staff else frozenset(),
+        managed_units=descendants if staff else frozenset(),
+        city_wide=staff and principal.has_role("dispatcher", "admin"),
+        admin=staff and principal.has_role("admin"),
+    )
+
+
+async def actor_for(
+    principal: Principal,
+    reference: ReferenceData,
+    now: datetime | None = None,
+    ip: str | None = None,
+) -> Actor:
+    """The one helper that turns a principal into an actor (JSON API, pages, workers):
+    the managed units' subtrees come from the process's unit tree, no query."""
+    managed = principal.unit_ids("manager") if principal.kind == "staff" else set()
+    descendants = await reference.with_descendants(managed) if managed else frozenset()
+    return build_actor(principal, descendants, now, ip)
+
+
+async def actor_of(connection: Any) -> Actor:
+    """The actor of a Litestar request (its authenticated principal, the clock, the
+    client address as ``client_ip`` reads it)."""
+    from app.core.client_address import client_ip
+
+    state = connection.app.state
+    return await actor_for(
+        connection.user, state.reference, state.clock.now(), client_ip(connection)
+    )
+
+
+# ---------------------------------------------------------------- reports
+
+
+def may_see_report(actor: Actor, unit_id: uuid.UUID | None) -> bool:
+    """Staff view of a report (internal timeline, photo flags)."""
+    if actor.city_wide:
+        return actor.is_staff or actor.is_system
+    return unit_id is not None and unit_id in actor.report_units
+
+
+def may_act_on_report(actor: Actor, action: str, unit_id: uuid.UUID | None) -> bool:
+    """May the actor take ``action`` (one of ``REPORT_ACTIONS``) on a report of that unit?"""
+    if action not in REPORT_ACTIONS or not may_see_report(actor, unit_id):
+        return False
+    if action in MANAGER_ACTIONS:
+        return actor.admin or (unit_id is not None and unit_id in actor.managed_units)
+    return True
+
+
+def may_see_reporter_contact(actor: Actor, unit_id: uuid.UUID | None) -> bool:
+    """The reporter's name and phone: managers of the unit (or above), dispatchers, admins."""
+    if actor.city_wide:
+        return actor.is_staff
+    return unit_id is not None and unit_id in actor.managed_units
+
+
+def counts_transfers(actor: Actor) -> bool:
+    """Transfers by units are counted (past the limit the dispatcher gets it); the
+    city-wide roles' are not."""
+    return not actor.city_wide
+
+
+def report_actions(
+    actor: Actor,
+    *,
+    status: str,
+    unit_id: uuid.UUID | None,
+    has_deadline: bool,
+    extended: bool,
+    extension_requested: bool,
+    staff_targets: Iterable[str],
+) -> list[str]:
+    """What the console offers on a report: the lifecycle's staff targets from its
+    status plus the handling actions, each only if the policy allows it. The names are
+    the console's (statuses for transitions, action names for the rest)."""
+    if not may_see_report(actor, unit_id):
+        return []
+    offered = set()
+    by_target = {"in_progress": "accept", "resolved": "resolve", "rejected": "reject"}
+    by_target["duplicate"] = "merge"
+    for target in staff_targets:
+        action = by_target.get(target)
+        if action is None or may_act_on_report(actor, action, unit_id):
+            offered.add(target)
+    if status in ("assigned", "in_progress"):
+        offered |= {
+            a
+            for a in ("transfer", "reply", "note", "info_request")
+            if may_act_on_report(actor, a, unit_id)
+        }
+        if not extended and has_deadline:
+            if may_act_on_report(actor, "extension", unit_id):
+                offered.add("extension")
+                if extension_requested:
+                    offered.add("extension_decision")
+            elif not extension_requested and may_act_on_report(actor, "extension_request", unit_id):
+                offered.add("extension_request")
+    return sorted(offered)
+
+
+def report_scope(actor: Actor) -> frozenset[uuid.UUID] | None:
+    """The units whose reports the queue, the map and the lists show; None: every unit."""
+    return None if actor.city_wide else actor.report_units
+
+
+# ---------------------------------------------------------------- units
+
+
+def may_view_unit_queue(actor: Actor, unit_id: uuid.UUID) -> bool:
+    return actor.city_wide or unit_id in actor.report_units
+
+
+def may_view_unit_index(actor: Actor, unit_id: uuid.UUID) -> bool:
+    """A unit's service index in the console."""
+    return actor.city_wide or unit_id in actor.report_units
+
+
+def may_manage_unit(actor: Actor, unit_id: uuid.UUID) -> bool:
+    """The unit's staff list and audit trail: admins, and managers of it or a unit above."""
+    return actor.admin or unit_id in actor.managed_units
+
+
+# ---------------------------------------------------------------- city-wide work
+
+
+def may_run_routing(actor: Actor) -> bool:
+    """Route waiting reports by hand, and the dispatch page."""
+    return actor.city_wide
+
+
+def may_dispatch(actor: Actor) -> bool:
+    return actor.city_wide
+
+
+# ---------------------------------------------------------------- announcements
+
+
+def may_announce_anywhere(actor: Actor) -> bool:
+    return actor.admin
+
+
+def may_announce_in(actor: Actor, unit_id: uuid.UUID, unit_kind: str) -> bool:
+    """A ward committee speaks to its ward: its managers (or of a unit above it)."""
+    return actor.admin or (unit_kind == "ward_committee" and unit_id in actor.managed_units)
+
+
+def may_read_announcement(
+    actor: Actor, sender_id: uuid.UUID | None, unit_id: uuid.UUID | None
+) -> bool:
+    return (
+        actor.admin
+        or (sender_id is not None and sender_id == actor.user_id)
+        or (unit_id is not None and unit_id in actor.managed_units)
+    )

@@ -1,0 +1,334 @@
+"""The authorization policy (issue 18 item 1): one table, written here by hand, of
+roles × the object's relation to the actor's unit × every question, checked on the pure
+functions of ``app.policy``, and through HTTP for a representative subset (the JSON API
+and the console's pages: the page offers exactly what the policy allows, a denied action
+is a 403 problem+json / a 403 page).
+
+The tree: PARENT → OWN → CHILD → GRANDCHILD, and OTHER beside them. Officers and managers
+hold their role in OWN; the dispatcher in the dispatcher unit; the admin has no unit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from app import policy
+from app.core.auth import Principal, RoleGrant
+from app.places.reference import Snapshot, UnitRef
+from tests.accounts.factories import sign_in_staff
+from tests.routing.conftest import (  # noqa: F401 (fixtures)
+    WEDNESDAY,
+    clock,
+    hanoi,
+    reference_rules_only,
+    resident_now,
+    run_worker,
+)
+from tests.routing.test_routing import file_petition
+from tests.web.test_pages import browser_for, csrf_of
+
+PARENT, OWN, CHILD, GRANDCHILD, OTHER, DISPATCH = (uuid.uuid4() for _ in range(6))
+RELATIONS = {
+    "own": OWN,
+    "child": CHILD,
+    "grandchild": GRANDCHILD,
+    "parent": PARENT,
+    "other": OTHER,
+    "unassigned": None,
+}
+ROLES = ("resident", "officer", "manager", "dispatcher", "admin")
+
+# What each role may do, by relation. Keys: a report action (app.policy.REPORT_ACTIONS),
+# "see" (the staff view of a report), "contact" (the reporter's name and phone), and the
+# unit questions "queue", "index" (service index), "manage" (staff list, audit trail).
+HANDLING = {
+    "see",
+    "accept",
+    "reply",
+    "info_request",
+    "note",
+    "resolve",
+    "reject",
+    "merge",
+    "transfer",
+    "extension_request",
+    "hide_text",
+    "hide_photo",
+}
+MANAGING = {"extension", "extension_decision", "contact", "manage"}
+UNIT_VIEW = {"queue", "index"}
+EVERYTHING = HANDLING | MANAGING | UNIT_VIEW
+NOTHING: set[str] = set()
+
+EXPECTED: dict[str, dict[str, set[str]]] = {
+    "resident": dict.fromkeys(RELATIONS, NOTHING),
+    "officer": {
+        "own": HANDLING | UNIT_VIEW,
+        "child": NOTHING,  # officers: only their own units
+        "grandchild": NOTHING,
+        "parent": NOTHING,
+        "other": NOTHING,
+        "unassigned": NOTHING,
+    },
+    "manager": {
+        "own": EVERYTHING,
+        "child": EVERYTHING,  # the parent-unit fix: every unit below, transitively
+        "grandchild": EVERYTHING,
+        "parent": NOTHING,
+        "other": NOTHING,
+        "unassigned": NOTHING,
+    },
+    "dispatcher": {
+        # city-wide, but extensions and unit administration are managers' and admins'
+        **dict.fromkeys(RELATIONS, HANDLING | UNIT_VIEW | {"contact"}),
+    },
+    "admin": dict.fromkeys(RELATIONS, EVERYTHING),
+}
+QUESTIONS = sorted(EVERYTHING)
+UNIT_QUESTIONS = {"queue", "index", "manage"}
+
+
+def snapshot() -> Snapshot:
+    def unit(uid, code, parent=None, kind="department"):
+        return UnitRef(uid, code, code, code, kind, parent, None)
+
+    return Snapshot(
+        [],
+        [
+            unit(PARENT, "parent"),
+            unit(OWN, "own", PARENT),
+            unit(CHILD, "child", OWN),
+            unit(GRANDCHILD, "grandchild", CHILD),
+            unit(OTHER, "other"),
+            unit(DISPATCH, "dispatch", kind="dispatcher"),
+        ],
+        [],
+    )
+
+
+def principal(role: str) -> Principal:
+    grants = {
+        "resident": (),
+        "officer": (RoleGrant("officer", OWN),),
+        "manager": (RoleGrant("manager", OWN),),
+        "dispatcher": (RoleGrant("dispatcher", DISPATCH),),
+        "admin": (RoleGrant("admin", None),),
+    }[role]
+    kind = "resident" if role == "resident" else "staff"
+    return Principal(uuid.uuid4(), kind, 1, uuid.uuid4(), grants)
+
+
+def actor(role: str) -> policy.Actor:
+    p = principal(role)
+    managed = snapshot().with_descendants(p.unit_ids("manager"))
+    return policy.build_actor(p, managed, datetime.now(UTC), "127.0.0.1")
+
+
+def ask(a: policy.Actor, question: str, unit_id: uuid.UUID | None) -> bool:
+    if question == "see":
+        return policy.may_see_report(a, unit_id)
+    if question == "contact":
+        return policy.may_see_reporter_contact(a, unit_id)
+    if question == "queue":
+        return unit_id is not None and policy.may_view_unit_queue(a, unit_id)
+    if question == "index":
+        return unit_id is not None and policy.may_view_unit_index(a, unit_id)
+    if question == "manage":
+        return unit_id is not None and policy.may_manage_unit(a, unit_id)
+    return policy.may_act_on_report(a, question, unit_id)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("relation", list(RELATIONS))
+def test_the_whole_matrix_on_the_pure_functions(role, relation):
+    a = actor(role)
+    unit_id = RELATIONS[relation]
+    expected = EXPECTED[role][relation]
+    got = {q for q in QUESTIONS if ask(a, q, unit_id)}
+    if unit_id is None:  # no unit: the unit questions have no object
+        expected = expected - UNIT_QUESTIONS
+    assert got == expected, f"{role} × {relation}"
+    # every report action of the policy is in the table
+    assert set(policy.REPORT_ACTIONS) <= set(QUESTIONS)
+    # the queue and lists filter by the same scope
+    scope = policy.report_scope(a)
+    if scope is None:
+        assert role in ("dispatcher", "admin")
+    else:
+        assert (unit_id in scope) == ("see" in expected)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("relation", list(RELATIONS))
+def test_the_console_offers_only_what_the_policy_allows(role, relation):
+    a = actor(role)
+    unit_id = RELATIONS[relation]
+    expected = EXPECTED[role][relation]
+    offered = policy.report_actions(
+        a,
+        status="assigned",
+        unit_id=unit_id,
+        has_deadline=True,
+        extended=False,
+        extension_requested=True,
+        staff_targets=["in_progress", "rejected", "duplicate"],
+    )
+    names = {"in_progress": "accept", "rejected": "reject", "duplicate": "merge"}
+    offered_actions = {names.get(o, o) for o in offered}
+    if "see" not in expected:
+        assert offered == []
+        return
+    # managers get the decision on the pending request; the others may not ask again
+    want = {"accept", "reject", "merge", "transfer", "reply", "note", "info_request"}
+    if "extension" in expected:
+        want |= {"extension", "extension_decision"}
+    assert offered_actions == want
+    assert all(policy.may_act_on_report(a, x, unit_id) for x in offered_actions)
+
+
+def test_city_wide_work_and_announcements():
+    for role in ROLES:
+        a = actor(role)
+        assert policy.may_run_routing(a) == (role in ("dispatcher", "admin"))
+        assert policy.may_dispatch(a) == (role in ("dispatcher", "admin"))
+        assert policy.may_announce_anywhere(a) == (role == "admin")
+        for relation, unit_id in RELATIONS.items():
+            if unit_id is None:
+                continue
+            expected = role == "admin" or (
+                role == "manager" and relation in ("own", "child", "grandchild")
+            )
+            assert policy.may_announce_in(a, unit_id, "ward_committee") == expected
+            assert policy.may_announce_in(a, unit_id, "department") == (role == "admin")
+            assert policy.may_read_announcement(a, None, unit_id) == expected
+    assert policy.may_see_report(policy.SYSTEM, None)
+
+
+# ---------------------------------------------------------------- through HTTP
+
+
+async def _execute(app, sql: str, **params) -> None:
+    async with app.state.engine.begin() as conn:
+        await conn.execute(text(sql), params)
+
+
+@pytest.fixture
+async def tree(app, client, caplog, clock):
+    """PARENT → OWN → CHILD → GRANDCHILD units in the database, a petition in each of
+    OWN, CHILD, GRANDCHILD and PARENT (moved there as a routing would)."""
+    suffix = uuid.uuid4().hex[:8]
+    ids = {name: uuid.uuid4() for name in ("parent", "own", "child", "grandchild")}
+    parents = {"parent": None, "own": "parent", "child": "own", "grandchild": "child"}
+    for name in ("parent", "own", "child", "grandchild"):
+        await _execute(
+            app,
+            "INSERT INTO units (id, code, name_vi, name_en, kind, parent_id)"
+            " VALUES (:id, :code, :code, :code, 'department', :parent)",
+            id=ids[name],
+            code=f"t-{name}-{suffix}",
+            parent=ids[parents[name]] if parents[name] else None,
+        )
+    resident = await resident_now(client, caplog, clock)
+    clock.set(hanoi(WEDNESDAY))
+    reports = {}
+    for name in ("own", "child", "grandchild", "parent"):
+        filed = await file_petition(client, resident["headers"])
+        reports[name] = uuid.UUID(filed["id"])
+    await run_worker(clock)
+    for name, report_id in reports.items():
+        await _execute(
+            app, "UPDATE reports SET unit_id = :u WHERE id = :r", u=ids[name], r=report_id
+        )
+    codes = {name: f"t-{name}-{suffix}" for name in ids}
+    yield {"units": ids, "codes": codes, "reports": reports}
+    await _execute(
+        app, "DELETE FROM report_events WHERE report_id = ANY(:r)", r=list(reports.values())
+    )
+    await _execute(
+        app, "UPDATE reports SET unit_id = NULL WHERE id = ANY(:r)", r=list(reports.values())
+    )
+
+
+async def test_a_parent_units_manager_sees_and_acts_on_child_units_reports_over_json(
+    app, client, clock, tree
+):
+    from tests.routing.conftest import staff_now
+
+    manager = (await staff_now(client, app, clock, [("manager", tree["codes"]["own"])]))["headers"]
+    officer = (await staff_now(client, app, clock, [("officer", tree["codes"]["own"])]))["headers"]
+    base = "/api/v1/console/reports"
+    for relation in ("own", "child", "grandchild"):
+        rid = tree["reports"][relation]
+        detail = await client.get(f"{base}/{rid}", headers=manager)
+        assert detail.status_code == 200, (relation, detail.text)
+        assert "extension" in detail.json()["allowed_actions"]
+        accepted = await client.post(f"{base}/{rid}/accept", headers=manager)
+        assert accepted.status_code == 200, (relation, accepted.text)
+        assert accepted.json()["status"] == "in_progress"
+    # the parent's report is not the manager's
+    denied = await client.post(f"{base}/{tree['reports']['parent']}/accept", headers=manager)
+    assert denied.status_code == 403
+    assert denied.headers["content-type"].startswith("application/problem+json")
+    # an officer of OWN: their own unit only
+    assert (
+        await client.get(f"{base}/{tree['reports']['own']}", headers=officer)
+    ).status_code == 200
+    for relation in ("child", "grandchild", "parent"):
+        rid = tree["reports"][relation]
+        r = await client.post(f"{base}/{rid}/replies", json={"body": "xin chào"}, headers=officer)
+        assert r.status_code == 403 and r.json()["code"] == "not_your_report", relation
+    # the queue lists the same scope
+    queue = (await client.get(base, params={"limit": 200}, headers=manager)).json()
+    listed = {uuid.UUID(i["id"]) for i in queue["items"]}
+    assert {tree["reports"][r] for r in ("own", "child", "grandchild")} <= listed
+    assert tree["reports"]["parent"] not in listed
+    child_queue = await client.get(
+        base, params={"unit": tree["codes"]["grandchild"]}, headers=manager
+    )
+    assert child_queue.status_code == 200
+    parent_queue = await client.get(base, params={"unit": tree["codes"]["parent"]}, headers=manager)
+    assert parent_queue.status_code == 403
+    # unit administration follows the tree too
+    staff = await client.get(f"/api/v1/admin/units/{tree['codes']['child']}/staff", headers=manager)
+    assert staff.status_code == 200
+    staff = await client.get(
+        f"/api/v1/admin/units/{tree['codes']['parent']}/staff", headers=manager
+    )
+    assert staff.status_code == 403
+
+
+async def test_the_page_offers_exactly_what_the_policy_allows(app, client, clock, tree):
+    manager = await browser_for(app, [("manager", tree["codes"]["own"])])
+    officer = await browser_for(app, [("officer", tree["codes"]["own"])])
+    child = tree["reports"]["child"]
+    page = await manager.get(f"/console/reports/{child}")
+    assert page.status_code == 200
+    forms = {
+        a for a in policy.REPORT_ACTIONS if f'action="/console/reports/{child}/{a}"' in page.text
+    }
+    assert forms == {
+        "accept",
+        "reply",
+        "info_request",
+        "note",
+        "transfer",
+        "extension",
+        "reject",
+        "merge",
+        "hide_text",
+    }
+    # and each offered form works: accepting is a redirect, not a 403
+    r = await manager.post_form(f"/console/reports/{child}", f"/console/reports/{child}/accept", {})
+    assert r.status_code == 303, r.text
+    # the officer of the parent unit of CHILD gets a 403 page for both
+    denied = await officer.get(f"/console/reports/{child}")
+    assert denied.status_code == 403
+    queue = await officer.get("/console/queue")
+    r = await officer.http.post(
+        f"/console/reports/{child}/reply", data={"csrf": csrf_of(queue.text), "body": "x"}
+    )
+    assert r.status_code == 403 and "text/html" in r.headers["content-type"]
