@@ -116,6 +116,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     firebase_credentials_file: str = ""
     fcm_url: str = ""  # override of FCM's send URL template (tests, proxies)
     fcm_token_uri: str = ""  # override of the service account's token_uri
+    # CA bundle (PEM) to trust for FCM and its token endpoint instead of the defaults
+    # (system store + SSL_CERT_FILE/SSL_CERT_DIR, or certifi): a TLS-inspecting proxy's CA
+    fcm_ca_file: str = ""
 
     # demo data
     load_demo_data: bool = True

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -117,14 +118,14 @@ def machine_cpu() -> tuple[float, float]:
 # ------------------------------------------------------------------------- the stand-in
 
 
-def _standin_main(conn, service_account: str) -> None:
+def _standin_main(conn, service_account: str, tls: bool = False, delay: float = 0.0) -> None:
     """Child process: the FCM stand-in, its log drained and counted."""
     sys.path.insert(0, str(ROOT))
     from tests.standins.fcm import FcmStandin
 
-    standin = FcmStandin().start()
+    standin = FcmStandin(tls=tls, delay=delay).start()
     standin.write_service_account(Path(service_account))
-    conn.send(standin.send_url_template)
+    conn.send((standin.send_url_template, standin.ca_file))
     lock = threading.Lock()
     counts: dict[str, Any] = {"sends": 0, "ok": 0, "errors": 0, "token_requests": 0}
     seen: set[str] = set()
@@ -185,15 +186,19 @@ def _standin_main(conn, service_account: str) -> None:
 
 
 class Standin:
-    def __init__(self, directory: Path) -> None:
+    """The stand-in in a child process; ``tls`` serves HTTPS (trust ``ca_file``),
+    ``delay`` holds every answer that many seconds (an added round trip)."""
+
+    def __init__(self, directory: Path, *, tls: bool = False, delay: float = 0.0) -> None:
         self.service_account = str(directory / "service-account.json")
         context = mp.get_context("spawn")
         self._conn, child = context.Pipe()
         self.process = context.Process(
-            target=_standin_main, args=(child, self.service_account), daemon=True
+            target=_standin_main, args=(child, self.service_account, tls, delay), daemon=True
         )
         self.process.start()
-        self.send_url_template: str = self._conn.recv()
+        self.send_url_template, self.ca_file = self._conn.recv()
+        self.ca_file = self.ca_file or ""
 
     def call(self, command: str) -> Any:
         self._conn.send(command)
@@ -227,6 +232,10 @@ def worker_main() -> None:
         import app.core.push
 
         app.core.push.IN_FLIGHT = int(in_flight)
+    if os.environ.get("BENCH_PUSH_TRANSPORT") == "aiohttp":  # the comparison (--transport)
+        from bench import aiohttp_transport
+
+        aiohttp_transport.install()
     if os.environ.get("BENCH_UVLOOP"):  # experiment
         import uvloop
 
@@ -467,7 +476,14 @@ async def wards(engine) -> list[str]:
 
 
 async def one_run(
-    args, engine, standin: Standin, area: str, devices: int, log_dir: Path, tag: str
+    args,
+    engine,
+    standin: Standin,
+    area: str,
+    devices: int,
+    log_dir: Path,
+    tag: str,
+    transport: str = "http1",
 ) -> dict:
     from arq.connections import ArqRedis
     from redis.asyncio import ConnectionPool
@@ -488,6 +504,8 @@ async def one_run(
         REDIS_PREFIX=prefix,
         FIREBASE_CREDENTIALS_FILE=standin.service_account,
         FCM_URL=standin.send_url_template,
+        FCM_CA_FILE=standin.ca_file,
+        BENCH_PUSH_TRANSPORT=transport,
         LOG_LEVEL="INFO",
         ENVIRONMENT="bench",
     )
@@ -697,24 +715,29 @@ def show(name: str, run: dict) -> None:
 
 
 async def floor_rate(standin: Standin, messages: int = 20_000, runs: int = 3) -> dict:
-    """The floor: the same FCM v1 requests from a bare :class:`app.core.http1.Http1Pool`
+    """The floor: the same FCM v1 requests from a bare :class:`bench.http1_floor.Http1Pool`
     (``IN_FLIGHT`` connections, 500 requests started at a time; no SDK, no database, no
-    queue) to the same stand-in. Median messages/s of ``runs`` and CPU µs per message of
-    this process and of the stand-in."""
+    queue) to the same stand-in (over TLS when it speaks TLS). Median messages/s of
+    ``runs`` and CPU µs per message of this process and of the stand-in."""
+    import ssl
+
     import google.auth.transport.requests
 
-    from app.core.http1 import Http1Pool
     from app.core.push import IN_FLIGHT, load_credential
     from app.settings import Settings
+    from bench.http1_floor import Http1Pool
 
     settings = Settings(
         firebase_credentials_file=standin.service_account, fcm_url=standin.send_url_template
     )
     certificate = load_credential(settings)
     credential = certificate.get_credential()
-    await asyncio.to_thread(credential.refresh, google.auth.transport.requests.Request())
+    auth_request = google.auth.transport.requests.Request()
+    verify = standin.ca_file or True
+    await asyncio.to_thread(credential.refresh, functools.partial(auth_request, verify=verify))
     url = standin.send_url_template.format(certificate.project_id)
-    pool = Http1Pool(url, size=IN_FLIGHT)
+    context = ssl.create_default_context(cafile=standin.ca_file) if standin.ca_file else None
+    pool = Http1Pool(url, size=IN_FLIGHT, ssl_context=context)
     target = url[len(pool.origin) :]
     headers = (
         f"authorization: Bearer {credential.token}\r\ncontent-type: application/json\r\n"
@@ -759,6 +782,7 @@ async def floor_rate(standin: Standin, messages: int = 20_000, runs: int = 3) ->
         "standin_cpu_us": round(statistics.median(standin_cpu), 1),
     }
     print(f"floor (bare Http1Pool → stand-in): {json.dumps(floor)}", flush=True)
+    await asyncio.sleep(0)
     return floor
 
 
@@ -786,48 +810,93 @@ async def sender_only(args) -> None:
             for i in range(500)
         ]
 
+    transports = transports_of(args)
     with tempfile.TemporaryDirectory() as tmp:
-        standin = Standin(Path(tmp))
+        standin = Standin(Path(tmp), tls=args.tls, delay=args.rtt_ms / 1000)
         settings = Settings(
-            firebase_credentials_file=standin.service_account, fcm_url=standin.send_url_template
+            firebase_credentials_file=standin.service_account,
+            fcm_url=standin.send_url_template,
+            fcm_ca_file=standin.ca_file,
         )
-        sender = FcmPushSender(settings)
+        per: dict[str, dict[str, list[float]]] = {
+            t: {"rate": [], "cpu_us": [], "standin_us": []} for t in transports
+        }
+        floors = []
         try:
-            await sender.send(batch("warm-up")[:100])
-            rates = []
             for run in range(args.runs):
-                batches = [batch(f"{run}-{b}") for b in range(args.sender_messages // 500)]
-                window = asyncio.Semaphore(args.sender_batches)
+                floors.append(await floor_rate(standin, runs=1))
+                # alternate which transport goes first, so a drift hits both alike
+                for transport in transports if run % 2 == 0 else transports[::-1]:
+                    if transport == "aiohttp":
+                        from bench import aiohttp_transport
 
-                async def send(messages: list[PushMessage], window=window) -> None:
-                    async with window:
-                        results = await sender.send(messages)
-                    if not all(r.ok for r in results):
-                        raise SystemExit("a push failed")
+                        aiohttp_transport.install()
+                    else:
+                        app.core.push.HTTP_CLIENT = app.core.push._FcmHttpClient
+                    sender = FcmPushSender(settings)
+                    try:
+                        await sender.send(batch("warm-up")[:100])
+                        standin.call("reset")
+                        batches = [batch(f"{run}-{b}") for b in range(args.sender_messages // 500)]
+                        window = asyncio.Semaphore(args.sender_batches)
 
-                standin_cpu0, cpu0 = proc_cpu(standin.process.pid), time.process_time()
-                started = time.perf_counter()
-                await asyncio.gather(*(send(b) for b in batches))
-                wall = time.perf_counter() - started
-                n = 500 * len(batches)
-                cpu_us = 1e6 * (time.process_time() - cpu0) / n
-                standin_us = 1e6 * (proc_cpu(standin.process.pid) - standin_cpu0) / n
-                rates.append(n / wall)
+                        async def send(
+                            messages: list[PushMessage], window=window, s=sender
+                        ) -> None:
+                            async with window:
+                                results = await s.send(messages)
+                            if not all(r.ok for r in results):
+                                raise SystemExit("a push failed")
+
+                        standin_cpu0, cpu0 = proc_cpu(standin.process.pid), time.process_time()
+                        started = time.perf_counter()
+                        await asyncio.gather(*(send(b) for b in batches))
+                        wall = time.perf_counter() - started
+                    finally:
+                        await sender.close()
+                    n = 500 * len(batches)
+                    cpu_us = 1e6 * (time.process_time() - cpu0) / n
+                    standin_us = 1e6 * (proc_cpu(standin.process.pid) - standin_cpu0) / n
+                    per[transport]["rate"].append(n / wall)
+                    per[transport]["cpu_us"].append(cpu_us)
+                    per[transport]["standin_us"].append(standin_us)
+                    print(
+                        f"  run {run + 1} {transport:>7}: {n / wall:7.0f} messages/s | sender "
+                        f"{cpu_us:5.0f} µs CPU/message | stand-in {standin_us:5.0f} µs "
+                        f"CPU/message | load {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
+            floor = statistics.median(f["messages_per_s"] for f in floors)
+            out: dict[str, Any] = {
+                "tls": args.tls,
+                "rtt_ms": args.rtt_ms,
+                "floor_messages_per_s": [f["messages_per_s"] for f in floors],
+                "floor_client_cpu_us": [f["client_cpu_us"] for f in floors],
+            }
+            for transport, figures in per.items():
+                median = statistics.median(figures["rate"])
+                out[transport] = {
+                    **{k: [round(v, 1) for v in vs] for k, vs in figures.items()},
+                    "median_rate": round(median),
+                    "median_cpu_us": round(statistics.median(figures["cpu_us"]), 1),
+                    "ratio_to_floor": round(median / floor, 3),
+                }
                 print(
-                    f"  run {run + 1}: {n / wall:7.0f} messages/s | sender {cpu_us:5.0f} µs "
-                    f"CPU/message | stand-in {standin_us:5.0f} µs CPU/message",
+                    f"  {transport}: median {median:.0f} messages/s (ratio to the floor "
+                    f"{median / floor:.2f}), {out[transport]['median_cpu_us']} µs CPU/message",
                     flush=True,
                 )
-            median = statistics.median(rates)
-            floor = await floor_rate(standin)
-            print(
-                f"  median: {median:.0f} messages/s, ratio to the floor "
-                f"{median / floor['messages_per_s']:.2f}",
-                flush=True,
-            )
+            RESULTS.mkdir(exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+            path = RESULTS / f"push-sender-{stamp}.json"
+            path.write_text(json.dumps(out, indent=2))
+            print(f"results: {path}", flush=True)
         finally:
-            await sender.close()
             standin.stop()
+
+
+def transports_of(args) -> list[str]:
+    return ["aiohttp", "http1"] if args.transport == "both" else [args.transport]
 
 
 async def main(args) -> None:
@@ -858,31 +927,43 @@ async def main(args) -> None:
         "args": vars(args),
         "scenarios": {},
     }
+    transports = transports_of(args)
     with tempfile.TemporaryDirectory() as tmp:
-        standin = Standin(Path(tmp))
+        standin = Standin(Path(tmp), tls=args.tls, delay=args.rtt_ms / 1000)
         try:
             results["floor"] = floor = await floor_rate(standin)
             for name, area, followers, share in scenarios:
                 devices = await prepare(engine, area, followers, share)
                 print(f"scenario {name}: ward {area}, {followers} followers, {devices} devices")
-                runs = []
+                runs: dict[str, list[dict]] = {t: [] for t in transports}
                 for i in range(args.runs):
-                    run = await one_run(
-                        args, engine, standin, area, devices, log_dir, f"{stamp}-{name}{i}"
-                    )
-                    show(f"run {i + 1}", run)
-                    runs.append(run)
-                med = summary(runs)
-                for key in ("pushes_per_s_wall", "pushes_per_s_span"):
-                    med[f"{key}_ratio_to_floor"] = round(med[key] / floor["messages_per_s"], 3)
-                print(f"  median: {json.dumps(med)}", flush=True)
-                results["scenarios"][name] = {
-                    "area": area,
-                    "followers": followers,
-                    "devices": devices,
-                    "runs": runs,
-                    "median": med,
-                }
+                    # alternate which transport goes first, so a drift hits both alike
+                    for transport in transports if i % 2 == 0 else transports[::-1]:
+                        run = await one_run(
+                            args,
+                            engine,
+                            standin,
+                            area,
+                            devices,
+                            log_dir,
+                            f"{stamp}-{name}{i}-{transport}",
+                            transport,
+                        )
+                        show(f"run {i + 1} {transport}", run)
+                        runs[transport].append(run)
+                for transport in transports:
+                    med = summary(runs[transport])
+                    for key in ("pushes_per_s_wall", "pushes_per_s_span"):
+                        med[f"{key}_ratio_to_floor"] = round(med[key] / floor["messages_per_s"], 3)
+                    print(f"  median {transport}: {json.dumps(med)}", flush=True)
+                    results["scenarios"][f"{name}-{transport}"] = {
+                        "area": area,
+                        "followers": followers,
+                        "devices": devices,
+                        "transport": transport,
+                        "runs": runs[transport],
+                        "median": med,
+                    }
         finally:
             standin.stop()
             await clean(engine)
@@ -919,6 +1000,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=0,
         help="experiment: notifications per push job (push.PUSH_JOB_BATCH)",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("aiohttp", "http1", "both"),
+        default="http1",
+        help="the push sender's HTTP client: the app's pool (http1) or aiohttp, to compare",
+    )
+    parser.add_argument("--tls", action="store_true", help="the stand-in speaks HTTPS")
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0, help="the stand-in holds each answer this long"
     )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))

@@ -12,17 +12,24 @@ What it is
     ``size`` connections at most, each carrying one request at a time and kept alive for
     the next (idle ones are dropped after ``idle_seconds``, before a server's own idle
     timeout would close them under a request). Responses are parsed by ``httptools``
-    (llhttp, the parser of Node.js; Content-Length, chunked, keep-alive rules). TLS for
-    ``https://`` with the system's verification (certifi's roots), ALPN ``http/1.1``.
-    ``proxy``: an ``http://`` proxy for an ``https://`` origin, through a CONNECT tunnel
-    (TLS with the origin inside it). No redirects, cookies, compression or retries: the
-    caller (the push sender) retries at its own layer, and FCM needs none of the rest.
-    Responses must carry a Content-Length or be chunked (FCM's do); no HEAD requests.
+    (llhttp, the parser of Node.js; Content-Length, chunked, keep-alive rules) and bounded:
+    a head over ``MAX_HEAD_BYTES`` or a body over ``max_body`` is a protocol error. TLS for
+    ``https://`` with ``ssl_context`` (the push sender's: ``FCM_CA_FILE``, or the system's
+    store honouring ``SSL_CERT_FILE``; certifi's roots if none is given), ALPN ``http/1.1``.
+    ``proxy``: an ``http://`` or ``https://`` (TLS to the proxy too, with the same
+    context) proxy for an ``https://`` origin, through a CONNECT tunnel (TLS with the
+    origin inside it); other schemes are refused here, before any connection.
+    No redirects, cookies or compression: FCM needs none of them. Responses must carry a
+    Content-Length or be chunked (FCM's do); no HEAD requests.
+
+A stale keep-alive (a reused connection the server closed under the request before one
+byte of answer came back) is not an error: the request goes once more on a new
+connection. Nothing came back, so the server either never read it or dropped it; at worst
+a device gets one push twice. Any other failure is the caller's to retry.
 
 Errors are httpx's exception types, which firebase-admin maps to its error codes
 (``ConnectError`` → UNAVAILABLE, ``TimeoutException`` → DEADLINE_EXCEEDED; the push
-sender counts the other transport errors as unavailable too). A request on a connection
-the server closed is not sent again here, since a POST may have been acted on.
+sender counts the other transport errors as unavailable too).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from urllib.parse import unquote, urlsplit
 import certifi
 import httptools
 import httpx
+
+MAX_HEAD_BYTES = 65_536  # status line and headers of one response
 
 
 class Http1Response:
@@ -64,6 +73,7 @@ class Http1Pool:
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = "city-push",
         proxy: str | None = None,
+        max_body: int = 1 << 20,
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -78,6 +88,7 @@ class Http1Pool:
         self.origin = f"{self.scheme}://{authority}"
         self._host_header = f"host: {authority}\r\nuser-agent: {user_agent}\r\n".encode("latin-1")
         self.size = size
+        self.max_body = max_body
         self.timeout = timeout
         self.idle_seconds = idle_seconds
         self._ssl: ssl.SSLContext | None = None
@@ -85,15 +96,18 @@ class Http1Pool:
             self._ssl = ssl_context or ssl.create_default_context(cafile=certifi.where())
             self._ssl.set_alpn_protocols(["http/1.1"])
         self._proxy: tuple[str, int] | None = None
+        self._proxy_tls = False  # an https:// proxy: TLS to it, then TLS inside the tunnel
         self._proxy_auth: str | None = None  # Basic credentials from the proxy's URL
         if proxy:
             proxy_url = urlsplit(proxy)
-            if url.scheme != "https" or proxy_url.scheme != "http" or not proxy_url.hostname:
+            scheme = proxy_url.scheme.lower()
+            if url.scheme != "https" or scheme not in ("http", "https") or not proxy_url.hostname:
                 raise ValueError(
-                    "a proxy is for https:// origins, through an http:// proxy's CONNECT: "
-                    f"{proxy!r} for {base_url!r}"
+                    "a proxy is for https:// origins, through an http:// or https:// proxy's "
+                    f"CONNECT: {proxy_url.scheme}://{proxy_url.hostname} for {base_url!r}"
                 )
-            self._proxy = (proxy_url.hostname, proxy_url.port or 80)
+            self._proxy_tls = scheme == "https"
+            self._proxy = (proxy_url.hostname, proxy_url.port or (443 if self._proxy_tls else 80))
             if proxy_url.username is not None:
                 credentials = f"{unquote(proxy_url.username)}:{unquote(proxy_url.password or '')}"
                 self._proxy_auth = base64.b64encode(credentials.encode()).decode("ascii")
@@ -131,10 +145,21 @@ class Http1Pool:
             headers,
         )
         read_timeout = self.timeout if read_timeout is None else read_timeout
+        request = head + body if body else head
         async with self._slots:
-            connection = self._take_idle() or await self._connect()
+            connection = self._take_idle()
+            reused = connection is not None
+            if connection is None:
+                connection = await self._connect()
             try:
-                response = await connection.exchange(head + body if body else head, read_timeout)
+                try:
+                    response = await connection.exchange(request, read_timeout)
+                except _Stale:
+                    if not reused:
+                        raise
+                    # a stale keep-alive: once more, on a new connection
+                    connection = await self._connect()
+                    response = await connection.exchange(request, read_timeout)
             except BaseException:  # an error, a timeout or a cancelled caller: the
                 connection.close()  # answer, if it comes, would belong to no one
                 raise
@@ -175,9 +200,13 @@ class Http1Pool:
                 server_hostname=self.host if self._ssl else None,
             )
             return connection
-        # through an HTTP proxy: CONNECT host:port, then TLS with the origin in the tunnel
+        # through a proxy: CONNECT host:port, then TLS with the origin in the tunnel
+        # (inside the TLS to an https:// proxy, which asyncio does from Python 3.11)
         transport, connection = await loop.create_connection(
-            lambda: _Connection(self), *self._proxy
+            lambda: _Connection(self),
+            *self._proxy,
+            ssl=self._ssl if self._proxy_tls else None,
+            server_hostname=self._proxy[0] if self._proxy_tls else None,
         )
         try:
             await connection.tunnel(self.host, self.port, self._proxy_auth)
@@ -215,6 +244,10 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._lost = False
         self._keep_alive = True
+        self._answered = 0  # responses completed on this connection
+        self._received = False  # a byte of the current response came back
+        self._head_bytes = 0
+        self._body_bytes = 0
         self._tunnel: asyncio.Future[None] | None = None  # waiting for a proxy's answer
         self._tunnel_head = b""
         self.idle_since = 0.0
@@ -232,6 +265,8 @@ class _Connection(asyncio.Protocol):
         assert self._transport is not None and self._waiter is None
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
+        self._received = False
+        self._head_bytes = self._body_bytes = 0
         # a timer on the future, cheaper than asyncio.timeout()'s task cancellation
         timer = loop.call_later(read_timeout, self._time_out, waiter)
         self._transport.write(request)
@@ -277,6 +312,7 @@ class _Connection(asyncio.Protocol):
         if self._waiter is None:  # bytes nobody asked for: the connection is unusable
             self._fail(httpx.RemoteProtocolError("unexpected data from the server"))
             return
+        self._received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -292,7 +328,10 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             message = "the server closed the connection before answering"
-            waiter.set_exception(httpx.RemoteProtocolError(message if exc is None else str(exc)))
+            if exc is not None:
+                message = f"{message}: {exc}"
+            stale = not self._received and self._answered > 0
+            waiter.set_exception((_Stale if stale else httpx.RemoteProtocolError)(message))
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -300,9 +339,30 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail(httpx.RemoteProtocolError(f"a response head over {MAX_HEAD_BYTES} bytes"))
+            return
+        if (
+            len(name) == 14
+            and name.lower() == b"content-length"
+            and value.strip().isdigit()
+            and int(value) > self._pool.max_body
+        ):
+            limit = self._pool.max_body
+            self._fail(
+                httpx.RemoteProtocolError(f"an answer of {int(value)} bytes (limit {limit})")
+            )
+            return
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_body(self, body: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            return  # failed already
+        self._body_bytes += len(body)
+        if self._body_bytes > self._pool.max_body:
+            self._fail(httpx.RemoteProtocolError(f"an answer over {self._pool.max_body} bytes"))
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -311,6 +371,7 @@ class _Connection(asyncio.Protocol):
             self._parser.get_status_code(), self._headers, b"".join(self._body)
         )
         self._keep_alive = self._parser.should_keep_alive()
+        self._answered += 1
         self._headers = []
         self._body = []
         if waiter is not None and not waiter.done():
@@ -350,3 +411,7 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
         self.close()
+
+
+class _Stale(httpx.RemoteProtocolError):
+    """A reused connection closed under the request before any byte of answer came back."""

@@ -50,8 +50,11 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import inspect
 import json
 import logging
+import os
+import ssl
 import threading
 import urllib.request
 import uuid
@@ -60,6 +63,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+import certifi
 import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -67,7 +71,7 @@ import httpx
 import msgspec
 from firebase_admin import _http_client, credentials, exceptions, messaging
 
-from app.core.http1 import Http1Pool, Http1Response
+from app.core.http1 import Http1Pool
 from app.settings import Settings
 
 log = logging.getLogger("city.push")
@@ -79,6 +83,10 @@ HTTP/1.1 connections. Against real FCM each request waits a round trip (tens of
 milliseconds from Vietnam), so this caps a sender at ``IN_FLIGHT`` ÷ round trip (≈ 3,300/s
 at 30 ms); against the loopback stand-in more connections only cost more CPU (200 and 400
 were slower than 100, 50 too; docs/benchmarks.md)."""
+
+MAX_RESPONSE_BYTES = 1 << 20
+"""Longest FCM answer read (FCM's are under 1 KiB; an error with details a few KiB): a
+longer one, or an endless one from a broken proxy, is a transport error, not memory."""
 
 RETRYABLE_CODES = frozenset(
     {"quota_exceeded", "unavailable", "internal", "deadline_exceeded", "unknown"}
@@ -199,6 +207,115 @@ def _check_fcm_url(template: str) -> None:
         )
 
 
+class PushConfigError(ValueError):
+    """The push sender cannot work with these settings (FCM_URL, FCM_CA_FILE, the proxy
+    in the environment). :func:`make_push_sender` logs it and keeps the process running."""
+
+
+def fcm_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Whom to trust for FCM and its token endpoint: ``FCM_CA_FILE`` alone when set (a
+    TLS-inspecting proxy's CA, say); else the system's store, which honours
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, plus certifi's roots when neither is set (so
+    Google's certificates verify on a host without a CA store)."""
+    if settings.fcm_ca_file:
+        try:
+            return ssl.create_default_context(cafile=settings.fcm_ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise PushConfigError(f"FCM_CA_FILE {settings.fcm_ca_file!r}: {error}") from error
+    context = ssl.create_default_context()
+    if not (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")):
+        context.load_verify_locations(certifi.where())
+    return context
+
+
+def _token_ca_bundle(settings: Settings) -> str | None:
+    """What the token request (google-auth over ``requests``) trusts, as the send path
+    does: ``FCM_CA_FILE``; else requests' own ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
+    (None: requests reads them); else ``SSL_CERT_FILE``, which requests alone ignores."""
+    if settings.fcm_ca_file:
+        return settings.fcm_ca_file
+    if os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
+        return None
+    return os.environ.get("SSL_CERT_FILE") or None
+
+
+def fcm_proxy(send_url: str) -> str | None:
+    """The proxy for ``send_url`` from the environment (:func:`https_proxy_for`), if it is
+    one the sender speaks: ``http://`` (CONNECT) or ``https://`` (TLS to the proxy, then
+    CONNECT). Any other scheme (socks) is a :class:`PushConfigError`."""
+    proxy = https_proxy_for(send_url)
+    if proxy is None:
+        return None
+    parts = urlsplit(proxy)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        where = f"{scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        raise PushConfigError(
+            f"HTTPS_PROXY={where}: the push sender speaks to http:// and "
+            "https:// proxies only; set an HTTP CONNECT proxy, or exempt FCM's host with "
+            "NO_PROXY"
+        )
+    return proxy
+
+
+def sdk_internals_problems() -> list[str]:
+    """What of firebase-admin's private internals this module relies on is missing or no
+    longer looks as expected (empty: all is well). ``pyproject.toml`` pins firebase-admin
+    to the minor release these were read from; ``tests/core/test_push.py`` fails naming
+    each problem, so a new release is checked before it is allowed in."""
+    problems: list[str] = []
+
+    def source_of(obj: Any, name: str) -> str:
+        try:
+            return inspect.getsource(obj)
+        except (OSError, TypeError):
+            problems.append(f"{name}: no source to check")
+            return ""
+
+    service_class = getattr(messaging, "_MessagingService", None)
+    if not isinstance(service_class, type):
+        return ["firebase_admin.messaging._MessagingService is gone"]
+    url = getattr(service_class, "FCM_URL", None)
+    if not isinstance(url, str) or "{0}" not in url:
+        problems.append("messaging._MessagingService.FCM_URL is not a str template with {0}")
+    if not callable(getattr(messaging, "_get_messaging_service", None)):
+        problems.append("messaging._get_messaging_service(app) is gone")
+    init = source_of(service_class.__init__, "messaging._MessagingService.__init__")
+    for needle, what in (
+        ("self._fcm_url = _MessagingService.FCM_URL.format(", "reads FCM_URL when made"),
+        ("self._async_client = _http_client.HttpxAsyncClient(", "holds an HttpxAsyncClient"),
+    ):
+        if init and needle not in init:
+            problems.append(f"messaging._MessagingService.__init__ no longer {what}")
+    send = source_of(
+        getattr(service_class, "send_each_async", None),
+        "messaging._MessagingService.send_each_async",
+    )
+    for needle in ("self._async_client.request(", "url=self._fcm_url", "except httpx.HTTPError"):
+        if send and needle not in send:
+            problems.append(f"messaging._MessagingService.send_each_async lacks {needle!r}")
+    client_class = getattr(_http_client, "HttpxAsyncClient", None)
+    if not isinstance(client_class, type):
+        return [*problems, "firebase_admin._http_client.HttpxAsyncClient is gone"]
+    parameters = inspect.signature(client_class.__init__).parameters
+    if not {"credential", "timeout"} <= set(parameters):
+        problems.append("_http_client.HttpxAsyncClient(credential=, timeout=) changed")
+    client_init = source_of(client_class.__init__, "_http_client.HttpxAsyncClient.__init__")
+    if client_init and "self._async_client = httpx.AsyncClient(" not in client_init:
+        problems.append("_http_client.HttpxAsyncClient no longer holds _async_client (httpx)")
+    request = source_of(
+        getattr(client_class, "request", None), "_http_client.HttpxAsyncClient.request"
+    )
+    for needle in ("self._async_client.request(method, self.base_url + url", "raise_for_status()"):
+        if request and needle not in request:
+            problems.append(f"_http_client.HttpxAsyncClient.request lacks {needle!r}")
+    if not callable(getattr(client_class, "aclose", None)):
+        problems.append("_http_client.HttpxAsyncClient.aclose() is gone")
+    if not isinstance(getattr(_http_client, "METRICS_HEADERS", None), dict):
+        problems.append("_http_client.METRICS_HEADERS is not a dict")
+    return problems
+
+
 def _make_messaging_service(app: firebase_admin.App, fcm_url: str) -> Any:
     """Make ``app``'s messaging service now, reading ``FCM_URL`` from ``fcm_url`` if given.
 
@@ -231,7 +348,12 @@ class FcmPushSender:
         if not settings.firebase_credentials_file:
             raise ValueError("FcmPushSender needs FIREBASE_CREDENTIALS_FILE")
         if settings.fcm_url:
-            _check_fcm_url(settings.fcm_url)
+            try:
+                _check_fcm_url(settings.fcm_url)
+            except ValueError as error:
+                raise PushConfigError(str(error)) from error
+        ssl_context = fcm_ssl_context(settings)
+        proxy = fcm_proxy(settings.fcm_url or messaging._MessagingService.FCM_URL)
         self._dry_run = dry_run
         certificate = load_credential(settings)
         self.app_name = f"city-push-{uuid.uuid4().hex[:12]}"  # not the default app
@@ -255,7 +377,11 @@ class FcmPushSender:
             firebase_admin.delete_app(self._app)
             raise
         self.send_url: str = service._fcm_url
-        self._auth_request = google.auth.transport.requests.Request()
+        self._requests = google.auth.transport.requests.Request()
+        self._auth_request: Any = self._requests
+        ca_bundle = _token_ca_bundle(settings)
+        if ca_bundle:  # per request: requests' environment would win over the session's
+            self._auth_request = functools.partial(self._requests, verify=ca_bundle)
         self._refresh_lock = asyncio.Lock()
         # The SDK's wrapper stays (request(), raise_for_status, error mapping); the client
         # inside it is ours: an HTTP/1.1 pool in place of httpx (see the module docstring).
@@ -264,7 +390,7 @@ class FcmPushSender:
         )
         if not isinstance(getattr(self._http, "_async_client", None), httpx.AsyncClient):
             raise TypeError("firebase-admin changed: HttpxAsyncClient._async_client is gone")
-        self._http._async_client = _FcmHttpClient(
+        self._http._async_client = HTTP_CLIENT(
             self.send_url,
             credential=self._credential,
             refresh=self._refresh_access_token,
@@ -272,6 +398,8 @@ class FcmPushSender:
             # "accept-encoding: gzip" would have FCM compress what this client reads raw
             default_headers=dict(_http_client.METRICS_HEADERS),
             timeout=timeout_seconds,
+            ssl_context=ssl_context,
+            proxy=proxy,
         )
         service._async_client = self._http
         self._closed = False
@@ -315,7 +443,7 @@ class FcmPushSender:
             return
         self._closed = True
         await self._http.aclose()
-        self._auth_request.session.close()
+        self._requests.session.close()
         # delete_app closes the service with asyncio.run(): give it a thread of its own
         # (our client is closed already, so that is a no-op).
         await asyncio.to_thread(firebase_admin.delete_app, self._app)
@@ -378,13 +506,16 @@ class _FcmHttpClient:
         refresh: Any,
         default_headers: dict[str, str],
         timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
     ) -> None:
         self._pool = Http1Pool(
             send_url,
             size=IN_FLIGHT,
             timeout=timeout,
             user_agent=f"city-push firebase-admin/{firebase_admin.__version__}",
-            proxy=https_proxy_for(send_url),
+            ssl_context=ssl_context,
+            proxy=proxy,
         )
         self._credential = credential
         self._refresh = refresh
@@ -432,7 +563,7 @@ class _FcmHttpClient:
             await self._refresh(token)
             refreshes += 1
         if 200 <= response.status < 300:
-            return _FcmResponse(response)
+            return _FcmResponse(response.status, response.headers, response.body)
         return httpx.Response(
             response.status,
             headers=response.headers,
@@ -453,6 +584,11 @@ class _FcmHttpClient:
         await self._pool.aclose()
 
 
+HTTP_CLIENT: Any = _FcmHttpClient
+"""The client under the SDK's wrapper (a bench swaps in another to compare transports:
+``bench/aiohttp_transport.py``)."""
+
+
 def https_proxy_for(url: str) -> str | None:
     """``HTTPS_PROXY`` (or ``https_proxy``) for an ``https://`` URL whose host
     ``NO_PROXY`` does not exempt, as httpx and requests read them; otherwise None."""
@@ -468,28 +604,26 @@ def https_proxy_for(url: str) -> str | None:
 class _FcmResponse:
     """A 2xx answer, as much of ``httpx.Response`` as the SDK's send path uses."""
 
-    __slots__ = ("_response",)
+    __slots__ = ("_body", "_headers", "status_code")
 
-    def __init__(self, response: Http1Response) -> None:
-        self._response = response
-
-    @property
-    def status_code(self) -> int:
-        return self._response.status
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status_code = status
+        self._headers = headers
+        self._body = body
 
     @property
     def headers(self) -> httpx.Headers:
-        return httpx.Headers(self._response.headers)
+        return httpx.Headers(self._headers)
 
     @property
     def content(self) -> bytes:
-        return self._response.body
+        return self._body
 
     def raise_for_status(self) -> _FcmResponse:
         return self
 
     def json(self) -> Any:
-        return json.loads(self._response.body)
+        return json.loads(self._body)
 
 
 def to_fcm_message(message: PushMessage) -> messaging.Message:
@@ -633,8 +767,32 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+class UnavailablePushSender:
+    """In place of FCM when its settings cannot work (:class:`PushConfigError`): every
+    message is ``unavailable`` (retryable), so pushes wait, and the reason is in the log at
+    start-up and with every batch, while the process goes on serving."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def send(self, messages: list[PushMessage]) -> list[PushResult]:
+        _check_batch(messages)
+        if messages:
+            log.error("push_unavailable", extra={"reason": self.reason, "held": len(messages)})
+        return [PushResult(token=m.token, ok=False, error_code="unavailable") for m in messages]
+
+    async def close(self) -> None:
+        return None
+
+
 def make_push_sender(settings: Settings) -> PushSender:
-    """FCM when ``FIREBASE_CREDENTIALS_FILE`` is set, else the log backend."""
+    """FCM when ``FIREBASE_CREDENTIALS_FILE`` is set, else the log backend. Settings FCM
+    cannot work with (:class:`PushConfigError`) are logged and give an
+    :class:`UnavailablePushSender`: the API and the workers keep running."""
     if settings.firebase_credentials_file:
-        return FcmPushSender(settings)
+        try:
+            return FcmPushSender(settings)
+        except PushConfigError as error:
+            log.error("push_sender_misconfigured", extra={"reason": str(error)})
+            return UnavailablePushSender(str(error))
     return LogPushSender()

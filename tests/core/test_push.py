@@ -19,11 +19,17 @@ from firebase_admin import messaging
 from app.core.push import (
     IN_FLIGHT,
     MAX_BATCH,
+    MAX_RESPONSE_BYTES,
     FcmPushSender,
     LogPushSender,
+    PushConfigError,
     PushMessage,
+    UnavailablePushSender,
+    fcm_proxy,
+    https_proxy_for,
     make_push_sender,
     parse_retry_after,
+    sdk_internals_problems,
     to_fcm_message,
 )
 from app.settings import Settings
@@ -32,6 +38,7 @@ from tests.standins.fcm import (
     JWT_BEARER_GRANT,
     FcmStandin,
     fcm_standin,  # noqa: F401  (the fixture)
+    fcm_tls_standin,  # noqa: F401  (the fixture)
     validate_send_body,
 )
 
@@ -558,15 +565,192 @@ async def test_standin_refuses_sends_without_its_access_token(fcm_standin: FcmSt
     assert response.json()["error"]["status"] == "UNAUTHENTICATED"
 
 
+# -- the SDK internals the sender relies on (firebase-admin is pinned to their minor) -------
+
+
+def test_the_sdk_internals_the_sender_relies_on_are_as_expected() -> None:
+    problems = sdk_internals_problems()
+
+    assert problems == [], (
+        f"firebase-admin {firebase_admin.__version__} changed internals that "
+        f"app/core/push.py relies on: {problems}"
+    )
+    assert firebase_admin.__version__.startswith("7.7."), (
+        f"firebase-admin {firebase_admin.__version__}: app/core/push.py was checked against "
+        "7.7.x; read its internals again (sdk_internals_problems) and move the pin in "
+        "pyproject.toml"
+    )
+
+
+def test_a_changed_sdk_internal_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from firebase_admin import _http_client
+
+    monkeypatch.setattr(messaging._MessagingService, "FCM_URL", None)
+    monkeypatch.delattr(_http_client, "METRICS_HEADERS")
+
+    problems = sdk_internals_problems()
+
+    assert any("FCM_URL" in p for p in problems), problems
+    assert any("METRICS_HEADERS" in p for p in problems), problems
+
+
+# -- TLS: whom the sender trusts ------------------------------------------------------------
+
+
+def _tls_settings(standin: FcmStandin, tmp_path: Path, **overrides: str) -> Settings:
+    path = standin.write_service_account(tmp_path / "sa-tls.json")  # token_uri: https
+    values = {"firebase_credentials_file": str(path), "fcm_url": standin.send_url_template}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def test_an_fcm_with_a_certificate_from_an_unknown_ca_is_not_trusted(
+    fcm_tls_standin: FcmStandin, tmp_path: Path
+) -> None:
+    fcm = FcmPushSender(_tls_settings(fcm_tls_standin, tmp_path))
+    try:
+        [result] = await fcm.send([push()])
+    finally:
+        await fcm.close()
+
+    assert (result.ok, result.error_code, result.retryable) == (False, "unavailable", True)
+    assert fcm_tls_standin.requests == []  # nothing got past the TLS handshake
+
+
+async def test_fcm_ca_file_is_trusted_for_the_send_and_the_token(
+    fcm_tls_standin: FcmStandin, tmp_path: Path
+) -> None:
+    assert fcm_tls_standin.ca_file
+    settings = _tls_settings(fcm_tls_standin, tmp_path, fcm_ca_file=fcm_tls_standin.ca_file)
+    fcm = FcmPushSender(settings)
+    try:
+        results = await fcm.send([push("device-a"), push("device-b")])
+    finally:
+        await fcm.close()
+
+    assert [r.ok for r in results] == [True, True]
+    assert len(fcm_tls_standin.token_requests) == 1
+    assert len(fcm_tls_standin.send_requests) == 2
+
+
+async def test_ssl_cert_file_is_trusted_when_fcm_ca_file_is_not_set(
+    fcm_tls_standin: FcmStandin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fcm_tls_standin.ca_file
+    monkeypatch.setenv("SSL_CERT_FILE", fcm_tls_standin.ca_file)
+    for name in ("SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    fcm = FcmPushSender(_tls_settings(fcm_tls_standin, tmp_path))
+    try:
+        [result] = await fcm.send([push()])
+    finally:
+        await fcm.close()
+
+    assert result.ok, result
+    assert len(fcm_tls_standin.send_requests) == 1
+
+
+def test_a_missing_fcm_ca_file_is_a_configuration_error(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with pytest.raises(PushConfigError, match="FCM_CA_FILE"):
+        FcmPushSender(make_settings(fcm_ca_file=str(tmp_path / "nowhere.pem")))
+
+
+# -- proxies --------------------------------------------------------------------------------
+
+
+class ConnectProxy:
+    """An HTTP proxy on loopback that only tunnels (CONNECT), as egress proxies do; it
+    records what it was asked, can refuse with 407, and sends ``route``'s hosts to
+    127.0.0.1 (so ``fcm.test`` reaches the stand-in)."""
+
+    def __init__(self, refuse: bool = False, route: tuple[str, ...] = ()) -> None:
+        self.refuse = refuse
+        self.route = route
+        self.asked: list[bytes] = []
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.asked.append(head)
+        method, authority, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        if self.refuse or method != b"CONNECT":
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        host, port = authority.decode().rsplit(":", 1)
+        if host in self.route:
+            host = "127.0.0.1"
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except ConnectionError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def stop(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+async def test_fcm_is_reached_through_an_http_connect_proxy_with_its_credentials(
+    fcm_tls_standin: FcmStandin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fcm_tls_standin.ca_file
+    _no_proxy_env(monkeypatch)
+    proxy = ConnectProxy(route=("fcm.test",))
+    proxy_url = await proxy.start()
+    monkeypatch.setenv("HTTPS_PROXY", proxy_url.replace("http://", "http://push%40city:s%3Acret@"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the token endpoint: direct
+    settings = _tls_settings(
+        fcm_tls_standin,
+        tmp_path,
+        fcm_url=f"https://fcm.test:{fcm_tls_standin.port}/v1/projects/{{0}}/messages:send",
+        fcm_ca_file=fcm_tls_standin.ca_file,
+    )
+    fcm = FcmPushSender(settings)
+    try:
+        results = [await fcm.send([push(f"device-{i}")]) for i in range(3)]
+    finally:
+        await fcm.close()
+        await proxy.stop()
+
+    assert all(r.ok for [r] in results), results
+    [asked] = proxy.asked  # one tunnel, kept alive for the three sends
+    assert asked.startswith(f"CONNECT fcm.test:{fcm_tls_standin.port} HTTP/1.1\r\n".encode())
+    # the credentials in the proxy's URL, percent-decoded, as Basic
+    assert b"proxy-authorization: basic " in asked.lower()
+    assert b"Basic cHVzaEBjaXR5OnM6Y3JldA==\r\n" in asked
+    assert len(fcm_tls_standin.send_requests) == 3
+    assert {r.headers["host"] for r in fcm_tls_standin.send_requests} == {
+        f"fcm.test:{fcm_tls_standin.port}"
+    }
+
+
 async def test_an_https_fcm_is_reached_through_the_https_proxy_of_the_environment(
     make_settings: Callable[..., Settings], fcm_standin: FcmStandin, monkeypatch
 ) -> None:
-    from tests.core.test_http1 import ConnectProxy
-
+    _no_proxy_env(monkeypatch)
     proxy = ConnectProxy(refuse=True)  # an egress proxy that says no
     monkeypatch.setenv("HTTPS_PROXY", await proxy.start())
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
     fcm = FcmPushSender(make_settings(fcm_url="https://fcm.test/v1/projects/{0}/messages:send"))
     try:
         [result] = await fcm.send([push("device-1")])
@@ -578,3 +762,162 @@ async def test_an_https_fcm_is_reached_through_the_https_proxy_of_the_environmen
     [asked] = proxy.asked
     assert asked.startswith(b"CONNECT fcm.test:443 HTTP/1.1\r\n")
     assert fcm_standin.send_requests == []
+
+
+def test_the_proxy_comes_from_the_environment_for_https_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fcm = "https://fcm.googleapis.com/v1/projects/{0}/messages:send"
+    _no_proxy_env(monkeypatch)
+    assert https_proxy_for(fcm) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert https_proxy_for(fcm) == "http://proxy.internal:3128"
+    assert https_proxy_for("http://127.0.0.1:9099/v1/projects/{0}/messages:send") is None
+    monkeypatch.setenv("HTTPS_PROXY", "https://proxy.internal:3129")
+    assert fcm_proxy(fcm) == "https://proxy.internal:3129"  # TLS to the proxy: spoken
+    monkeypatch.setenv("NO_PROXY", "localhost,.googleapis.com")
+    assert https_proxy_for(fcm) is None
+
+
+async def test_a_socks_proxy_is_refused_at_start_and_the_api_still_serves(
+    make_settings: Callable[..., Settings],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import msgspec
+
+    from app.main import create_app
+    from tests.conftest import running
+
+    _no_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:pw@127.0.0.1:1080")
+    caplog.set_level(logging.ERROR, logger="city.push")
+    fcm_settings = make_settings(fcm_url="")  # Google's https URL: the proxy applies
+
+    with pytest.raises(PushConfigError, match="socks5"):
+        FcmPushSender(fcm_settings)
+    sender = make_push_sender(fcm_settings)
+    [held] = await sender.send([push()])
+
+    assert isinstance(sender, UnavailablePushSender)
+    assert (held.ok, held.error_code, held.retryable) == (False, "unavailable", True)
+    [record] = [r for r in caplog.records if r.getMessage() == "push_sender_misconfigured"]
+    assert "HTTPS_PROXY" in record.reason  # type: ignore[attr-defined]
+    assert "pw" not in record.reason  # type: ignore[attr-defined]
+
+    application = create_app(
+        msgspec.structs.replace(
+            settings, firebase_credentials_file=fcm_settings.firebase_credentials_file
+        )
+    )
+    async with running(application) as client:
+        response = await client.get("/health/live")
+        assert isinstance(application.state.push, UnavailablePushSender)
+    assert response.status_code == 200
+
+
+# -- answers the sender must survive --------------------------------------------------------
+
+FCM_OK = b'{"name": "projects/city-app-test/messages/0:1"}'
+
+
+class FakeFcm:
+    """A loopback HTTP/1.1 server for FCM's send endpoint that misbehaves on cue: each
+    request (head and Content-Length body) goes to ``answer``, which writes an answer and
+    says whether to keep the connection. Counts connections and requests."""
+
+    def __init__(self, answer: Callable[[int, int, asyncio.StreamWriter], bool]) -> None:
+        self.answer = answer  # (connection number, request number on it, writer) -> keep?
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/v1/projects/{{0}}/messages:send"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        connection, count = self.connections, 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                self.requests.append(head + await reader.readexactly(length))
+                count += 1
+                if not self.answer(connection, count, writer):
+                    break
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+def _ok(writer: asyncio.StreamWriter, body: bytes = FCM_OK) -> None:
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+
+
+async def test_an_answer_past_the_size_limit_is_refused_as_unavailable(
+    make_settings: Callable[..., Settings], fcm_standin: FcmStandin
+) -> None:
+    def huge(connection: int, count: int, writer: asyncio.StreamWriter) -> bool:
+        if count == 1:  # declared too long
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_RESPONSE_BYTES + 1)
+            )
+            return False
+        # endless, chunked: a broken middlebox
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * 65536
+        for _ in range(MAX_RESPONSE_BYTES // len(chunk) + 2):
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        return False
+
+    server = FakeFcm(huge)
+    url = await server.start()
+    fcm = FcmPushSender(make_settings(fcm_url=url, fcm_token_uri=fcm_standin.token_uri))
+    try:
+        [declared] = await fcm.send([push("device-1")])
+        [endless] = await fcm.send([push("device-2")])
+    finally:
+        await fcm.close()
+        await server.stop()
+
+    assert (declared.error_code, declared.retryable) == ("unavailable", True)
+    assert (endless.error_code, endless.retryable) == ("unavailable", True)
+
+
+async def test_a_stale_kept_alive_connection_is_replaced_without_failing_the_send(
+    make_settings: Callable[..., Settings], fcm_standin: FcmStandin
+) -> None:
+    def stale_after_one(connection: int, count: int, writer: asyncio.StreamWriter) -> bool:
+        if connection == 1 and count == 2:
+            return False  # closed under the second request, nothing answered
+        _ok(writer)
+        return True
+
+    server = FakeFcm(stale_after_one)
+    url = await server.start()
+    fcm = FcmPushSender(make_settings(fcm_url=url, fcm_token_uri=fcm_standin.token_uri))
+    try:
+        [first] = await fcm.send([push("device-1")])
+        [second] = await fcm.send([push("device-2")])
+    finally:
+        await fcm.close()
+        await server.stop()
+
+    assert first.ok and second.ok, (first, second)
+    assert server.connections == 2  # the second send went again, on a new connection
+    assert [b"device-2" in r for r in server.requests] == [False, True, True]

@@ -16,6 +16,12 @@ Both speak HTTP/1.1 with keep-alive, served by an asyncio server (uvloop's loop 
 installed, requests parsed by httptools) in a background thread: cheap enough per request
 that a benchmark measures the client, not the stand-in.
 
+``FcmStandin(tls=True)`` serves HTTPS instead, with a certificate for ``127.0.0.1``,
+``localhost`` and ``fcm.test`` signed by a CA of its own (:attr:`FcmStandin.ca_file`, to
+trust). ``FcmStandin(delay=0.03)`` holds every answer that long before writing it: the
+round trip to real FCM (≈ 30 ms from Hanoi), so a client with N requests in flight tops
+out near N ÷ delay, as it would there.
+
 Every request is recorded (:attr:`FcmStandin.requests`, with its protocol and the
 client's port). :meth:`FcmStandin.fail` scripts answers per device token with FCM v1's
 real error JSON (``UNREGISTERED``, ``INVALID_ARGUMENT``, ``QUOTA_EXCEEDED`` with
@@ -35,9 +41,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import datetime as dt
+import ipaddress
 import json
 import secrets
 import socket
+import ssl
+import tempfile
 import threading
 import time
 import traceback
@@ -52,8 +62,10 @@ import httptools
 import jwt
 import msgspec
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 try:
     import uvloop
@@ -167,12 +179,23 @@ class _Issued:
 
 class FcmStandin:
     """The stand-in server. ``token_uri`` and ``send_url_template`` are what the SDK is
-    pointed at (``send_url_template`` has FCM's ``{0}`` placeholder for the project id)."""
+    pointed at (``send_url_template`` has FCM's ``{0}`` placeholder for the project id).
 
-    def __init__(self) -> None:
-        self._server = _Server(self)  # listening from here on, answering from start()
+    ``tls``: HTTPS with a certificate signed by the stand-in's own CA (``ca_file``).
+    ``delay``: seconds every answer waits before it is written (an added round trip)."""
+
+    def __init__(self, *, tls: bool = False, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.ca_file: str | None = None  # the CA to trust, with tls
+        ssl_context = None
+        if tls:
+            self._tls_dir = tempfile.TemporaryDirectory(prefix="fcm-standin-")
+            ca_file, ssl_context = make_tls(Path(self._tls_dir.name))
+            self.ca_file = str(ca_file)
+        self._server = _Server(self, ssl_context)  # listening from here on, answering from start()
         host, port = self._server.address
-        self.base_url = f"http://{host}:{port}"
+        self.port = port
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{port}"
         self.token_uri = f"{self.base_url}/token"
         self.send_url_template = f"{self.base_url}/v1/projects/{{0}}/messages:send"
         self._lock = threading.Lock()
@@ -759,9 +782,26 @@ class _Connection(asyncio.Protocol):
         )
         if not parser.should_keep_alive():
             self._closing = True
-        self._out.append(
-            _response(status, payload, extra, close=self._closing, with_body=method != "HEAD")
+        answer_bytes = _response(
+            status, payload, extra, close=self._closing, with_body=method != "HEAD"
         )
+        if self._fcm.delay > 0:  # the round trip: written later, in order (one timer each)
+            assert self._transport is not None
+            closing = self._closing
+            self._closing = False  # closed after the late write, not now
+            asyncio.get_running_loop().call_later(
+                self._fcm.delay, self._write_late, answer_bytes, closing
+            )
+            return
+        self._out.append(answer_bytes)
+
+    def _write_late(self, data: bytes, close: bool) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        if close:
+            self.close()
 
 
 class _Server:
@@ -769,8 +809,9 @@ class _Server:
     installed) in a daemon thread. The listening socket is bound and listening from
     construction on, so the stand-in's URLs are known before it starts."""
 
-    def __init__(self, fcm: FcmStandin) -> None:
+    def __init__(self, fcm: FcmStandin, ssl_context: ssl.SSLContext | None = None) -> None:
         self._fcm = fcm
+        self._ssl = ssl_context
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -817,7 +858,10 @@ class _Server:
         loop = asyncio.get_running_loop()
         self._stopping = loop.create_future()
         server = await loop.create_server(
-            lambda: _Connection(self._fcm, self._connections), sock=self.sock, backlog=_BACKLOG
+            lambda: _Connection(self._fcm, self._connections),
+            sock=self.sock,
+            backlog=_BACKLOG,
+            ssl=self._ssl,
         )
         self._ready.set()
         await self._stopping
@@ -828,18 +872,98 @@ class _Server:
             await asyncio.wait_for(server.wait_closed(), timeout=2)
 
 
+def make_tls(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA and a server certificate it signs for ``127.0.0.1``, ``localhost`` and
+    ``fcm.test``: the CA's PEM file (to trust) and the server's SSL context."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FCM stand-in test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )  # fmt: skip
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fcm.test")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("fcm.test"),
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    context.set_alpn_protocols(["http/1.1"])
+    return ca_file, context
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
 def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    if isinstance(context.get("exception"), ConnectionError):
-        return  # a client closed its connection mid-way
+    if isinstance(context.get("exception"), ConnectionError | ssl.SSLError):
+        return  # a client closed its connection mid-way, or did not trust the certificate
     loop.default_exception_handler(context)
 
 
 _shared: FcmStandin | None = None
+_shared_tls: FcmStandin | None = None
 _shared_lock = threading.Lock()
 
 
@@ -858,6 +982,25 @@ def fcm_standin() -> Iterator[FcmStandin]:
     """The session's FCM stand-in, with no requests, scripts or tokens at the start of
     every test."""
     standin = shared_standin()
+    standin.reset()
+    yield standin
+    standin.reset()
+
+
+def shared_tls_standin() -> FcmStandin:
+    """The session's HTTPS stand-in (``tls=True``), started on first use."""
+    global _shared_tls
+    with _shared_lock:
+        if _shared_tls is None:
+            _shared_tls = FcmStandin(tls=True).start()
+            atexit.register(_shared_tls.stop)
+        return _shared_tls
+
+
+@pytest.fixture
+def fcm_tls_standin() -> Iterator[FcmStandin]:
+    """The session's HTTPS FCM stand-in (its CA in ``ca_file``), reset around every test."""
+    standin = shared_tls_standin()
     standin.reset()
     yield standin
     standin.reset()
