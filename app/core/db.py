@@ -69,7 +69,11 @@ async def transaction(
         else:
             # a failed COMMIT undoes nothing here: it may have reached PostgreSQL before
             # the connection broke; objects left without a row go with the purge cron
-            await session.commit()
+            try:
+                await session.commit()
+            except BaseException:
+                jobs.discard(pending)  # the boundary ends with it (jobs.end)
+                raise
     await jobs.flush(pending, redis)
 
 

@@ -9,6 +9,12 @@ small side effects that must not happen for a rolled-back transaction (an SMS, a
 deny-list entry in Redis). :func:`after_rollback` is the converse, for undoing what was
 written outside the database before a transaction that then rolled back (objects put in
 storage for rows that never committed).
+
+A boundary is :func:`begin` … :func:`flush` (committed) or :func:`discard` (rolled back).
+``begin`` sets the contextvar and keeps its token; ending the boundary resets it, so
+successive boundaries never share a list and a nested one hands the outer one back. Outside
+a boundary (never opened, or already ended) :func:`enqueue`, :func:`after_commit` and
+:func:`after_rollback` raise ``RuntimeError``: a job would otherwise be dropped silently.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class PendingWork:
     jobs: list[PendingJob] = field(default_factory=list)
     callbacks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     rollback_callbacks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # the contextvar's token while the boundary is open; None once it has ended
+    token: contextvars.Token[PendingWork | None] | None = None
+    ended: bool = False
 
 
 _current: contextvars.ContextVar[PendingWork | None] = contextvars.ContextVar(
@@ -45,21 +54,39 @@ _current: contextvars.ContextVar[PendingWork | None] = contextvars.ContextVar(
 
 
 def begin() -> PendingWork:
-    """Start collecting; the returned object is what the boundary flushes or discards."""
+    """Start collecting; the returned object is what the boundary flushes or discards
+    (either ends the boundary)."""
     pending = PendingWork()
-    _current.set(pending)
+    pending.token = _current.set(pending)
     return pending
 
 
+def end(pending: PendingWork) -> None:
+    """End the boundary: the contextvar goes back to what it was before :func:`begin`
+    (the outer boundary, or none). Idempotent."""
+    pending.ended = True
+    token, pending.token = pending.token, None
+    if token is not None:
+        try:
+            _current.reset(token)
+        except ValueError:  # ended from another context: that context's var is its own
+            pass
+
+
 def discard(pending: PendingWork) -> None:
+    """The boundary rolled back: drop its jobs and callbacks, and end it."""
+    end(pending)
     pending.jobs.clear()
     pending.callbacks.clear()
 
 
 def _pending() -> PendingWork:
     pending = _current.get()
-    if pending is None:
-        raise RuntimeError("called outside a transaction boundary")
+    if pending is None or pending.ended:
+        raise RuntimeError(
+            "enqueue()/after_commit()/after_rollback() called outside a transaction "
+            "boundary (db.transaction): the work would never be sent"
+        )
     return pending
 
 
@@ -73,7 +100,8 @@ def after_commit(callback: Callable[[], Awaitable[None]]) -> None:
 
 def current() -> PendingWork | None:
     """The transaction boundary's collector, or None outside any boundary."""
-    return _current.get()
+    pending = _current.get()
+    return None if pending is None or pending.ended else pending
 
 
 def after_rollback(callback: Callable[[], Awaitable[None]]) -> None:
@@ -100,7 +128,9 @@ def qualified_job_id(redis: ArqRedis, job_id: str) -> str:
 
 async def flush(pending: PendingWork, redis: ArqRedis | None) -> None:
     """Run callbacks and send jobs. Failures are logged, not raised: the database holds
-    the state, and the reconciliation cron enqueues what is missing."""
+    the state, and the reconciliation cron enqueues what is missing. Ends the boundary
+    first, so what the callbacks enqueue raises instead of joining a sent list."""
+    end(pending)
     jobs, pending.jobs = pending.jobs, []
     callbacks, pending.callbacks = pending.callbacks, []
     pending.rollback_callbacks.clear()  # committed: nothing to undo

@@ -117,3 +117,62 @@ async def test_enqueue_outside_a_boundary_is_a_programming_error():
     # a fresh task has a fresh context: no boundary is open there
     with pytest.raises(RuntimeError):
         await asyncio.create_task(orphan(), context=__import__("contextvars").Context())
+
+
+async def test_an_enqueue_after_a_boundary_ended_raises_instead_of_joining_its_list(
+    app, client, queue
+):
+    """Before: begin() left its list in the contextvar, so an enqueue after the commit
+    silently joined a list already sent (and the job was never sent)."""
+    redis, name = queue
+    async with db.transaction(app.state.sessionmaker, redis) as session:
+        await note(session, uuid.uuid4().hex)
+        jobs.enqueue("some_job", "first", job_id="some_job:first")
+    assert jobs.current() is None
+    with pytest.raises(RuntimeError, match="outside a transaction boundary"):
+        jobs.enqueue("some_job", "late", job_id="some_job:late")
+    with pytest.raises(RuntimeError):
+        jobs.after_commit(lambda: None)  # type: ignore[arg-type,return-value]
+    # a rolled-back boundary ends too
+    with pytest.raises(ZeroDivisionError):
+        async with db.transaction(app.state.sessionmaker, redis):
+            1 / 0  # noqa: B018
+    with pytest.raises(RuntimeError):
+        jobs.enqueue("some_job", "late", job_id="some_job:late")
+    assert await queued_ids(redis, name) == ["some_job:first"]
+
+
+async def test_successive_boundaries_never_share_a_list(app, client, queue):
+    redis, name = queue
+    seen = []
+    for n in range(2):
+        async with db.transaction(app.state.sessionmaker, redis):
+            jobs.enqueue("some_job", n, job_id=f"some_job:{n}")
+            seen.append([job.job_id for job in jobs.current().jobs])
+    assert seen == [["some_job:0"], ["some_job:1"]]
+    assert await queued_ids(redis, name) == ["some_job:0", "some_job:1"]
+
+
+async def test_nested_boundaries_each_flush_their_own_jobs(app, client, queue):
+    redis, name = queue
+    outer_marker, inner_marker = uuid.uuid4().hex, uuid.uuid4().hex
+    async with db.transaction(app.state.sessionmaker, redis) as outer:
+        await note(outer, outer_marker)
+        jobs.enqueue("some_job", "outer-1", job_id="some_job:outer-1")
+        async with db.transaction(app.state.sessionmaker, redis) as inner:
+            await note(inner, inner_marker)
+            jobs.enqueue("some_job", "inner", job_id="some_job:inner")
+        # the inner one committed and sent its own job only
+        assert await queued_ids(redis, name) == ["some_job:inner"]
+        # and handed the outer boundary back: this joins the outer list
+        jobs.enqueue("some_job", "outer-2", job_id="some_job:outer-2")
+        assert [job.job_id for job in jobs.current().jobs] == [
+            "some_job:outer-1",
+            "some_job:outer-2",
+        ]
+    assert await queued_ids(redis, name) == [
+        "some_job:inner",
+        "some_job:outer-1",
+        "some_job:outer-2",
+    ]
+    assert jobs.current() is None
