@@ -31,7 +31,7 @@ from app.accounts.models import (
 from app.accounts.phones import normalize_phone
 from app.accounts.sms import SmsSender
 from app.complaints import service as complaints_service
-from app.core import audit, i18n, jobs
+from app.core import audit, jobs
 from app.core.auth import (
     Principal,
     RoleGrant,
@@ -58,98 +58,6 @@ from app.settings import Settings
 
 MAX_DEVICES_PER_USER = 10
 _UNSET = schemas.msgspec.UNSET
-
-i18n.register(
-    {
-        "phone_invalid": {
-            "vi": "Số điện thoại không phải số di động Việt Nam hợp lệ.",
-            "en": "The phone number is not a valid Vietnamese mobile number.",
-        },
-        "otp_not_requested": {
-            "vi": "Chưa có mã xác thực nào được gửi tới số này. Hãy yêu cầu mã mới.",
-            "en": "No code was sent to this number. Request a new code.",
-        },
-        "otp_invalid": {
-            "vi": "Mã xác thực không đúng. Còn {attempts_left} lần thử.",
-            "en": "The code is wrong. {attempts_left} attempts left.",
-        },
-        "otp_expired": {
-            "vi": "Mã xác thực đã hết hạn. Hãy yêu cầu mã mới.",
-            "en": "The code has expired. Request a new code.",
-        },
-        "otp_too_many_attempts": {
-            "vi": "Đã nhập sai quá số lần cho phép. Hãy yêu cầu mã mới.",
-            "en": "Too many wrong attempts. Request a new code.",
-        },
-        "otp_spent": {
-            "vi": "Mã xác thực này đã bị vô hiệu do nhập sai quá nhiều lần. Hãy yêu cầu mã mới.",
-            "en": "This code can no longer be used after too many wrong tries. Request a new code.",
-        },
-        "login_slowed_down": {
-            "vi": "Đã nhập sai mật khẩu nhiều lần. Vui lòng thử lại sau {retry_after} giây.",
-            "en": "Too many wrong passwords. Try again in {retry_after} seconds.",
-        },
-        "sign_out_unconfirmed": {
-            "vi": "Chưa xác nhận được việc đăng xuất trên mọi máy chủ: phiên không thể gia hạn "
-            "nữa, nhưng mã truy cập có thể còn dùng được tối đa {minutes} phút. Hãy thử lại.",
-            "en": "Sign-out could not be confirmed everywhere yet: the session can no longer "
-            "be renewed, but its access token may work for up to {minutes} more minutes. "
-            "Try again.",
-        },
-        "account_disabled": {
-            "vi": "Tài khoản đã bị khoá.",
-            "en": "This account is disabled.",
-        },
-        "login_failed": {
-            "vi": "Email hoặc mật khẩu không đúng.",
-            "en": "Wrong email or password.",
-        },
-        "refresh_token_invalid": {
-            "vi": "Phiên đăng nhập không hợp lệ hoặc đã hết hạn. Vui lòng đăng nhập lại.",
-            "en": "The refresh token is invalid or expired. Please sign in again.",
-        },
-        "refresh_token_reused": {
-            "vi": "Phát hiện phiên đăng nhập bị dùng lại; mọi phiên liên quan đã bị thu hồi.",
-            "en": "A spent refresh token was reused; the whole session has been revoked.",
-        },
-        "area_unknown": {
-            "vi": "Không có phường/xã với mã này.",
-            "en": "No ward or commune has this code.",
-        },
-        "device_token_in_use": {
-            "vi": "Mã thiết bị này đang thuộc về tài khoản khác.",
-            "en": "This device token belongs to another account.",
-        },
-        "device_not_found": {
-            "vi": "Không tìm thấy thiết bị.",
-            "en": "Device not found.",
-        },
-        "staff_cannot_self_delete": {
-            "vi": "Tài khoản cán bộ do quản trị viên quản lý.",
-            "en": "Staff accounts are managed by an administrator.",
-        },
-        "citizen_id_bound_elsewhere": {
-            "vi": "Số định danh này đã gắn với một tài khoản khác.",
-            "en": "This citizen ID is already bound to another account.",
-        },
-        "staff_email_taken": {
-            "vi": "Email này đã được dùng cho một tài khoản cán bộ khác.",
-            "en": "This email is already used by another staff account.",
-        },
-        "not_your_unit": {
-            "vi": "Đơn vị này không thuộc quyền quản lý của bạn.",
-            "en": "This unit is not yours to manage.",
-        },
-        "unit_code_taken": {
-            "vi": "Mã đơn vị đã tồn tại.",
-            "en": "A unit with this code already exists.",
-        },
-        "vneid_state_invalid": {
-            "vi": "Phiên xác thực VNeID không hợp lệ hoặc đã hết hạn.",
-            "en": "The VNeID verification session is invalid or expired.",
-        },
-    }
-)
 
 
 # ---------------------------------------------------------------- sessions and tokens

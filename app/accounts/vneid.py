@@ -30,7 +30,6 @@ import httpx
 import jwt
 import msgspec
 
-from app.core import i18n
 from app.core.errors import BadRequest, ServiceUnavailable, Unprocessable
 from app.settings import Settings
 
@@ -73,28 +72,6 @@ class VneidClaimsInvalid(Unprocessable):
     """The verified token lacks a usable citizen ID, subject or name."""
 
     code = "vneid_claims_invalid"
-
-
-i18n.register(
-    {
-        "vneid_code_invalid": {
-            "vi": "Mã xác thực VNeID không hợp lệ hoặc đã hết hạn. Vui lòng xác thực lại.",
-            "en": "The VNeID authorization code is invalid or has expired. Please verify again.",
-        },
-        "vneid_token_invalid": {
-            "vi": "Không xác thực được với VNeID. Vui lòng thử lại.",
-            "en": "Could not verify your identity with VNeID. Please try again.",
-        },
-        "vneid_unavailable": {
-            "vi": "Hiện không kết nối được với VNeID. Vui lòng thử lại sau.",
-            "en": "VNeID cannot be reached right now. Please try again later.",
-        },
-        "vneid_claims_invalid": {
-            "vi": "VNeID không trả về số định danh cá nhân hợp lệ (12 chữ số).",
-            "en": "VNeID did not return a valid personal identification number (12 digits).",
-        },
-    }
-)
 
 
 # --- data --------------------------------------------------------------------------------

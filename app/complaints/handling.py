@@ -22,26 +22,13 @@ from app.complaints.codes import normalize_code
 from app.complaints.models import Report, ReportEvent, ReportPhoto
 from app.complaints.schemas import ReportCreated, ReportIn
 from app.complaints.service import can_act_on, file_report
-from app.core import audit, i18n
+from app.core import audit
 from app.core.auth import Principal
 from app.core.calendar import WorkingCalendar
 from app.core.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.notifications.service import Notice, notify
 from app.places.models import Unit
 from app.settings import Settings
-
-i18n.register(
-    {
-        "duplicate_target_invalid": {
-            "vi": "Mã phản ánh gốc '{code}' không hợp lệ.",
-            "en": "'{code}' is not another report's code.",
-        },
-        "duplicate_target_closed": {
-            "vi": "Phản ánh {code} đã đóng, không thể gộp vào.",
-            "en": "Report {code} is closed; nothing can be merged into it.",
-        },
-    }
-)
 
 
 async def lock_for_staff(

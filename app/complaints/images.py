@@ -47,7 +47,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pillow_heif
 from PIL import Image, ImageCms
 
-from app.core import i18n
 from app.core.errors import PayloadTooLarge, Unprocessable
 
 pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
@@ -95,27 +94,6 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-i18n.register(
-    {
-        "photo_too_large": {
-            "vi": "Ảnh quá lớn: tối đa {max_mb} MB mỗi ảnh.",
-            "en": "The photo is too large: at most {max_mb} MB per photo.",
-        },
-        "photo_too_many_pixels": {
-            "vi": "Ảnh có độ phân giải quá lớn: tối đa {max_megapixels} megapixel.",
-            "en": "The photo has too many pixels: at most {max_megapixels} megapixels.",
-        },
-        "photo_unsupported_type": {
-            "vi": "Định dạng ảnh không được hỗ trợ. Hãy gửi ảnh JPEG, PNG, WebP hoặc HEIC.",
-            "en": "Unsupported image type. Send a JPEG, PNG, WebP or HEIC photo.",
-        },
-        "photo_unreadable": {
-            "vi": "Không đọc được ảnh: tệp bị hỏng hoặc không đầy đủ.",
-            "en": "The photo cannot be read: the file is damaged or incomplete.",
-        },
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

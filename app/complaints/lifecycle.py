@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints.models import Report, ReportEvent
-from app.core import i18n, jobs
+from app.core import jobs
 from app.core.errors import Conflict
 
 OPEN_STATUSES = ("submitted", "assigned", "in_progress", "reopened")
@@ -48,15 +48,6 @@ TRANSITIONS: dict[tuple[str, str], Rule] = {
     ("resolved", "reopened"): _rule("resident"),
     ("reopened", "assigned"): _rule("system", "staff"),
 }
-
-i18n.register(
-    {
-        "invalid_transition": {
-            "vi": "Không thể chuyển phản ánh từ trạng thái '{current}' sang '{target}'.",
-            "en": "The report cannot go from '{current}' to '{target}'.",
-        },
-    }
-)
 
 
 def route_job_id(report_id: uuid.UUID, reopen_count: int = 0) -> str:

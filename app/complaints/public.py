@@ -23,20 +23,10 @@ from app.complaints.codes import normalize_code
 from app.complaints.models import Report
 from app.complaints.schemas import EventOut, Point
 from app.complaints.service import event_units, public_events, visible_photos
-from app.core import i18n
 from app.core.errors import BadRequest, FieldError, NotFound
 from app.core.storage import Storage
 
 MAX_FEATURES = 2000
-
-i18n.register(
-    {
-        "bbox_invalid": {
-            "vi": "Khung bản đồ (bbox) không hợp lệ: cần minLon,minLat,maxLon,maxLat.",
-            "en": "Invalid bbox: expected minLon,minLat,maxLon,maxLat.",
-        },
-    }
-)
 
 
 class PublicPhoto(msgspec.Struct):

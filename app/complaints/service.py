@@ -50,53 +50,13 @@ from app.complaints.schemas import (
     ReportSummary,
     UnitRef,
 )
-from app.core import audit, i18n
+from app.core import audit
 from app.core.auth import Principal
 from app.core.calendar import Deadlines
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.core.storage import Storage
 from app.places.models import Category, Unit
 from app.settings import Settings, get_settings
-
-i18n.register(
-    {
-        "category_unknown": {
-            "vi": "Lĩnh vực phản ánh không tồn tại.",
-            "en": "Unknown category.",
-        },
-        "location_outside_city": {
-            "vi": "Vị trí nằm ngoài địa bàn thành phố.",
-            "en": "The location is outside the city.",
-        },
-        "photo_required": {
-            "vi": "Phản ánh cần ít nhất một ảnh.",
-            "en": "A complaint needs at least one photo.",
-        },
-        "too_many_photos": {
-            "vi": "Tối đa {max} ảnh cho mỗi phản ánh.",
-            "en": "At most {max} photos per report.",
-        },
-        "photo_ids_invalid": {
-            "vi": "Có ảnh không tồn tại, đã hết hạn, đã được dùng hoặc không phải của bạn.",
-            "en": "Some photos do not exist, expired, are already used or are not yours.",
-        },
-        "report_not_found": {"vi": "Không tìm thấy phản ánh.", "en": "Report not found."},
-        "report_closed_for_comments": {
-            "vi": "Phản ánh đã kết thúc, không thể bổ sung.",
-            "en": "The report is no longer open.",
-        },
-        "photo_not_found": {"vi": "Không tìm thấy ảnh.", "en": "Photo not found."},
-        "not_your_report": {
-            "vi": "Phản ánh này không thuộc đơn vị của bạn.",
-            "en": "This report is not assigned to your unit.",
-        },
-        "cursor_invalid": {"vi": "Con trỏ phân trang không hợp lệ.", "en": "Invalid cursor."},
-        "idempotency_key_reused": {
-            "vi": "Khóa Idempotency-Key này đã được dùng cho một phản ánh có nội dung khác.",
-            "en": "This Idempotency-Key was already used for a report with a different body.",
-        },
-    }
-)
 
 
 def photo_limits(settings: Settings) -> PhotoLimits:
@@ -667,35 +627,6 @@ async def add_photos(
 
 NEARBY_METERS = 100
 REOPEN_WINDOW = timedelta(days=7)
-
-i18n.register(
-    {
-        "already_supported": {
-            "vi": "Bạn đã ủng hộ phản ánh này.",
-            "en": "You already support this report.",
-        },
-        "cannot_support_own": {
-            "vi": "Không thể tự ủng hộ phản ánh của mình.",
-            "en": "You cannot support your own report.",
-        },
-        "report_not_open": {
-            "vi": "Phản ánh không còn mở.",
-            "en": "The report is no longer open.",
-        },
-        "not_resolved": {
-            "vi": "Chỉ đánh giá được khi phản ánh đã được xử lý xong.",
-            "en": "Only a resolved report can be rated.",
-        },
-        "already_rated": {
-            "vi": "Bạn đã đánh giá kết quả xử lý này.",
-            "en": "You already rated this resolution.",
-        },
-        "reopen_not_allowed": {
-            "vi": "Chỉ mở lại được một lần, trong 7 ngày, khi bạn không hài lòng.",
-            "en": "A report can be reopened once, within 7 days, when you were not satisfied.",
-        },
-    }
-)
 
 
 def degree_box(lat: float, meters: float) -> tuple[float, float]:

@@ -32,21 +32,12 @@ from app.console.schemas import (
     StaffPhotoOut,
     StaffReportDetail,
 )
-from app.core import audit, i18n
+from app.core import audit
 from app.core.auth import Principal
 from app.core.calendar import WorkingCalendar
 from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
 from app.core.storage import Storage
 from app.places.models import Unit
-
-i18n.register(
-    {
-        "not_your_unit_queue": {
-            "vi": "Bạn không xem được hàng đợi của đơn vị này.",
-            "en": "You cannot see this unit's queue.",
-        },
-    }
-)
 
 HANDLING = ("submitted", "assigned", "in_progress", "reopened")
 CONTACT_ROLES = ("manager", "dispatcher", "admin")

@@ -177,7 +177,11 @@ def build_problem(
         title=_TITLES.get(status, "Error"),
         status=status,
         code=code,
-        detail=i18n.translate(code, locale, params),
+        # a code the catalogue lacked would read as its status's generic text (a test
+        # proves every raised code is in the catalogue)
+        detail=i18n.translate(
+            code, locale, params, fallback=_HTTP_CODES.get(status, "internal_error")
+        ),
         instance=request.url.path,
         request_id=_request_id(request),
         errors=errors,

@@ -15,24 +15,10 @@ from litestar import Request, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
-from app.core import i18n
 from app.core.errors import Forbidden, NotFound
 from app.core.storage import LocalDiskStorage, content_type_for, validate_key
 
 CHUNK_SIZE = 64 * 1024
-
-i18n.register(
-    {
-        "signed_url_invalid": {
-            "vi": "Đường dẫn tệp không hợp lệ.",
-            "en": "The file link is not valid.",
-        },
-        "signed_url_expired": {
-            "vi": "Đường dẫn tệp đã hết hạn. Vui lòng tải lại trang để lấy đường dẫn mới.",
-            "en": "The file link has expired. Reload to get a new one.",
-        },
-    }
-)
 
 
 def verify_signed_url(

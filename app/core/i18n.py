@@ -1,61 +1,210 @@
-"""Messages in Vietnamese (default) and English, chosen by Accept-Language.
+"""Texts in Vietnamese (default) and English, chosen by Accept-Language (the API) or the
+console's language cookie (pages).
 
-Each context registers its own messages under stable machine codes; core knows none
-of them. ``translate`` formats a message with the error's parameters.
+One catalogue holds every text people read — problem details, console pages, the names
+of status/kind/event/rating codes, notifications — as gettext ``.po`` files, one per
+locale: ``app/locale/{vi,en}/LC_MESSAGES/messages.po``. A msgid is the stable key the
+code uses (a problem's machine ``code``, ``console.queue``, ``status.assigned``,
+``notification.report_routed.title``); msgstr is the text, with ``{name}`` parameters.
+The files are read with Babel when this module is imported, and a catalogue with a key
+defined twice, a key missing from a locale, an empty text or parameters that differ
+between vi and en refuses to load: the process does not start.
+
+Dates and numbers are formatted per locale with Babel (``format_datetime``, numbers in
+parameters); the date patterns are catalogue entries too (``format.datetime``,
+``format.date``), shown in Asia/Ho_Chi_Minh.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import string
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Literal
+
+from babel.dates import format_date as _babel_date
+from babel.dates import format_datetime as _babel_datetime
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+
+from app.core.calendar import TIMEZONE
+
+log = logging.getLogger("city.i18n")
 
 Locale = Literal["vi", "en"]
 DEFAULT_LOCALE: Locale = "vi"
 LOCALES: tuple[Locale, ...] = ("vi", "en")
 
-_catalog: dict[str, dict[str, str]] = {}
+CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "locale"
+# shown, and logged as an error, if code ever asks for a key the catalogue lacks (a test
+# scans the code so that it does not happen): never the key itself
+MISSING = "text_missing"
+
+# parameters that carry a code and read as its name: a detail says "từ 'Đã giao' sang
+# 'Mở lại'", never "from 'assigned' to 'reopened'"; the first prefix the catalogue has wins
+_NAMED_PARAMS: dict[str, tuple[str, ...]] = {
+    "current": ("status.",),
+    # what a transfer or an extension was refused from is named like an event
+    "target": ("event.", "status."),
+}
+
+_MSGID = re.compile(r'^msgid "(.*)"\s*$')
+_NOTIFICATION_PART = re.compile(r"^(notification\.[a-z_]+)\.(title|body)$")
 
 
-def register(messages: dict[str, dict[str, str]]) -> None:
-    for code, texts in messages.items():
-        missing = [loc for loc in LOCALES if loc not in texts]
+class CatalogueError(ValueError):
+    """The catalogue files are inconsistent; the message lists every problem."""
+
+
+def placeholders(text: str) -> set[str]:
+    """The ``{name}`` parameters of a text."""
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field}
+
+
+def load(directory: Path = CATALOGUE_DIR) -> dict[str, dict[Locale, str]]:
+    """key → locale → text, from ``<directory>/<locale>/LC_MESSAGES/messages.po``;
+    raises CatalogueError on a duplicated key, a key missing from a locale, an empty or
+    fuzzy text, or parameters that differ between the locales."""
+    problems: list[str] = []
+    texts: dict[str, dict[Locale, str]] = {}
+    for locale in LOCALES:
+        path = directory / locale / "LC_MESSAGES" / "messages.po"
+        raw = path.read_bytes()
+        # Babel keeps the first of two entries with one msgid and says nothing: count them
+        seen: set[str] = set()
+        for line in raw.decode("utf-8").splitlines():
+            match = _MSGID.match(line)
+            if match and match[1]:
+                if match[1] in seen:
+                    problems.append(f"{locale}: {match[1]!r} is defined twice")
+                seen.add(match[1])
+        with path.open("rb") as file:
+            catalog = read_po(file, locale=locale, abort_invalid=True)
+        for message in catalog:
+            if not message.id:
+                continue  # the header
+            key, text = str(message.id), str(message.string or "")
+            if not text or message.fuzzy:
+                problems.append(f"{locale}: {key!r} has no text")
+            texts.setdefault(key, {})[locale] = text
+    # a notification's title and body are one message: together they take the same
+    # parameters in every locale (the English title may name what the Vietnamese body does)
+    params: dict[str, dict[Locale, set[str]]] = {}
+    for key, by_locale in texts.items():
+        missing = [locale for locale in LOCALES if locale not in by_locale]
         if missing:
-            raise ValueError(f"message {code!r} lacks {missing}")
-        _catalog[code] = texts
+            problems.append(f"{key!r} lacks {missing}")
+            continue
+        message = _NOTIFICATION_PART.sub(r"\1", key)
+        for locale in LOCALES:
+            try:
+                found = placeholders(by_locale[locale])
+            except ValueError as exc:
+                problems.append(f"{key!r} ({locale}): {exc}")
+                continue
+            params.setdefault(message, {}).setdefault(locale, set()).update(found)
+    for message, by_locale in params.items():
+        if len({frozenset(p) for p in by_locale.values()}) > 1:
+            problems.append(f"{message!r} has different parameters per locale: {by_locale}")
+    if MISSING not in texts:
+        problems.append(f"{MISSING!r} is missing")
+    if problems:
+        raise CatalogueError("; ".join(problems))
+    return texts
 
 
-# names for codes that messages take as parameters: a context registers, for the
-# parameter names that carry e.g. a status, each code's words, so a detail reads
-# "từ 'Đã giao' sang 'Mở lại'" and never "from 'assigned' to 'reopened'"
-_value_names: dict[str, dict[str, tuple[str, str]]] = {}
+_catalog = load()
 
 
-def register_value_names(params: tuple[str, ...], names: dict[str, tuple[str, str]]) -> None:
-    """``names``: code → (vi, en), used for those parameters of every message."""
-    for param in params:
-        _value_names.setdefault(param, {}).update(names)
+def has(key: str) -> bool:
+    return key in _catalog
 
 
-def _named(params: dict[str, Any], locale: Locale) -> dict[str, Any]:
-    named = dict(params)
-    for key, value in params.items():
-        words = _value_names.get(key, {}).get(value) if isinstance(value, str) else None
-        if words:
-            named[key] = words[1] if locale == "en" else words[0]
-    return named
+def keys() -> frozenset[str]:
+    return frozenset(_catalog)
 
 
-def translate(code: str, locale: Locale, params: dict[str, Any] | None = None) -> str:
-    texts = _catalog.get(code)
+def register(messages: Any) -> None:
+    raise RuntimeError(
+        "texts live in one catalogue: add the keys to app/locale/vi/LC_MESSAGES/messages.po "
+        "and app/locale/en/LC_MESSAGES/messages.po"
+    )
+
+
+def _locale(locale: str) -> Locale:
+    return "en" if locale == "en" else "vi"
+
+
+def _param(key: str, value: Any, locale: Locale) -> Any:
+    if isinstance(value, str):
+        for prefix in _NAMED_PARAMS.get(key, ()):
+            named = _catalog.get(prefix + value)
+            if named:
+                return named[locale]
+        return value
+    if isinstance(value, datetime):
+        return format_datetime(value, locale)
+    if isinstance(value, date):
+        return format_day(value, locale)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_decimal(value, locale=locale)
+    return value
+
+
+class _Params(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        log.error("text_parameter_missing", extra={"parameter": key})
+        return ""
+
+
+def text(key: str, locale: str, fallback: str | None = None, **params: Any) -> str:
+    """The text of ``key`` in ``locale`` with its parameters filled in (numbers and dates
+    per locale, codes of named parameters as their names). A key the catalogue lacks is
+    logged as an error and reads as ``fallback``'s text, or a generic one."""
+    loc = _locale(locale)
+    texts = _catalog.get(key)
     if texts is None:
-        return code
-    text = texts[locale]
-    if params:
-        params = _named(params, locale)
-        try:
-            return text.format(**params)
-        except (KeyError, IndexError, ValueError):
-            return text
-    return text
+        log.error("text_missing", extra={"key": key})
+        texts = _catalog.get(fallback or MISSING) or _catalog[MISSING]
+    template = texts[loc]
+    if not params:
+        return template
+    return template.format_map(_Params({k: _param(k, v, loc) for k, v in params.items()}))
+
+
+def translate(
+    code: str,
+    locale: Locale | str,
+    params: dict[str, Any] | None = None,
+    fallback: str | None = None,
+) -> str:
+    """A problem's detail: the text of its code with the error's parameters."""
+    return text(code, locale, fallback, **(params or {}))
+
+
+def name(kind: str, code: str | None, locale: str) -> str:
+    """The name of a code: ``name("status", "assigned", "vi")`` → "Đã giao"."""
+    if code is None:
+        return ""
+    return text(f"{kind}.{code}", locale)
+
+
+def format_datetime(value: datetime | None, locale: str) -> str:
+    """An instant as people in Hanoi read it, in the locale's pattern (``format.datetime``)."""
+    if value is None:
+        return ""
+    loc = _locale(locale)
+    return _babel_datetime(value, _catalog["format.datetime"][loc], tzinfo=TIMEZONE, locale=loc)
+
+
+def format_day(value: date | None, locale: str) -> str:
+    """A calendar day in the locale's pattern (``format.date``)."""
+    if value is None:
+        return ""
+    loc = _locale(locale)
+    return _babel_date(value, _catalog["format.date"][loc], locale=loc)
 
 
 def negotiate(accept_language: str | None) -> Locale:
@@ -81,74 +230,3 @@ def negotiate(accept_language: str | None) -> Locale:
             if best is None or score > best[0]:
                 best = (score, primary)  # type: ignore[assignment]
     return best[1] if best else DEFAULT_LOCALE
-
-
-register(
-    {
-        "validation_failed": {
-            "vi": "Dữ liệu gửi lên không hợp lệ.",
-            "en": "The request is not valid.",
-        },
-        "not_found": {"vi": "Không tìm thấy tài nguyên.", "en": "Resource not found."},
-        "method_not_allowed": {
-            "vi": "Phương thức không được hỗ trợ.",
-            "en": "Method not allowed.",
-        },
-        "unauthenticated": {
-            "vi": "Bạn cần đăng nhập.",
-            "en": "You need to sign in.",
-        },
-        "forbidden": {
-            "vi": "Bạn không có quyền thực hiện thao tác này.",
-            "en": "You are not allowed to do this.",
-        },
-        "payload_too_large": {
-            "vi": "Dữ liệu gửi lên quá lớn.",
-            "en": "The request body is too large.",
-        },
-        "unsupported_media_type": {
-            "vi": "Kiểu nội dung không được hỗ trợ.",
-            "en": "Unsupported content type.",
-        },
-        "rate_limited": {
-            "vi": "Bạn thao tác quá nhiều lần. Vui lòng thử lại sau {retry_after} giây.",
-            "en": "Too many requests. Try again in {retry_after} seconds.",
-        },
-        "internal_error": {
-            "vi": "Đã có lỗi hệ thống. Vui lòng thử lại sau.",
-            "en": "Something went wrong on our side. Please try again later.",
-        },
-        "bad_request": {"vi": "Yêu cầu không hợp lệ.", "en": "Bad request."},
-        "conflict": {"vi": "Xung đột dữ liệu.", "en": "Conflict with the current state."},
-        "gone": {"vi": "Tài nguyên không còn tồn tại.", "en": "The resource is gone."},
-        "service_unavailable": {
-            "vi": "Dịch vụ tạm thời không khả dụng.",
-            "en": "The service is temporarily unavailable.",
-        },
-        "rate_limiter_unavailable": {
-            "vi": "Tạm thời không thể xử lý yêu cầu. Vui lòng thử lại sau.",
-            "en": "Cannot check request limits right now. Please try again later.",
-        },
-        "token_expired": {
-            "vi": "Phiên đăng nhập đã hết hạn.",
-            "en": "The access token has expired.",
-        },
-        "token_invalid": {"vi": "Mã truy cập không hợp lệ.", "en": "The access token is invalid."},
-        "token_revoked": {
-            "vi": "Phiên đăng nhập đã bị thu hồi.",
-            "en": "This sign-in session has been revoked.",
-        },
-        "residents_only": {
-            "vi": "Chức năng chỉ dành cho người dân.",
-            "en": "Only residents can do this.",
-        },
-        "staff_only": {
-            "vi": "Chức năng chỉ dành cho cán bộ.",
-            "en": "Only staff can do this.",
-        },
-        "role_required": {
-            "vi": "Cần một trong các vai trò: {roles}.",
-            "en": "One of these roles is required: {roles}.",
-        },
-    }
-)

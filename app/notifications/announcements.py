@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
-from app.core import audit, i18n
+from app.core import audit
 from app.core.auth import Principal
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.core.jobs import enqueue
@@ -65,31 +65,6 @@ ANNOUNCE_JOB = "send_announcement"
 FANOUT_BATCH = 5000  # followers per step (one transaction, one INSERT … SELECT)
 MAX_FOLLOWED_AREAS = 20  # besides the home ward
 NO_USER = uuid.UUID(int=0)
-
-i18n.register(
-    {
-        "followed_areas_limit": {
-            "vi": "Bạn chỉ có thể theo dõi tối đa {limit} phường/xã.",
-            "en": "You can follow at most {limit} areas.",
-        },
-        "announcement_text_blank": {
-            "vi": "Tiêu đề và nội dung thông báo không được để trống.",
-            "en": "The announcement's title and body must not be blank.",
-        },
-        "announcement_area_unknown": {
-            "vi": "Phường/xã không tồn tại: {codes}.",
-            "en": "Unknown area: {codes}.",
-        },
-        "announcement_area_forbidden": {
-            "vi": "Bạn không được gửi thông báo tới phường/xã: {codes}.",
-            "en": "You may not announce to: {codes}.",
-        },
-        "announcement_not_found": {
-            "vi": "Không tìm thấy thông báo.",
-            "en": "Announcement not found.",
-        },
-    }
-)
 
 
 def announcement_job_id(announcement_id: uuid.UUID, cursor: uuid.UUID | None = None) -> str:

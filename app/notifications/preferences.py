@@ -28,7 +28,6 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import i18n
 from app.core.calendar import TIMEZONE
 from app.core.errors import FieldError, Unprocessable
 from app.notifications.models import NotificationPreference
@@ -86,20 +85,6 @@ class QuietHours:
 DEFAULT_WINDOW = QuietHours(time(22, 0), time(6, 0))
 DEFAULT_QUIET_HOURS: QuietHours | None = DEFAULT_WINDOW
 """Quiet hours of a user without a preference row."""
-
-
-i18n.register(
-    {
-        "notification_kind_unknown": {
-            "vi": "Loại thông báo không tồn tại: {kinds}.",
-            "en": "Unknown notification kind: {kinds}.",
-        },
-        "quiet_hours_empty": {
-            "vi": "Giờ bắt đầu và giờ kết thúc yên lặng phải khác nhau.",
-            "en": "Quiet hours must start and end at different times.",
-        },
-    }
-)
 
 
 def _hhmm(value: time) -> str:

@@ -20,7 +20,6 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import i18n
-from app.core.calendar import TIMEZONE
 from app.core.errors import BadRequest, FieldError, NotFound
 from app.core.jobs import enqueue
 from app.notifications.models import Notification
@@ -29,78 +28,13 @@ from app.notifications.schemas import NotificationOut, NotificationPage
 
 Audience = Literal["followers", "unit"]
 
-# kind → language → (title, body); {unit} is the unit's name in that language
-MESSAGES: dict[str, dict[str, tuple[str, str]]] = {
-    "report_routed": {
-        "vi": ("Phản ánh {code} đã được chuyển xử lý", "Đơn vị xử lý: {unit}. Hạn xử lý: {due}."),
-        "en": ("Your report {code} was sent to {unit}", "{unit} is handling it. Due: {due}."),
-    },
-    "report_transferred": {
-        "vi": ("Phản ánh {code} được chuyển đơn vị", "Đơn vị xử lý mới: {unit}. Hạn xử lý: {due}."),
-        "en": ("Your report {code} was moved to {unit}", "{unit} is handling it. Due: {due}."),
-    },
-    "report_assigned": {
-        "vi": ("Phản ánh mới {code}", "Đơn vị {unit} nhận phản ánh mới, hạn xử lý {due}."),
-        "en": ("New report {code}", "A new report for {unit}, due {due}."),
-    },
-    "report_reminder": {
-        "vi": ("Sắp đến hạn: {code}", "Phản ánh {code} đến hạn lúc {due}."),
-        "en": ("Due soon: {code}", "Report {code} is due {due}."),
-    },
-    "report_overdue": {
-        "vi": ("Quá hạn: {code}", "Phản ánh {code} đã quá hạn xử lý ({due})."),
-        "en": ("Overdue: {code}", "Report {code} is past its deadline ({due})."),
-    },
-    "report_escalated": {
-        "vi": ("Phản ánh quá hạn chuyển lên: {code}", "Phản ánh {code} quá hạn từ {due}."),
-        "en": ("Overdue report escalated: {code}", "Report {code} has been overdue since {due}."),
-    },
-    "report_extended": {
-        "vi": ("Phản ánh {code} được gia hạn", "Hạn xử lý mới: {due}."),
-        "en": ("More time for report {code}", "New deadline: {due}."),
-    },
-    "report_answered": {
-        "vi": ("Phản ánh {code} có trả lời mới", "{unit} đã trả lời phản ánh của bạn."),
-        "en": ("New answer on report {code}", "{unit} answered your report."),
-    },
-    "report_info_requested": {
-        "vi": (
-            "Phản ánh {code} cần thêm thông tin",
-            "{unit} đề nghị bạn bổ sung thông tin. Hạn xử lý: {due}.",
-        ),
-        "en": (
-            "Report {code} needs more information",
-            "{unit} asks you for more details. Due: {due}.",
-        ),
-    },
-    "report_merged": {
-        "vi": (
-            "Phản ánh {code} được gộp vào {other}",
-            "Nội dung trùng với phản ánh {other}; bạn sẽ nhận thông báo của phản ánh đó.",
-        ),
-        "en": (
-            "Report {code} was merged into {other}",
-            "It duplicates report {other}; you now follow that one.",
-        ),
-    },
-    "report_extension_requested": {
-        "vi": ("Đề nghị gia hạn: {code}", "Cán bộ đề nghị gia hạn phản ánh {code} đến {due}."),
-        "en": ("Extension requested: {code}", "An officer asks to extend {code} until {due}."),
-    },
-    "report_resolved": {
-        "vi": ("Phản ánh {code} đã được giải quyết", "Mời bạn đánh giá kết quả xử lý."),
-        "en": ("Your report {code} was resolved", "Please rate how it was handled."),
-    },
-}
+# each kind of notice (preferences.KINDS, but announcements: their texts are an admin's)
+# has ``notification.<kind>.title`` and ``.body`` in the catalogue (app/locale), with
+# {code}, {unit} (the unit's name in the reader's language), {due} and {other}
 
 
 def format_due(due: datetime | None, language: str) -> str:
-    if due is None:
-        return "—"
-    local = due.astimezone(TIMEZONE)
-    return (
-        local.strftime("%H:%M %d/%m/%Y") if language == "vi" else local.strftime("%d %b %Y %H:%M")
-    )
+    return i18n.format_datetime(due, language) if due is not None else "—"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +52,16 @@ class Notice:
     other_code: str = ""  # another report the message names (merged into)
 
     def render(self, language: str) -> tuple[str, str]:
-        title, body = MESSAGES[self.kind][language]
         params = {
             "code": self.report_code,
             "unit": self.unit_vi if language == "vi" else self.unit_en,
             "due": format_due(self.due, language),
             "other": self.other_code,
         }
-        return title.format(**params), body.format(**params)
+        key = f"notification.{self.kind}"
+        return i18n.text(f"{key}.title", language, **params), i18n.text(
+            f"{key}.body", language, **params
+        )
 
 
 _INSERT = text(
@@ -200,19 +136,6 @@ async def notify(session: AsyncSession, notices: list[Notice], now: datetime) ->
 # ---------------------------------------------------------------- the recipient's inbox
 
 MAX_ID = 2**63 - 1  # notifications.id is a bigint
-
-i18n.register(
-    {
-        "notification_not_found": {
-            "vi": "Không tìm thấy thông báo.",
-            "en": "Notification not found.",
-        },
-        "notification_cursor_invalid": {
-            "vi": "Con trỏ phân trang không hợp lệ.",
-            "en": "Invalid cursor.",
-        },
-    }
-)
 
 
 def notification_out(row: Notification) -> NotificationOut:

@@ -5,22 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import i18n
 from app.core.errors import NotFound
 from app.places.models import Area
 from app.places.reference import ReferenceData
 from app.places.schemas import AreaOut, CategoryOut, UnitOut
-
-i18n.register(
-    {
-        "area_not_found": {"vi": "Không tìm thấy phường/xã.", "en": "Area not found."},
-        "point_outside_city": {
-            "vi": "Vị trí nằm ngoài địa bàn thành phố.",
-            "en": "The location is outside the city.",
-        },
-        "unit_not_found": {"vi": "Không tìm thấy đơn vị.", "en": "Unit not found."},
-    }
-)
 
 
 async def list_areas(reference: ReferenceData, query: str | None = None) -> list[AreaOut]:

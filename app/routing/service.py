@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.complaints import lifecycle
 from app.complaints.handling import lock_for_staff
 from app.complaints.models import Report, ReportEvent
-from app.core import audit, i18n
+from app.core import audit
 from app.core.auth import Principal
 from app.core.calendar import TIMEZONE, DateOutOfRange, Deadlines
 from app.core.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
@@ -34,59 +34,6 @@ from app.places.models import Area, Category, Unit
 from app.routing.models import RoutingRule
 from app.routing.schemas import RuleIn, RuleOut
 from app.settings import Settings
-
-i18n.register(
-    {
-        "unit_unknown": {"vi": "Đơn vị không tồn tại.", "en": "Unknown unit."},
-        "area_unknown": {"vi": "Phường/xã không tồn tại.", "en": "Unknown ward or commune."},
-        "rule_refs_unknown": {
-            "vi": "Lĩnh vực, địa bàn hoặc đơn vị không tồn tại.",
-            "en": "Unknown category, area or unit.",
-        },
-        "rule_not_found": {"vi": "Không tìm thấy quy tắc.", "en": "Routing rule not found."},
-        "rule_exists": {
-            "vi": "Đã có quy tắc cho lĩnh vực, địa bàn và đơn vị này.",
-            "en": "A rule for this category, area and unit already exists.",
-        },
-        "same_unit": {
-            "vi": "Phản ánh đã thuộc đơn vị này.",
-            "en": "The report is already with this unit.",
-        },
-        "already_extended": {
-            "vi": "Phản ánh đã được gia hạn một lần.",
-            "en": "This report has already been given its one extension.",
-        },
-        "deadline_passed": {
-            "vi": "Đã quá hạn xử lý, không thể gia hạn.",
-            "en": "The deadline has passed; it can no longer be extended.",
-        },
-        "extension_not_later": {
-            "vi": "Hạn mới phải sau hạn hiện tại ({due}).",
-            "en": "The new deadline must be after the current one ({due}).",
-        },
-        "not_a_working_day": {
-            "vi": "Ngày {day} không phải ngày làm việc.",
-            "en": "{day} is not a working day.",
-        },
-        "extension_already_requested": {
-            "vi": "Đã có đề nghị gia hạn đang chờ lãnh đạo quyết định.",
-            "en": "An extension request is already waiting for a manager.",
-        },
-        "no_extension_request": {
-            "vi": "Không có đề nghị gia hạn nào đang chờ.",
-            "en": "There is no pending extension request.",
-        },
-        "extension_too_far": {
-            "vi": "Gia hạn thêm tối đa {days} ngày làm việc: hạn mới muộn nhất là {latest}.",
-            "en": "An extension may add at most {days} working days: the latest new "
-            "deadline is {latest}.",
-        },
-        "managers_only": {
-            "vi": "Chỉ lãnh đạo đơn vị được gia hạn.",
-            "en": "Only a manager of the unit can grant an extension.",
-        },
-    }
-)
 
 HANDLING_STATUSES = ("assigned", "in_progress")
 # the open statuses a deadline runs in (submitted items have no deadline yet)

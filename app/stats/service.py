@@ -32,7 +32,6 @@ import msgspec
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import i18n
 from app.core.auth import Principal
 from app.core.calendar import TIMEZONE
 from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
@@ -53,15 +52,6 @@ OPEN_STATUSES = ("submitted", "assigned", "in_progress", "reopened")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # pg_try_advisory_xact_lock key: one rebuild at a time, whatever the number of workers
 _REFRESH_LOCK_KEY = 0x756E697473746174  # "unitstat"
-
-i18n.register(
-    {
-        "period_invalid": {
-            "vi": "Kỳ không hợp lệ: dùng 'all', 'last-30-days' hoặc tháng dạng YYYY-MM.",
-            "en": "Invalid period: use 'all', 'last-30-days' or a month as YYYY-MM.",
-        },
-    }
-)
 
 
 def parse_period(raw: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -31,7 +31,6 @@ from app.console.schemas import (
     ResolveIn,
 )
 from app.core import i18n
-from app.core.calendar import TIMEZONE
 from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.core.errors import (
@@ -59,16 +58,6 @@ from app.web.session import (
     current_user,
     new_pre_session,
     sign_in,
-)
-
-i18n.register(
-    {
-        "action_unknown": {"vi": "Thao tác không tồn tại.", "en": "Unknown action."},
-        "form_invalid": {
-            "vi": "Dữ liệu nhập chưa hợp lệ: {fields}.",
-            "en": "Some fields are not valid: {fields}.",
-        },
-    }
 )
 
 MAX_RESOLUTION_UPLOAD = 60_000_000  # a few phone photos in one form
@@ -118,13 +107,6 @@ def language(request: Request) -> str:
     return "en" if request.cookies.get(LANG_COOKIE) == "en" else "vi"
 
 
-def _local(value: datetime | None, lang: str) -> str:
-    if value is None:
-        return ""
-    local = value.astimezone(TIMEZONE)
-    return local.strftime("%H:%M %d/%m/%Y") if lang == "vi" else local.strftime("%d %b %Y %H:%M")
-
-
 def _int_or_none(raw: str | None) -> int | None:
     try:
         return int(raw) if raw is not None else None
@@ -154,12 +136,14 @@ def render(
     settings = request.app.state.settings
     base = {
         "lang": lang,
-        "t": lambda key: texts.text(key, lang),
-        "status_name": lambda key: texts.pick(texts.STATUS, key, lang),
-        "kind_name": lambda key: texts.pick(texts.KIND, key, lang),
-        "event_name": lambda key: texts.pick(texts.EVENT, key, lang),
-        "rating_name": lambda key: texts.pick(texts.RATING, key, lang),
-        "local": lambda value: _local(value, lang),
+        "t": lambda key, **params: texts.text(key, lang, **params),
+        "status_name": lambda key: texts.pick("status", key, lang),
+        "kind_name": lambda key: texts.pick("kind", key, lang),
+        "event_name": lambda key: texts.pick("event", key, lang),
+        "rating_name": lambda key: texts.pick("rating", key, lang),
+        "local": lambda value: i18n.format_datetime(value, lang),
+        "local_day": lambda value: i18n.format_day(value, lang),
+        "photo_geotag_far_meters": settings.photo_geotag_far_meters,
         # names people read instead of codes (issue 17 item 16): the reference snapshot
         # the request took when it loaded the user
         **_namers(request.scope.get("state", {}).get("reference"), lang),

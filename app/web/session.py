@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
 from app.accounts.models import RefreshToken, StaffRole, User
-from app.core import i18n
 from app.core.auth import Principal, RoleGrant
 from app.core.errors import AppError, Forbidden
 from app.core.ratelimit import RateLimiter
@@ -34,19 +33,6 @@ from app.settings import Settings
 SESSION_COOKIE = "city_console"
 PRE_SESSION_COOKIE = "city_console_pre"
 LANG_COOKIE = "city_lang"
-
-i18n.register(
-    {
-        "csrf_failed": {
-            "vi": "Phiên làm việc của biểu mẫu không hợp lệ hoặc đã hết hạn. Hãy tải lại trang.",
-            "en": "The form's security token is missing or expired. Reload the page.",
-        },
-        "sign_in_required": {
-            "vi": "Hãy đăng nhập.",
-            "en": "Please sign in.",
-        },
-    }
-)
 
 
 class SignInRequired(AppError):
