@@ -715,7 +715,7 @@ def show(name: str, run: dict) -> None:
 
 
 async def floor_rate(standin: Standin, messages: int = 20_000, runs: int = 3) -> dict:
-    """The floor: the same FCM v1 requests from a bare :class:`bench.http1_floor.Http1Pool`
+    """The floor: the same FCM v1 requests from a bare :class:`app.core.http1.Http1Pool`
     (``IN_FLIGHT`` connections, 500 requests started at a time; no SDK, no database, no
     queue) to the same stand-in (over TLS when it speaks TLS). Median messages/s of
     ``runs`` and CPU µs per message of this process and of the stand-in."""
@@ -723,9 +723,9 @@ async def floor_rate(standin: Standin, messages: int = 20_000, runs: int = 3) ->
 
     import google.auth.transport.requests
 
+    from app.core.http1 import Http1Pool
     from app.core.push import IN_FLIGHT, load_credential
     from app.settings import Settings
-    from bench.http1_floor import Http1Pool
 
     settings = Settings(
         firebase_credentials_file=standin.service_account, fcm_url=standin.send_url_template

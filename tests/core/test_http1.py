@@ -397,3 +397,41 @@ def test_only_http_urls_make_a_pool() -> None:
         "https://fcm.googleapis.com"
     )
     assert Http1Pool("http://127.0.0.1:8080/", size=1).origin == "http://127.0.0.1:8080"
+
+
+async def test_https_through_an_https_proxy_tls_inside_tls(serve, tmp_path) -> None:
+    from tests.standins.fcm import make_tls
+
+    origin_dir, proxy_dir = tmp_path / "origin", tmp_path / "proxy"
+    origin_dir.mkdir()
+    proxy_dir.mkdir()
+    origin_ca, origin_context = make_tls(origin_dir)  # certificates for 127.0.0.1 and others
+    proxy_ca, proxy_context = make_tls(proxy_dir)
+    server = await serve(ssl_context=origin_context)
+    port = server.url.rsplit(":", 1)[1]
+    bundle = tmp_path / "bundle.pem"  # both CAs, as FCM_CA_FILE would hold them
+    bundle.write_bytes(origin_ca.read_bytes() + proxy_ca.read_bytes())
+    proxy = ConnectProxy()
+    proxy._server = await asyncio.start_server(proxy._serve, "127.0.0.1", 0, ssl=proxy_context)
+    proxy_url = f"https://127.0.0.1:{proxy._server.sockets[0].getsockname()[1]}"
+    pool = Http1Pool(
+        f"https://localhost:{port}/",
+        size=1,
+        ssl_context=ssl.create_default_context(cafile=bundle),
+        proxy=proxy_url,
+    )
+    try:
+        responses = [await pool.request("POST", "/send", body=b"{}") for _ in range(2)]
+    finally:
+        await pool.aclose()
+        await proxy.stop()
+
+    assert [r.body for r in responses] == [b'{"ok":true}'] * 2
+    [asked] = proxy.asked
+    assert asked.startswith(f"CONNECT localhost:{port} HTTP/1.1\r\n".encode())
+    assert server.connections == 1
+
+
+def test_a_socks_proxy_makes_no_pool() -> None:
+    with pytest.raises(ValueError, match="socks5://proxy.internal"):
+        Http1Pool("https://fcm.test/", size=1, proxy="socks5://u:secret@proxy.internal:1080")
