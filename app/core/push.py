@@ -30,6 +30,17 @@ The send path (issue 5; measured in docs/benchmarks.md, "Push")
     and the error mapping stay the SDK's; the client does what the SDK's httpx client and
     auth flow did (headers, JSON, the access token, a new token and a resend on 401).
 
+Trust, proxies, misconfiguration (issue 18)
+    TLS trusts ``FCM_CA_FILE`` when set, else the system's store (``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR``) plus certifi's roots (:func:`fcm_ssl_context`); the token request
+    trusts the same. ``HTTPS_PROXY`` may be ``http://`` or ``https://``; any other scheme,
+    a bad ``FCM_URL`` or an unreadable ``FCM_CA_FILE`` is a :class:`PushConfigError`,
+    which :func:`make_push_sender` logs (``push_sender_misconfigured``) and answers with
+    an :class:`UnavailablePushSender`, so the API and the workers keep running. The pool
+    was measured against aiohttp on TLS with a 30 ms round trip and kept (docs/benchmarks.md);
+    firebase-admin is pinned to the minor release whose internals this module uses
+    (:func:`sdk_internals_problems`, checked by a test).
+
 Which layer retries
     - One HTTP attempt per message; the caller's job layer retries with its own backoff,
       using ``PushResult.retry_after`` and ``PushResult.retryable``. (The SDK's own httpx
