@@ -58,8 +58,9 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_a_new_child_unit_is_in_its_parents_subtree_at_once(app, client):
-    """A unit created a moment ago is never 'unknown': a miss reloads once."""
+async def test_a_new_child_unit_joins_its_parents_subtree(app, client):
+    """A unit created a moment ago is never 'unknown' (asked for by id, a miss reloads at
+    once), and its parent's subtree includes it as soon as the NOTIFY arrives."""
     reference: ReferenceData = app.state.reference
     snapshot = await reference.current()
     parent = next(u for u in snapshot.units.values() if u.kind == "department")
@@ -77,9 +78,14 @@ async def test_a_new_child_unit_is_in_its_parents_subtree_at_once(app, client):
         p=parent.id,
     )
     try:
-        subtree = await reference.with_descendants([parent.id])
-        assert {parent.id, child_id, grandchild_id} <= subtree
+        assert (await reference.unit(grandchild_id)).parent_id == child_id  # at once
         assert await reference.with_descendants([grandchild_id]) == {grandchild_id}
+
+        async def in_subtree() -> bool:
+            subtree = await reference.with_descendants([parent.id])
+            return {parent.id, child_id, grandchild_id} <= subtree
+
+        assert await _until(in_subtree)
         units = {u["code"]: u for u in (await client.get("/api/v1/units")).json()}
         assert units[f"test-grandchild-{code}"]["parent_code"] == f"test-child-{code}"
     finally:
