@@ -141,6 +141,10 @@ def render(
         "kind_name": lambda key: texts.pick("kind", key, lang),
         "event_name": lambda key: texts.pick("event", key, lang),
         "rating_name": lambda key: texts.pick("rating", key, lang),
+        # an audit action's name; the code itself for one the catalogue does not name yet
+        "audit_name": lambda key: (
+            i18n.text(f"audit.{key}", lang) if i18n.has(f"audit.{key}") else key
+        ),
         "local": lambda value: i18n.format_datetime(value, lang),
         "local_day": lambda value: i18n.format_day(value, lang),
         "photo_geotag_far_meters": settings.photo_geotag_far_meters,

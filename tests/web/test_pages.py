@@ -389,7 +389,8 @@ async def test_unit_pages_index_staff_and_audit(app, client, ward):
     staff = await manager.get(f"/console/units/{ward['unit']}/staff")
     assert staff.status_code == 200 and officer.email in staff.text
     audit = await manager.get(f"/console/units/{ward['unit']}/audit")
-    assert audit.status_code == 200 and "report.accepted" in audit.text
+    assert audit.status_code == 200 and "Tiếp nhận phản ánh" in audit.text
+    assert "report.accepted" not in audit.text  # names, not codes (issue 17 item 16)
     stranger = await browser_for(app, [("manager", "evn-hanoi")])
     assert (await stranger.get(f"/console/units/{ward['unit']}/audit")).status_code == 403
 
