@@ -205,7 +205,9 @@ class ReportController(Controller):
     async def reopen(
         self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
     ) -> None:
-        await service.reopen(session, request.user.user_id, report_id, state.clock.now())
+        await service.reopen(
+            session, request.user.user_id, report_id, state.clock.now(), state.deadlines
+        )
 
     @get("/{report_id:uuid}", summary="One of my reports with photos and public timeline")
     async def detail(
