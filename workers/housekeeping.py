@@ -1,72 +1,22 @@
-"""Housekeeping jobs that keep the sign-in tables and the photo store small. Set-based,
-idempotent."""
+"""Moved beside their contexts (issue 18 item 6): the purge of sign-in data to
+``app/accounts/tasks.py``, the photo store's to ``app/complaints/tasks.py``. These names
+stay for the imports that still use them."""
 
-from __future__ import annotations
+from app.accounts.tasks import OTP_KEEP, purge_expired_sign_in_data
+from app.complaints.tasks import (
+    ORPHAN_MIN_AGE,
+    PHOTO_PREFIX,
+    delete_orphaned_objects,
+    photo_id_of,
+    purge_orphaned_objects,
+)
 
-import re
-import uuid
-from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.accounts.models import OtpChallenge, RefreshToken
-from app.complaints.models import ReportPhoto
-from app.core import db
-from app.core.storage import Storage
-
-OTP_KEEP = timedelta(days=1)  # kept a day for abuse investigations, then gone
-# an object no row refers to is left alone this long: its row may still be on its way
-# (a filing's transaction) and no transaction lasts a day
-ORPHAN_MIN_AGE = timedelta(days=1)
-PHOTO_PREFIX = "photos/"
-# photos/<year>/<month>/<photo id>/<display|thumb>.jpg (app.complaints.service.upload_photo)
-_PHOTO_KEY = re.compile(r"photos/\d{4}/\d{2}/([0-9a-f-]{36})/[^/]+")
-
-
-async def purge_expired_sign_in_data(session: AsyncSession, now: datetime) -> int:
-    otp = await session.execute(
-        delete(OtpChallenge).where(OtpChallenge.expires_at < now - OTP_KEEP)
-    )
-    tokens = await session.execute(
-        delete(RefreshToken).where(
-            or_(RefreshToken.expires_at < now, RefreshToken.revoked_at < now - timedelta(days=7))
-        )
-    )
-    return otp.rowcount + tokens.rowcount
-
-
-def photo_id_of(key: str) -> uuid.UUID | None:
-    match = _PHOTO_KEY.fullmatch(key)
-    if match is None:
-        return None
-    try:
-        return uuid.UUID(match[1])
-    except ValueError:
-        return None
-
-
-async def delete_orphaned_objects(
-    session: AsyncSession, storage: Storage, now: datetime, min_age: timedelta = ORPHAN_MIN_AGE
-) -> int:
-    """Delete stored photos that no ``report_photos`` row refers to, written more than
-    ``min_age`` ago (a transaction that rolled back after its upload, a crash between
-    the object and the row). One primary-key lookup per page of 1,000 keys; a key that
-    does not name a photo id is not ours to judge and stays. Returns objects deleted."""
-    deleted = 0
-    async for keys in storage.iter_older_than(PHOTO_PREFIX, now - min_age):
-        ids = {key: photo_id_of(key) for key in keys}
-        wanted = {i for i in ids.values() if i is not None}
-        known = set(await session.scalars(select(ReportPhoto.id).where(ReportPhoto.id.in_(wanted))))
-        orphans = [key for key, i in ids.items() if i is not None and i not in known]
-        if orphans:
-            await storage.delete_many(orphans)
-            deleted += len(orphans)
-    return deleted
-
-
-async def purge_orphaned_objects(ctx: dict[str, Any]) -> int:
-    """The daily cron (workers.main): objects without a row, older than a day."""
-    async with db.transaction(ctx["sessionmaker"], ctx["redis"]) as session:
-        return await delete_orphaned_objects(session, ctx["storage"], ctx["clock"].now())
+__all__ = [
+    "ORPHAN_MIN_AGE",
+    "OTP_KEEP",
+    "PHOTO_PREFIX",
+    "delete_orphaned_objects",
+    "photo_id_of",
+    "purge_expired_sign_in_data",
+    "purge_orphaned_objects",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 from arq.worker import Worker
 from sqlalchemy import select
 
-from app.accounts.models import OtpChallenge
+from app.accounts.models import OtpChallenge, SessionRevocation
+from app.core.auth import deny_list_marker_key, revoked_session_key
 from app.core.clock import FixedClock
 from app.core.ops import heartbeat_key
 from workers import main as worker_main
@@ -21,7 +23,9 @@ def burst_worker(extra_ctx: dict | None = None) -> Worker:
     cls = worker_main.WorkerSettings
     return Worker(
         functions=cls.functions,
-        cron_jobs=cls.cron_jobs,
+        # arq keeps a cron's next run on the CronJob itself: fresh ones, so that this
+        # worker runs the start-up crons as a newly started process does
+        cron_jobs=[dataclasses.replace(c, next_run=None) for c in cls.cron_jobs],
         on_startup=cls.on_startup,
         on_shutdown=cls.on_shutdown,
         redis_settings=cls.redis_settings,
@@ -65,6 +69,85 @@ async def test_purge_job_removes_expired_codes_and_keeps_fresh_ones(app, client,
     async with app.state.sessionmaker() as s:
         left = set(await s.scalars(select(OtpChallenge.id)))
     assert fresh_id in left and old_id not in left
+
+
+async def test_purge_job_removes_revocations_whose_tokens_have_all_expired(app, client, session):
+    """Issue 17 item 4: nothing deleted expired session_revocations rows before."""
+    now = app.state.clock.now()
+    gone, kept = uuid.uuid4(), uuid.uuid4()
+    session.add_all(
+        [
+            SessionRevocation(sid=gone, expires_at=now - timedelta(seconds=1)),
+            SessionRevocation(sid=kept, expires_at=now + timedelta(minutes=10)),
+        ]
+    )
+    await session.commit()
+    await app.state.redis.enqueue_job(
+        "purge_expired_sign_in_data", _job_id=f"purge:{uuid.uuid4().hex}"
+    )
+    worker = burst_worker({"clock": FixedClock(now)})
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert worker.jobs_failed == 0
+    async with app.state.sessionmaker() as s:
+        left = set(
+            await s.scalars(
+                select(SessionRevocation.sid).where(SessionRevocation.sid.in_([gone, kept]))
+            )
+        )
+    assert left == {kept}
+
+
+async def test_a_worker_cron_republishes_the_deny_list_when_redis_lost_it(app, client, session):
+    """Issue 17 item 4: if the API process that saw Redis fail dies before Redis returns,
+    nobody republished the revocations; the worker's cron does, when the marker is gone."""
+    now = app.state.clock.now()
+    prefix = app.state.settings.redis_prefix
+    sids = [uuid.uuid4(), uuid.uuid4()]
+    session.add_all(
+        [SessionRevocation(sid=sid, expires_at=now + timedelta(minutes=10)) for sid in sids]
+    )
+    await session.commit()
+    redis = app.state.redis
+    # Redis lost the deny list: its keys and the marker (a restart, a flush)
+    await redis.delete(
+        deny_list_marker_key(prefix), *(revoked_session_key(prefix, s) for s in sids)
+    )
+    worker = burst_worker({"clock": FixedClock(now)})
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert worker.jobs_failed == 0
+    assert await redis.get(deny_list_marker_key(prefix)) is not None
+    for sid in sids:
+        assert await redis.get(revoked_session_key(prefix, sid)) is not None
+        assert 0 < await redis.ttl(revoked_session_key(prefix, sid)) <= 600
+
+
+async def test_the_worker_lists_every_task_under_its_old_name():
+    """Queued jobs of a running deployment find their function after the move to the
+    contexts' tasks.py: arq registers a job under its function's name."""
+    names = {f.__name__ for f in worker_main.WorkerSettings.functions}
+    assert names == {
+        "purge_expired_sign_in_data",
+        "purge_unattached_photos",
+        "refresh_report_map",
+        "route_report",
+        "route_waiting",
+        "sweep_deadlines",
+        "close_unrated",
+        "reconcile",
+        "refresh_service_index",
+        "push_notification",
+        "reconcile_pushes",
+        "push_notification_batch",
+        "send_announcement",
+    }
+    for function in worker_main.WorkerSettings.functions:
+        assert function.__module__.startswith("app.") and function.__module__.endswith(".tasks")
 
 
 async def test_worker_publishes_a_heartbeat(app, client):
