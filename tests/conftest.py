@@ -150,7 +150,12 @@ async def running(application) -> AsyncIterator:
             await stop.wait()
 
     server = asyncio.create_task(serve())
-    await started.wait()
+    ready = asyncio.create_task(started.wait())
+    await asyncio.wait({server, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if not started.is_set():  # the lifespan failed to start: say why instead of hanging
+        ready.cancel()
+        await server  # raises the start-up error
+        raise RuntimeError("the app's lifespan ended before it started")
     try:
         async with client_for(application) as client:
             yield client
