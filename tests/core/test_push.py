@@ -779,17 +779,11 @@ def test_the_proxy_comes_from_the_environment_for_https_only(
     assert https_proxy_for(fcm) is None
 
 
-async def test_a_socks_proxy_is_refused_at_start_and_the_api_still_serves(
+async def test_a_socks_proxy_is_refused_with_a_logged_error_and_pushes_wait(
     make_settings: Callable[..., Settings],
-    settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import msgspec
-
-    from app.main import create_app
-    from tests.conftest import running
-
     _no_proxy_env(monkeypatch)
     monkeypatch.setenv("HTTPS_PROXY", "socks5://user:pw@127.0.0.1:1080")
     caplog.set_level(logging.ERROR, logger="city.push")
@@ -803,18 +797,33 @@ async def test_a_socks_proxy_is_refused_at_start_and_the_api_still_serves(
     assert isinstance(sender, UnavailablePushSender)
     assert (held.ok, held.error_code, held.retryable) == (False, "unavailable", True)
     [record] = [r for r in caplog.records if r.getMessage() == "push_sender_misconfigured"]
-    assert "HTTPS_PROXY" in record.reason  # type: ignore[attr-defined]
+    assert "HTTPS_PROXY=socks5://127.0.0.1:1080" in record.reason  # type: ignore[attr-defined]
     assert "pw" not in record.reason  # type: ignore[attr-defined]
 
+
+async def test_the_api_starts_and_serves_when_the_push_settings_cannot_work(
+    make_settings: Callable[..., Settings], settings: Settings, tmp_path: Path
+) -> None:
+    import msgspec
+
+    from app.main import create_app
+    from tests.conftest import client_for
+
+    fcm_settings = make_settings(fcm_ca_file=str(tmp_path / "nowhere.pem"))
     application = create_app(
         msgspec.structs.replace(
-            settings, firebase_credentials_file=fcm_settings.firebase_credentials_file
+            settings,
+            firebase_credentials_file=fcm_settings.firebase_credentials_file,
+            fcm_ca_file=fcm_settings.fcm_ca_file,
         )
     )
-    async with running(application) as client:
+    async with application.lifespan(), client_for(application) as client:
         response = await client.get("/health/live")
-        assert isinstance(application.state.push, UnavailablePushSender)
+        push_sender = application.state.push
+
     assert response.status_code == 200
+    assert isinstance(push_sender, UnavailablePushSender)
+    assert "FCM_CA_FILE" in push_sender.reason
 
 
 # -- answers the sender must survive --------------------------------------------------------
