@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +20,8 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from redis.asyncio import ConnectionPool
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.accounts.api import AuthController, MeController, StaffAdminController
 from app.accounts.sms import make_sms_sender
@@ -112,16 +115,37 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         if "clock" not in app.state:
             app.state.clock = Clock()
-        app.state.reference = ReferenceData(app.state.sessionmaker, settings.database_url)
+        # reloads run on an engine of their own (a connection per reload, NullPool): a
+        # reload must never wait for the request pool, whose connections may all be held
+        # by requests waiting for that very reload (a deadlock until the pool timed out)
+        reference_engine = create_async_engine(
+            settings.database_url,
+            poolclass=NullPool,
+            hide_parameters=True,
+            connect_args={"server_settings": {"application_name": "city-app", "timezone": "UTC"}},
+        )
+        app.state.reference = ReferenceData(
+            db.make_sessionmaker(reference_engine), settings.database_url
+        )
         app.state.reference.start()
+        try:  # loaded before the first request; if PostgreSQL is down, on first use
+            await asyncio.wait_for(app.state.reference.current(), timeout=5)
+        except Exception:  # noqa: BLE001
+            pass
         try:
             await storage.ensure_ready()
         except Exception:  # readiness reports it; the API still starts
             pass
+        # what start-up allocated (modules, routes, the reference snapshot) lives as long
+        # as the process: leave it out of every garbage collection from now on (issue 18
+        # item 9; the worker does the same)
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
             await app.state.reference.close()
+            await reference_engine.dispose()
             await push.close()
             await app.state.vneid.aclose()
             await redis.aclose()

@@ -749,9 +749,14 @@ def main(argv: list[str] | None = None) -> int:
                     expect=parse_expect(sc.expect),
                     threads=wrk_threads,
                 )
+                # a query floor ("floor-me", ...) is sent the scenario's headers and values
+                # (bearer tokens, ids), so it reads the same rows
+                query_floor = sc.floor not in ("floor", "floor-db")
                 floor_spec = LoadSpec(
                     url=floor.url,
                     path=FLOOR_PATHS[sc.floor],
+                    headers=dict(sc.headers) if query_floor else {},
+                    values=values[sc.name] if query_floor else {},
                     concurrency=spec.concurrency,
                     duration=spec.duration,
                     rate=spec.rate,

@@ -36,6 +36,14 @@ FLOOR_PATHS = {
     # the same query as the scenario, asyncpg + msgspec and nothing else (bench/floor.py)
     "floor-categories": "/floor/categories",
     "floor-units": "/floor/units",
+    # read paths (issue 18 item 9): the same templates as their scenarios
+    "floor-me": "/floor/me",
+    "floor-reports-mine": "/floor/reports/mine",
+    "floor-report-detail": "/floor/reports/{{report_id}}",
+    "floor-notifications": "/floor/notifications",
+    "floor-area-lookup": "/floor/areas/lookup?lat={{lat}}&lon={{lon}}",
+    "floor-feed-city": "/floor/feed?bbox=105.28,20.56,106.03,21.39&zoom=11",
+    "floor-feed-street": "/floor/feed?bbox={{bbox}}&zoom=17",
 }
 
 
@@ -177,6 +185,117 @@ async def residents_with_tokens(base_url: str) -> Values:
     return {"token": tokens}
 
 
+_READERS = 50
+_REPORTS_EACH = 30
+
+
+async def residents_with_reports(base_url: str) -> Values:
+    """For the reporter's reads: 50 residents, each given 30 of the seeded reports (needs
+    ``bench.seed_reports``), each report 2 photos and 4 public timeline entries (one
+    naming a unit), and each resident 30 inbox notifications. Returns ``token`` and
+    ``report_id`` aligned (the token of the report's reporter), one entry per report."""
+
+    from sqlalchemy import text
+
+    from app.core import db
+    from bench.seed_reports import BENCH_REPORTER_ID
+
+    settings, ids, tokens = await _bench_residents(_READERS)
+    engine = db.make_engine(settings)
+    async with engine.begin() as conn:
+        picked = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT id FROM reports WHERE status <> 'withdrawn'"
+                        " AND reporter_id = :bench"
+                        " ORDER BY code DESC LIMIT :n"
+                    ),
+                    {"bench": BENCH_REPORTER_ID, "n": _READERS * _REPORTS_EACH},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        owners = [(rid, ids[n // _REPORTS_EACH]) for n, rid in enumerate(picked)]
+        await conn.execute(
+            text("UPDATE reports SET reporter_id = :owner WHERE id = :rid"),
+            [{"rid": rid, "owner": owner} for rid, owner in owners],
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO report_photos (id, owner_id, report_id, position, display_key,"
+                " thumb_key, width, height, source_format, sha256, expires_at)"
+                " SELECT gen_random_uuid(), r.reporter_id, r.id, g.n, 'bench/display.jpg',"
+                " 'bench/thumb.jpg', 2048, 1536, 'jpeg', '\\x00', NULL"
+                " FROM reports r CROSS JOIN generate_series(0, 1) AS g(n)"
+                " WHERE r.id = ANY(CAST(:rids AS uuid[]))"
+            ),
+            {"rids": [rid for rid, _ in owners]},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO report_events (report_id, at, kind, from_status, to_status,"
+                " actor_kind, public, body, unit_id)"
+                " SELECT r.id, r.created_at + g.n * interval '1 hour', e.kind, e.f, e.t,"
+                " e.actor, true, e.body, CASE WHEN g.n = 1 THEN"
+                " (SELECT id FROM units ORDER BY code LIMIT 1) END"
+                " FROM reports r CROSS JOIN generate_series(0, 3) AS g(n)"
+                " JOIN (VALUES (0, 'filed', NULL, 'submitted', 'resident', NULL),"
+                " (1, 'transition', 'submitted', 'assigned', 'system', NULL),"
+                " (2, 'transition', 'assigned', 'in_progress', 'staff', NULL),"
+                " (3, 'reply', NULL, NULL, 'staff', 'Đơn vị đã tiếp nhận và sẽ xử lý.'))"
+                " AS e(n, kind, f, t, actor, body) ON e.n = g.n"
+                " WHERE r.id = ANY(CAST(:rids AS uuid[]))"
+            ),
+            {"rids": [rid for rid, _ in owners]},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO notifications (user_id, kind, title, body, data, dedupe_key,"
+                " created_at, push_status)"
+                " SELECT u, 'report_status', 'Phản ánh đã được tiếp nhận',"
+                " 'Phản ánh BENCH của bạn đã được chuyển tới đơn vị xử lý.',"
+                " jsonb_build_object('report_code', 'BENCH' || g.n, 'link',"
+                " 'cityapp://reports/BENCH' || g.n), 'bench-' || g.n,"
+                " now() - g.n * interval '1 hour', 'sent'"
+                " FROM unnest(CAST(:ids AS uuid[])) AS u CROSS JOIN generate_series(1, :n) AS g(n)"
+            ),
+            {"ids": ids, "n": _REPORTS_EACH},
+        )
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("ANALYZE users, reports, report_photos, report_events, notifications")
+        )
+    await engine.dispose()
+    by_owner = {i: tokens[n] for n, i in enumerate(ids)}
+    return {
+        "token": [by_owner[owner] for _, owner in owners],
+        "report_id": [str(rid) for rid, _ in owners],
+    }
+
+
+def area_lookup_once(base_url: str) -> Values:
+    """One lookup before the load: before issue 18's fix the reference snapshot's first
+    load waited for a pooled connection that 64 concurrent lookups all held (a deadlock
+    until the pool's 30 s timeout), so an app started cold never answered under load."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base_url}/api/v1/areas/lookup?lat=21.03&lon=105.85") as r:
+        r.read()
+    return {}
+
+
+_readers: dict[str, list[str]] = {}
+
+
+async def residents_with_reports_once(base_url: str) -> Values:
+    """``residents_with_reports`` once per harness run, shared by the read scenarios."""
+    if not _readers:
+        _readers.update(await residents_with_reports(base_url))
+    return dict(_readers)
+
+
 # ----------------------------------------------------------------------------- public map
 
 CITY_BBOX = "105.28,20.56,106.03,21.39"  # all of Hanoi
@@ -313,6 +432,46 @@ SCENARIOS: list[Scenario] = [
         description="Authenticated profile: JWT + Redis deny-list check + two queries.",
     ),
     Scenario(
+        name="me_vs_query",
+        path="/api/v1/me",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=residents_with_reports_once,
+        floor="floor-me",
+        description="My profile against the same SELECT (and JWT decode) with asyncpg.",
+    ),
+    Scenario(
+        name="reports_mine_vs_query",
+        path="/api/v1/reports/mine",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=residents_with_reports_once,
+        floor="floor-reports-mine",
+        description="My reports (first page of 20 of 30, first thumbnail each) vs its query.",
+    ),
+    Scenario(
+        name="report_detail_vs_query",
+        path="/api/v1/reports/{{report_id}}",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=residents_with_reports_once,
+        floor="floor-report-detail",
+        description="One of my reports: 2 photos, 4 timeline entries (one unit) vs its query.",
+    ),
+    Scenario(
+        name="notifications_vs_query",
+        path="/api/v1/me/notifications",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=residents_with_reports_once,
+        floor="floor-notifications",
+        description="My inbox (first page of 20 of 30) against the same SELECT.",
+    ),
+    Scenario(
+        name="area_lookup_vs_query",
+        path="/api/v1/areas/lookup?lat={{lat}}&lon={{lon}}",
+        values=_points(),
+        setup=area_lookup_once,
+        floor="floor-area-lookup",
+        description="Point-in-polygon over the wards against the same PostGIS query.",
+    ),
+    Scenario(
         name="file_report",
         method="POST",
         path="/api/v1/reports",
@@ -386,6 +545,21 @@ SCENARIOS: list[Scenario] = [
             "index-only scan of the covering GiST index on location (migration 0009), "
             "newest 2000 of ~1,500-2,000 reports, one feature each."
         ),
+    ),
+    Scenario(
+        name="feed_city_vs_query",
+        path=f"/api/v1/public/reports?bbox={CITY_BBOX}&zoom=11",
+        setup=report_map_ready,
+        floor="floor-feed-city",
+        description="feed_city against the same snapshot query with asyncpg + msgspec.",
+    ),
+    Scenario(
+        name="feed_street_vs_query",
+        path="/api/v1/public/reports?bbox={{bbox}}&zoom=17",
+        values={"bbox": STREET_BBOXES},
+        setup=report_map_ready,
+        floor="floor-feed-street",
+        description="feed_street against the same JSON-writing query with asyncpg.",
     ),
     Scenario(
         name="feed_city_since",

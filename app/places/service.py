@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
+from app.core.reads import single_statement
 from app.places.models import Area
 from app.places.reference import ReferenceData
 from app.places.schemas import AreaOut, CategoryOut, UnitOut
@@ -46,7 +47,8 @@ async def area_code_at(session: AsyncSession, lon: float, lat: float) -> str | N
     """The area whose boundary contains the WGS84 point, or None (outside the city).
     A point exactly on a shared border goes to the lowest code, deterministically."""
     point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-    return await session.scalar(
+    conn = await single_statement(session)  # a read of one statement: no BEGIN/COMMIT
+    return await conn.scalar(
         select(Area.code).where(func.ST_Intersects(Area.geom, point)).order_by(Area.code).limit(1)
     )
 
