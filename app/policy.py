@@ -12,7 +12,7 @@ the workers ask these functions. The unit hierarchy is applied one way everywher
 
 An ``Actor`` is the principal with the time and client address of the request and those
 scopes; ``actor_for`` builds it (the JSON controllers, the pages and any worker that acts
-for a person use that one helper; system work uses ``SYSTEM``). The ``may_*`` functions
+for a person use that one helper; system work uses ``system_actor``). The ``may_*`` functions
 are pure: they read the actor and the object's unit only, so the matrix test
 (tests/test_policy.py) walks roles × relation × action without a database.
 """
@@ -55,7 +55,7 @@ class Actor(msgspec.Struct, frozen=True):
     """Who acts, when and from where, with their unit scopes resolved once."""
 
     principal: Principal | None  # None: the system (workers, sweeps)
-    now: datetime | None = None
+    now: datetime
     ip: str | None = None
     own_units: frozenset[uuid.UUID] = frozenset()  # units where the actor holds any role
     managed_units: frozenset[uuid.UUID] = frozenset()  # managed + every unit below them
@@ -84,18 +84,18 @@ class Actor(msgspec.Struct, frozen=True):
         return self.admin or bool(self.managed_units)
 
 
-SYSTEM = Actor(principal=None, city_wide=True, admin=True)
+def system_actor(now: datetime) -> Actor:
+    """The workers' actor: routing, sweeps and the auto-close act for no one."""
+    return Actor(principal=None, now=now, city_wide=True, admin=True)
 
 
 def build_actor(
-    principal: Principal | None,
+    principal: Principal,
     descendants: frozenset[uuid.UUID],
-    now: datetime | None = None,
+    now: datetime,
     ip: str | None = None,
 ) -> Actor:
     """The actor from a principal and the managed units with their descendants."""
-    if principal is None:
-        return SYSTEM
     staff = principal.kind == "staff"
     return Actor(
         principal=principal,
@@ -111,7 +111,7 @@ def build_actor(
 async def actor_for(
     principal: Principal,
     reference: ReferenceData,
-    now: datetime | None = None,
+    now: datetime,
     ip: str | None = None,
 ) -> Actor:
     """The one helper that turns a principal into an actor (JSON API, pages, workers):

@@ -205,7 +205,7 @@ def test_city_wide_work_and_announcements():
             assert policy.may_announce_in(a, unit_id, "ward_committee") == expected
             assert policy.may_announce_in(a, unit_id, "department") == (role == "admin")
             assert policy.may_read_announcement(a, None, unit_id) == expected
-    assert policy.may_see_report(policy.SYSTEM, None)
+    assert policy.may_see_report(policy.system_actor(datetime.now(UTC)), None)
 
 
 # ---------------------------------------------------------------- through HTTP
@@ -227,9 +227,11 @@ async def tree(app, client, caplog, clock):
         await _execute(
             app,
             "INSERT INTO units (id, code, name_vi, name_en, kind, parent_id)"
-            " VALUES (:id, :code, :code, :code, 'department', :parent)",
+            " VALUES (:id, :code, :vi, :en, 'department', :parent)",
             id=ids[name],
             code=f"t-{name}-{suffix}",
+            vi=f"Tổ {name}",
+            en=f"Team {name}",
             parent=ids[parents[name]] if parents[name] else None,
         )
     resident = await resident_now(client, caplog, clock)

@@ -19,6 +19,7 @@ from app.core.auth import Principal, require_resident, require_roles, require_st
 from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.core.errors import BadRequest
+from app.policy import actor_of
 
 VNEID_STATE_TTL_SECONDS = 600
 BEARER = [{"bearer": []}]
@@ -260,7 +261,9 @@ class StaffAdminController(Controller):
     async def unit_staff(
         self, request: Request, session: DbSession, unit_code: FromPath[str]
     ) -> list[schemas.StaffMember]:
-        return await service.unit_staff(session, request.user, unit_code, client_ip(request))
+        return await service.unit_staff(
+            session, await actor_of(request), unit_code, client_ip(request)
+        )
 
     @get(
         "/units/{unit_code:str}/audit",
@@ -275,7 +278,7 @@ class StaffAdminController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
     ) -> list[schemas.AuditEntryOut]:
         return await service.unit_audit_trail(
-            session, request.user, unit_code, before_id, limit, client_ip(request)
+            session, await actor_of(request), unit_code, before_id, limit, client_ip(request)
         )
 
     @post(

@@ -19,6 +19,7 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import policy
 from app.accounts import schemas
 from app.accounts.models import (
     Device,
@@ -54,6 +55,7 @@ from app.core.ratelimit import RateLimiter
 from app.core.security import hash_password, keyed_hash, numeric_code, random_token, verify_password
 from app.notifications import announcements as notifications_announcements
 from app.places.models import Area, Unit
+from app.policy import Actor
 from app.settings import Settings
 
 MAX_DEVICES_PER_USER = 10
@@ -717,18 +719,13 @@ async def bind_citizen_identity(
 # ---------------------------------------------------------------- staff administration
 
 
-def can_manage_unit(principal: Principal, unit_id: uuid.UUID) -> bool:
-    """Admins manage every unit; a manager manages the units they hold the role for."""
-    return principal.has_role("admin") or unit_id in principal.unit_ids("manager")
-
-
 async def unit_staff(
-    session: AsyncSession, principal: Principal, unit_code: str, ip: str | None
+    session: AsyncSession, actor: Actor, unit_code: str, ip: str | None
 ) -> list[schemas.StaffMember]:
     unit = await session.scalar(select(Unit).where(Unit.code == unit_code))
     if unit is None:
         raise NotFound("unit_not_found")
-    if not can_manage_unit(principal, unit.id):
+    if not policy.may_manage_unit(actor, unit.id):
         raise Forbidden("not_your_unit")
     rows = await session.execute(
         select(User.id, User.email, User.full_name, StaffRole.role, User.status)
@@ -738,7 +735,7 @@ async def unit_staff(
     )
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="unit.staff_listed",
         object_type="unit",
@@ -818,7 +815,7 @@ async def audit_trail(
 
 async def unit_audit_trail(
     session: AsyncSession,
-    principal: Principal,
+    actor: Actor,
     unit_code: str,
     before_id: int | None,
     limit: int,
@@ -829,11 +826,11 @@ async def unit_audit_trail(
     unit = await session.scalar(select(Unit).where(Unit.code == unit_code))
     if unit is None:
         raise NotFound("unit_not_found")
-    if not can_manage_unit(principal, unit.id):
+    if not policy.may_manage_unit(actor, unit.id):
         raise Forbidden("not_your_unit")
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="unit.audit_viewed",
         object_type="unit",

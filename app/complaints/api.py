@@ -29,10 +29,10 @@ from app.complaints.schemas import (
     Status,
 )
 from app.core.auth import require_resident, require_staff
-from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.core.errors import FieldError, Unprocessable
 from app.core.schemas import Input
+from app.policy import actor_of
 
 BEARER = [{"bearer": []}]
 IdempotencyKey = Annotated[
@@ -308,10 +308,10 @@ class ModerationController(Controller):
     async def hide_photo(
         self, request: Request, session: DbSession, photo_id: FromPath[uuid.UUID], data: HideIn
     ) -> None:
-        await service.hide_photo(session, request.user, photo_id, data.reason, client_ip(request))
+        await service.hide_photo(session, await actor_of(request), photo_id, data.reason)
 
     @post("/reports/{report_id:uuid}/hide-text", status_code=204, summary="Hide a report's text")
     async def hide_text(
         self, request: Request, session: DbSession, report_id: FromPath[uuid.UUID], data: HideIn
     ) -> None:
-        await service.hide_text(session, request.user, report_id, data.reason, client_ip(request))
+        await service.hide_text(session, await actor_of(request), report_id, data.reason)

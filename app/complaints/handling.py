@@ -10,71 +10,72 @@ transaction, so no resolution can go without its request for a rating.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import policy
 from app.accounts.models import User
 from app.accounts.phones import normalize_phone
 from app.complaints import lifecycle
 from app.complaints.codes import normalize_code
+from app.complaints.links import resident_link
 from app.complaints.models import Report, ReportEvent, ReportPhoto
-from app.complaints.schemas import ReportCreated, ReportIn
-from app.complaints.service import can_act_on, file_report
+from app.complaints.schemas import ReportCreated
+from app.complaints.service import file_report
+from app.console.schemas import IntakeIn, MergeIn, MessageIn, RejectIn, ResolveIn
 from app.core import audit
-from app.core.auth import Principal
 from app.core.calendar import WorkingCalendar
 from app.core.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.notifications.service import Notice, notify
 from app.places.models import Unit
+from app.policy import Actor
 from app.settings import Settings
 
 
 async def lock_for_staff(
-    session: AsyncSession, principal: Principal, report_id: uuid.UUID
+    session: AsyncSession, actor: Actor, report_id: uuid.UUID, action: str
 ) -> Report:
-    """The report, row-locked, if this staff member may act on it (404 / 403 otherwise)."""
+    """The report, row-locked, if the policy lets this actor take ``action`` on it (404 /
+    403 otherwise; a manager-only action says so)."""
     report = await session.scalar(select(Report).where(Report.id == report_id).with_for_update())
     if report is None:
         raise NotFound("report_not_found")
-    if not can_act_on(principal, report):
+    if not policy.may_act_on_report(actor, action, report.unit_id):
+        if action in policy.MANAGER_ACTIONS and policy.may_see_report(actor, report.unit_id):
+            raise Forbidden("managers_only")
         raise Forbidden("not_your_report")
     return report
 
 
 async def _audit(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    report: Report,
-    ip: str | None,
-    **details: object,
+    session: AsyncSession, actor: Actor, action: str, report: Report, **details: object
 ) -> None:
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action=f"report.{action}",
         object_type="report",
         object_id=report.code,
-        ip=ip,
+        ip=actor.ip,
         details={k: v for k, v in details.items() if v is not None},
     )
 
 
-async def accept(
-    session: AsyncSession,
-    principal: Principal,
-    report_id: uuid.UUID,
-    now: datetime,
-    ip: str | None = None,
-) -> Report:
-    report = await lock_for_staff(session, principal, report_id)
+async def accept(session: AsyncSession, actor: Actor, report_id: uuid.UUID) -> Report:
+    """Start handling (tiếp nhận xử lý)."""
+    report = await lock_for_staff(session, actor, report_id, "accept")
     lifecycle.transition(
-        session, report, "in_progress", actor_id=principal.user_id, actor_kind="staff", now=now
+        session,
+        report,
+        "in_progress",
+        actor_id=actor.user_id,
+        actor_kind="staff",
+        now=actor.now,
+        action="accept",
     )
-    await _audit(session, principal, "accepted", report, ip)
+    await _audit(session, actor, "accepted", report)
     return report
 
 
@@ -92,27 +93,21 @@ MESSAGE_KINDS = {
 
 
 async def add_message(
-    session: AsyncSession,
-    principal: Principal,
-    report_id: uuid.UUID,
-    body: str,
-    now: datetime,
-    *,
-    kind: str,
-    ip: str | None = None,
+    session: AsyncSession, actor: Actor, report_id: uuid.UUID, cmd: MessageIn, *, kind: str
 ) -> Report:
     """A reply to the reporter, a request for more information (both public, and the
     reporter and supporters are told), or an internal note (staff only). Asking for
     information does not stop the clock: the resident answers with a comment."""
     public, notice_kind = MESSAGE_KINDS[kind]
-    report = await lock_for_staff(session, principal, report_id)
+    now, body = actor.now, cmd.body
+    report = await lock_for_staff(session, actor, report_id, kind)
     if report.status not in lifecycle.OPEN_STATUSES:
         raise Conflict("report_closed_for_comments")
     event = ReportEvent(
         report_id=report.id,
         at=now,
         kind=kind,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         public=public,
         body=body.strip(),
@@ -135,24 +130,23 @@ async def add_message(
                     unit_vi=unit_vi,
                     unit_en=unit_en,
                     due=report.due_at,
-                    data={"link": f"cityapp://reports/{report.id}"},
+                    data=resident_link(report.id),
                 )
             ],
             now,
         )
     action = {"reply": "replied", "info_request": "info_requested", "note": "noted"}[kind]
-    await _audit(session, principal, action, report, ip)
+    await _audit(session, actor, action, report)
     return report
 
 
 async def _attach_resolution_photos(
     session: AsyncSession,
     settings: Settings,
-    principal: Principal,
+    actor: Actor,
     report: Report,
     event: ReportEvent,
     photo_ids: list[uuid.UUID],
-    now: datetime,
 ) -> None:
     """Photos the staff member uploaded (POST /console/photos) join the resolution event;
     each must be theirs, unattached and unexpired, or nothing is written."""
@@ -188,8 +182,8 @@ async def _attach_resolution_photos(
             "event_id": event.id,
             "position": position,
             "ids": ids,
-            "owner": principal.user_id,
-            "now": now,
+            "owner": actor.user_id,
+            "now": actor.now,
         },
     )
     taken = {row[0] for row in claimed}
@@ -206,27 +200,25 @@ async def resolve(
     session: AsyncSession,
     settings: Settings,
     calendar: WorkingCalendar,
-    principal: Principal,
+    actor: Actor,
     report_id: uuid.UUID,
-    answer: str,
-    now: datetime,
-    ip: str | None = None,
-    photo_ids: list[uuid.UUID] | None = None,
+    cmd: ResolveIn,
 ) -> Report:
-    report = await lock_for_staff(session, principal, report_id)
+    """Resolve with an answer (and photos staff uploaded)."""
+    now, photo_ids = actor.now, cmd.photo_ids
+    report = await lock_for_staff(session, actor, report_id, "resolve")
     event = lifecycle.transition(
         session,
         report,
         "resolved",
-        actor_id=principal.user_id,
+        action="resolve",
+        actor_id=actor.user_id,
         actor_kind="staff",
         now=now,
-        body=answer.strip(),
+        body=cmd.answer.strip(),
     )
     event.unit_id = report.unit_id
-    await _attach_resolution_photos(
-        session, settings, principal, report, event, photo_ids or [], now
-    )
+    await _attach_resolution_photos(session, settings, actor, report, event, photo_ids)
     if report.resolved_on_time is None:  # the verdict of the first resolution stands
         report.resolved_on_time = report.due_at is not None and now <= report.due_at
         report.handling_working_days = calendar.working_days_between(report.created_at, now)
@@ -246,17 +238,16 @@ async def resolve(
                 "followers",
                 f"resolved:{report.id}:r{report.reopen_count}",
                 due=report.due_at,
-                data={"link": f"cityapp://reports/{report.id}", "rate": True},
+                data={**resident_link(report.id), "rate": True},
             )
         ],
         now,
     )
     await _audit(
         session,
-        principal,
+        actor,
         "resolved",
         report,
-        ip,
         on_time=report.resolved_on_time,
         photos=len(photo_ids or []) or None,
     )
@@ -264,22 +255,18 @@ async def resolve(
 
 
 async def merge_duplicate(
-    session: AsyncSession,
-    principal: Principal,
-    report_id: uuid.UUID,
-    original_code: str,
-    now: datetime,
-    ip: str | None = None,
+    session: AsyncSession, actor: Actor, report_id: uuid.UUID, cmd: MergeIn
 ) -> Report:
     """Close a report as a duplicate of another (open or resolved) one. Its reporter and
     supporters now follow the original, which gains them as supporters; they are told
     in their language which report to follow."""
+    now, original_code = actor.now, cmd.original_code
     # who may act is answered before anything about the target is revealed (no lock
     # yet: both rows are locked below in id order)
     unlocked = await session.get(Report, report_id)
     if unlocked is None:
         raise NotFound("report_not_found")
-    if not can_act_on(principal, unlocked):
+    if not policy.may_act_on_report(actor, "merge", unlocked.unit_id):
         raise Forbidden("not_your_report")
     code = normalize_code(original_code)
     original_id = await session.scalar(select(Report.id).where(Report.code == code))
@@ -300,7 +287,7 @@ async def merge_duplicate(
     report, original = by_id.get(report_id), by_id[original_id]
     if report is None:
         raise NotFound("report_not_found")
-    if not can_act_on(principal, report):
+    if not policy.may_act_on_report(actor, "merge", report.unit_id):
         raise Forbidden("not_your_report")
     if original.status not in (*lifecycle.OPEN_STATUSES, "resolved"):
         raise Conflict("duplicate_target_closed", params={"code": original.code})
@@ -308,7 +295,8 @@ async def merge_duplicate(
         session,
         report,
         "duplicate",
-        actor_id=principal.user_id,
+        action="merge",
+        actor_id=actor.user_id,
         actor_kind="staff",
         now=now,
         body=original.code,
@@ -345,53 +333,50 @@ async def merge_duplicate(
                 "followers",
                 f"merged:{report.id}",
                 other_code=original.code,
-                data={"link": f"cityapp://reports/{original.id}", "original": original.code},
+                data={**resident_link(original.id), "original": original.code},
             )
         ],
         now,
     )
-    await _audit(session, principal, "merged", report, ip, into=original.code)
+    await _audit(session, actor, "merged", report, into=original.code)
     return report
 
 
 async def reject(
-    session: AsyncSession,
-    principal: Principal,
-    report_id: uuid.UUID,
-    reason: str,
-    now: datetime,
-    ip: str | None = None,
+    session: AsyncSession, actor: Actor, report_id: uuid.UUID, cmd: RejectIn
 ) -> Report:
-    report = await lock_for_staff(session, principal, report_id)
+    """Reject with a reason (từ chối)."""
+    reason = cmd.reason.strip()
+    report = await lock_for_staff(session, actor, report_id, "reject")
     lifecycle.transition(
         session,
         report,
         "rejected",
-        actor_id=principal.user_id,
+        action="reject",
+        actor_id=actor.user_id,
         actor_kind="staff",
-        now=now,
-        body=reason.strip(),
+        now=actor.now,
+        body=reason,
     )
-    report.rejection_reason = reason.strip()
-    await _audit(session, principal, "rejected", report, ip, reason=reason.strip())
+    report.rejection_reason = reason
+    await _audit(session, actor, "rejected", report, reason=reason)
     return report
 
 
 async def file_on_behalf(
     session: AsyncSession,
     settings: Settings,
-    principal: Principal,
-    body: ReportIn,
-    resident_phone: str | None,
+    actor: Actor,
+    cmd: IntakeIn,
     idempotency_key: str | None,
-    now: datetime,
-    ip: str | None = None,
 ) -> tuple[ReportCreated, bool]:
     """Staff file a report for a resident who called or came in. If the resident has an
     account (by phone), it is theirs: they follow it and are told of it; otherwise the
     staff member stands in as reporter. Either way it is marked as filed by staff, and
     the service index counts it apart, so a unit cannot pad its figures this way."""
-    reporter_id = principal.user_id
+    assert actor.user_id is not None
+    body, resident_phone, now = cmd.report, cmd.resident_phone, actor.now
+    reporter_id = actor.user_id
     if resident_phone:
         phone = normalize_phone(resident_phone)
         resident = await session.scalar(
@@ -399,7 +384,7 @@ async def file_on_behalf(
                 User.phone == phone, User.kind == "resident", User.deleted_at.is_(None)
             )
         )
-        reporter_id = resident or principal.user_id
+        reporter_id = resident or actor.user_id
     created, new = await file_report(
         session,
         settings,
@@ -407,17 +392,17 @@ async def file_on_behalf(
         body,
         idempotency_key,
         now,
-        filed_by_staff_id=principal.user_id,
+        filed_by_staff_id=actor.user_id,
     )
     if new:
         await audit.record(
             session,
-            actor_id=principal.user_id,
+            actor_id=actor.user_id,
             actor_kind="staff",
             action="report.filed_on_behalf",
             object_type="report",
             object_id=created.code,
-            ip=ip,
-            details={"resident_account": reporter_id != principal.user_id},
+            ip=actor.ip,
+            details={"resident_account": reporter_id != actor.user_id},
         )
     return created, new

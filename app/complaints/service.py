@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import policy
 from app.complaints import lifecycle
 from app.complaints.codes import new_report_code, normalize_code
 from app.complaints.images import PhotoLimits, process_photo_async
@@ -51,11 +52,11 @@ from app.complaints.schemas import (
     UnitRef,
 )
 from app.core import audit
-from app.core.auth import Principal
 from app.core.calendar import Deadlines
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.core.storage import Storage
 from app.places.models import Category, Unit
+from app.policy import Actor
 from app.settings import Settings, get_settings
 
 
@@ -560,7 +561,13 @@ async def withdraw(
 ) -> None:
     report = await _own_report(session, reporter_id, report_id, lock=True)
     lifecycle.transition(
-        session, report, "withdrawn", actor_id=reporter_id, actor_kind="resident", now=now
+        session,
+        report,
+        "withdrawn",
+        actor_id=reporter_id,
+        actor_kind="resident",
+        now=now,
+        action="withdraw",
     )
 
 
@@ -758,7 +765,13 @@ async def rate(
     )
     if rating in ("satisfied", "accept"):
         lifecycle.transition(
-            session, report, "closed", actor_id=reporter_id, actor_kind="resident", now=now
+            session,
+            report,
+            "closed",
+            actor_id=reporter_id,
+            actor_kind="resident",
+            now=now,
+            action="rate",
         )
         report.closed_reason = "rated"
 
@@ -795,7 +808,13 @@ async def reopen(
     if verdict != "not_satisfied" or report.reopen_count >= 1 or now - resolved_at > REOPEN_WINDOW:
         raise Conflict("reopen_not_allowed")
     lifecycle.transition(
-        session, report, "reopened", actor_id=reporter_id, actor_kind="resident", now=now
+        session,
+        report,
+        "reopened",
+        actor_id=reporter_id,
+        actor_kind="resident",
+        now=now,
+        action="reopen",
     )
     report.reopen_count += 1
     working_days = await session.scalar(
@@ -810,62 +829,43 @@ async def reopen(
 # ---------------------------------------------------------------- moderation (staff)
 
 
-def can_act_on(principal: Principal, report: Report) -> bool:
-    """City-wide roles act on every report; unit staff on their unit's reports."""
-    if principal.has_role("dispatcher", "admin"):
-        return True
-    return report.unit_id is not None and report.unit_id in principal.unit_ids()
-
-
-async def hide_photo(
-    session: AsyncSession,
-    principal: Principal,
-    photo_id: uuid.UUID,
-    reason: str,
-    ip: str | None,
-) -> None:
+async def hide_photo(session: AsyncSession, actor: Actor, photo_id: uuid.UUID, reason: str) -> None:
     photo = await session.scalar(
         select(ReportPhoto).where(ReportPhoto.id == photo_id).with_for_update()
     )
     report = await session.get(Report, photo.report_id) if photo and photo.report_id else None
     if photo is None or report is None:
         raise NotFound("photo_not_found")
-    if not can_act_on(principal, report):
+    if not policy.may_act_on_report(actor, "hide_photo", report.unit_id):
         raise Forbidden("not_your_report")
     photo.hidden_reason = reason.strip()
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="report.photo_hidden",
         object_type="photo",
         object_id=str(photo.id),
-        ip=ip,
+        ip=actor.ip,
         details={"report": report.code, "reason": reason.strip()},
     )
 
 
-async def hide_text(
-    session: AsyncSession,
-    principal: Principal,
-    report_id: uuid.UUID,
-    reason: str,
-    ip: str | None,
-) -> None:
+async def hide_text(session: AsyncSession, actor: Actor, report_id: uuid.UUID, reason: str) -> None:
     report = await session.scalar(select(Report).where(Report.id == report_id).with_for_update())
     if report is None:
         raise NotFound("report_not_found")
-    if not can_act_on(principal, report):
+    if not policy.may_act_on_report(actor, "hide_text", report.unit_id):
         raise Forbidden("not_your_report")
     report.description_hidden_reason = reason.strip()
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="report.text_hidden",
         object_type="report",
         object_id=report.code,
-        ip=ip,
+        ip=actor.ip,
         details={"reason": reason.strip()},
     )
 

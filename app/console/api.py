@@ -29,8 +29,8 @@ from app.console.schemas import (
     StaffReportDetail,
 )
 from app.core.auth import require_staff
-from app.core.client_address import client_ip
 from app.core.db import DbSession
+from app.policy import actor_of
 from app.routing import service as routing
 from app.routing.schemas import (
     ExtensionIn,
@@ -81,8 +81,7 @@ class ConsoleReportController(Controller):
         return await console.queue(
             session,
             state.deadlines.calendar,
-            request.user,
-            state.clock.now(),
+            await actor_of(request),
             unit_code=unit,
             status=status,
             category=category,
@@ -97,7 +96,7 @@ class ConsoleReportController(Controller):
         self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
     ) -> StaffReportDetail:
         return await console.report_for_staff(
-            session, state.storage, request.user, report_id, client_ip(request)
+            session, state.storage, await actor_of(request), report_id
         )
 
     @post(
@@ -114,14 +113,7 @@ class ConsoleReportController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReportCreated]:
         created, new = await handling.file_on_behalf(
-            session,
-            state.settings,
-            request.user,
-            data.report,
-            data.resident_phone,
-            idempotency_key,
-            state.clock.now(),
-            client_ip(request),
+            session, state.settings, await actor_of(request), data, idempotency_key
         )
         return Response(created, status_code=HTTP_201_CREATED if new else HTTP_200_OK)
 
@@ -129,9 +121,7 @@ class ConsoleReportController(Controller):
     async def accept(
         self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
     ) -> HandledOut:
-        report = await handling.accept(
-            session, request.user, report_id, state.clock.now(), client_ip(request)
-        )
+        report = await handling.accept(session, await actor_of(request), report_id)
         return _out(report)
 
     @post("/{report_id:uuid}/replies", status_code=HTTP_200_OK, summary="Reply to the resident")
@@ -144,13 +134,7 @@ class ConsoleReportController(Controller):
         data: MessageIn,
     ) -> HandledOut:
         report = await handling.add_message(
-            session,
-            request.user,
-            report_id,
-            data.body,
-            state.clock.now(),
-            kind="reply",
-            ip=client_ip(request),
+            session, await actor_of(request), report_id, data, kind="reply"
         )
         return _out(report)
 
@@ -168,13 +152,7 @@ class ConsoleReportController(Controller):
         data: MessageIn,
     ) -> HandledOut:
         report = await handling.add_message(
-            session,
-            request.user,
-            report_id,
-            data.body,
-            state.clock.now(),
-            kind="info_request",
-            ip=client_ip(request),
+            session, await actor_of(request), report_id, data, kind="info_request"
         )
         return _out(report)
 
@@ -188,13 +166,7 @@ class ConsoleReportController(Controller):
         data: MessageIn,
     ) -> HandledOut:
         report = await handling.add_message(
-            session,
-            request.user,
-            report_id,
-            data.body,
-            state.clock.now(),
-            kind="note",
-            ip=client_ip(request),
+            session, await actor_of(request), report_id, data, kind="note"
         )
         return _out(report)
 
@@ -211,12 +183,9 @@ class ConsoleReportController(Controller):
             session,
             state.settings,
             state.deadlines.calendar,
-            request.user,
+            await actor_of(request),
             report_id,
-            data.answer,
-            state.clock.now(),
-            client_ip(request),
-            photo_ids=data.photo_ids,
+            data,
         )
         return _out(report)
 
@@ -233,14 +202,7 @@ class ConsoleReportController(Controller):
         report_id: FromPath[uuid.UUID],
         data: MergeIn,
     ) -> HandledOut:
-        report = await handling.merge_duplicate(
-            session,
-            request.user,
-            report_id,
-            data.original_code,
-            state.clock.now(),
-            client_ip(request),
-        )
+        report = await handling.merge_duplicate(session, await actor_of(request), report_id, data)
         return _out(report)
 
     @post("/{report_id:uuid}/reject", status_code=HTTP_200_OK, summary="Reject with a reason")
@@ -252,9 +214,7 @@ class ConsoleReportController(Controller):
         report_id: FromPath[uuid.UUID],
         data: RejectIn,
     ) -> HandledOut:
-        report = await handling.reject(
-            session, request.user, report_id, data.reason, state.clock.now(), client_ip(request)
-        )
+        report = await handling.reject(session, await actor_of(request), report_id, data)
         return _out(report)
 
     @post(
@@ -271,14 +231,7 @@ class ConsoleReportController(Controller):
         data: TransferIn,
     ) -> TransferOut:
         unit = await routing.transfer(
-            session,
-            state.settings,
-            request.user,
-            report_id,
-            data.unit_code,
-            data.reason,
-            state.clock.now(),
-            client_ip(request),
+            session, state.settings, await actor_of(request), report_id, data
         )
         return TransferOut(
             unit_code=unit.code, redirected_to_dispatcher=unit.code != data.unit_code
@@ -298,14 +251,7 @@ class ConsoleReportController(Controller):
         data: ExtensionIn,
     ) -> ExtensionOut:
         due = await routing.grant_extension(
-            session,
-            state.deadlines,
-            request.user,
-            report_id,
-            data.due_date,
-            data.reason,
-            state.clock.now(),
-            client_ip(request),
+            session, state.deadlines, await actor_of(request), report_id, data
         )
         return ExtensionOut(due_at=due)
 
@@ -323,14 +269,7 @@ class ConsoleReportController(Controller):
         data: ExtensionRequestIn,
     ) -> HandledOut:
         report = await routing.request_extension(
-            session,
-            state.deadlines,
-            request.user,
-            report_id,
-            data.due_date,
-            data.reason,
-            state.clock.now(),
-            client_ip(request),
+            session, state.deadlines, await actor_of(request), report_id, data
         )
         return _out(report)
 
@@ -348,14 +287,7 @@ class ConsoleReportController(Controller):
         data: ExtensionDecisionIn,
     ) -> HandledOut:
         report = await routing.decide_extension(
-            session,
-            state.deadlines,
-            request.user,
-            report_id,
-            data.approve,
-            data.note,
-            state.clock.now(),
-            client_ip(request),
+            session, state.deadlines, await actor_of(request), report_id, data
         )
         return _out(report)
 
@@ -393,9 +325,7 @@ class ConsoleRoutingController(Controller):
         "rules, with the same deadlines and notifications. Audited.",
     )
     async def run(self, request: Request, state: State, session: DbSession) -> RoutingRunOut:
-        routed = await routing.route_now(
-            session, state.deadlines, request.user, state.clock.now(), client_ip(request)
-        )
+        routed = await routing.route_now(session, state.deadlines, await actor_of(request))
         return RoutingRunOut(
             routed=len(routed),
             reports=[

@@ -2,8 +2,8 @@
 and one report as staff see it (internal timeline, photo flags, the reporter's contact
 for the roles allowed to see it — each such read is audit-logged).
 
-Who sees what: officers and managers their units (managers also the units under
-theirs); dispatchers and admins every unit.
+Who sees what is app/policy.py's answer: officers their units, managers theirs and every
+unit below them, dispatchers and admins every unit.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import policy
 from app.accounts.models import User
 from app.complaints import lifecycle
 from app.complaints.models import Report, ReportEvent, ReportPhoto, ReportRating
 from app.complaints.schemas import Point
-from app.complaints.service import can_act_on, event_units, photo_out
+from app.complaints.service import event_units, photo_out
 from app.console.schemas import (
     ExtensionRequestOut,
     QueueCounts,
@@ -33,26 +34,11 @@ from app.console.schemas import (
     StaffReportDetail,
 )
 from app.core import audit
-from app.core.auth import Principal
 from app.core.calendar import WorkingCalendar
 from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
 from app.core.storage import Storage
 from app.places.models import Unit
-
-HANDLING = ("submitted", "assigned", "in_progress", "reopened")
-CONTACT_ROLES = ("manager", "dispatcher", "admin")
-
-
-async def visible_unit_ids(session: AsyncSession, principal: Principal) -> set[uuid.UUID] | None:
-    """The units whose reports this staff member sees; None = every unit."""
-    if principal.has_role("dispatcher", "admin"):
-        return None
-    own = principal.unit_ids()
-    managed = principal.unit_ids("manager")
-    if managed:
-        children = await session.scalars(select(Unit.id).where(Unit.parent_id.in_(managed)))
-        own |= set(children)
-    return own
+from app.policy import Actor
 
 
 def _cursor(due_at: datetime | None, report_id: uuid.UUID) -> str:
@@ -73,8 +59,7 @@ def _decode(cursor: str) -> tuple[datetime | None, uuid.UUID]:
 async def queue(
     session: AsyncSession,
     calendar: WorkingCalendar,
-    principal: Principal,
-    now: datetime,
+    actor: Actor,
     *,
     unit_code: str | None = None,
     status: str | None = None,
@@ -87,13 +72,14 @@ async def queue(
     """Open reports of the visible units, soonest deadline first (none last), keyset
     paginated; counts are for the whole queue before the status/overdue/due-soon filters
     so the console can show them on its filter buttons."""
-    visible = await visible_unit_ids(session, principal)
-    scope = [Report.status.in_(HANDLING)]
+    now = actor.now
+    visible = policy.report_scope(actor)
+    scope = [Report.status.in_(lifecycle.OPEN_STATUSES)]
     if unit_code is not None:
         unit_id = await session.scalar(select(Unit.id).where(Unit.code == unit_code))
         if unit_id is None:
             raise NotFound("unit_not_found")
-        if visible is not None and unit_id not in visible:
+        if not policy.may_view_unit_queue(actor, unit_id):
             raise Forbidden("not_your_unit_queue")
         scope.append(Report.unit_id == unit_id)
     elif visible is not None:
@@ -195,17 +181,13 @@ async def queue(
 async def report_for_staff(
     session: AsyncSession,
     storage: Storage,
-    principal: Principal,
+    actor: Actor,
     report_id: uuid.UUID,
-    ip: str | None = None,
 ) -> StaffReportDetail:
     report = await session.get(Report, report_id)
     if report is None:
         raise NotFound("report_not_found")
-    visible = await visible_unit_ids(session, principal)
-    if not can_act_on(principal, report) and not (
-        visible is not None and report.unit_id in visible
-    ):
+    if not policy.may_see_report(actor, report.unit_id):
         raise Forbidden("not_your_report")
     photos = list(
         await session.scalars(
@@ -232,32 +214,29 @@ async def report_for_staff(
     ]
     unit = await session.get(Unit, report.unit_id) if report.unit_id else None
     contact = None
-    if principal.has_role(*CONTACT_ROLES):
+    if policy.may_see_reporter_contact(actor, report.unit_id):
         reporter = await session.get(User, report.reporter_id)
         if reporter is not None and reporter.deleted_at is None:
             contact = ReporterContact(name=reporter.full_name, phone=reporter.phone)
             await audit.record(
                 session,
-                actor_id=principal.user_id,
+                actor_id=actor.user_id,
                 actor_kind="staff",
                 action="report.reporter_contact_viewed",
                 object_type="report",
                 object_id=report.code,
-                ip=ip,
+                ip=actor.ip,
             )
     point = to_shape(report.location)
-    staff_actions = lifecycle.allowed_from(report.status, "staff")
-    if report.status in ("assigned", "in_progress"):
-        extras = {"transfer", "reply", "note", "info_request"}
-        manager = principal.has_role("admin") or report.unit_id in principal.unit_ids("manager")
-        if report.original_due_at is None and report.due_at is not None:
-            if manager:
-                extras.add("extension")  # only managers of the unit grant the one extension
-                if report.extension_requested_at is not None:
-                    extras.add("extension_decision")
-            elif report.extension_requested_at is None:
-                extras.add("extension_request")
-        staff_actions = sorted({*staff_actions, *extras})
+    staff_actions = policy.report_actions(
+        actor,
+        status=report.status,
+        unit_id=report.unit_id,
+        has_deadline=report.due_at is not None,
+        extended=report.original_due_at is not None,
+        extension_requested=report.extension_requested_at is not None,
+        staff_targets=lifecycle.allowed_from(report.status, "staff"),
+    )
     return StaffReportDetail(
         id=report.id,
         code=report.code,
@@ -325,15 +304,14 @@ MAP_MAX_POINTS = 2000
 
 async def queue_map(
     session: AsyncSession,
-    principal: Principal,
-    now: datetime,
+    actor: Actor,
     bbox: tuple[float, float, float, float],
     zoom: int,
 ) -> dict:
     """The open reports of the visible units in a box as GeoJSON (RFC 7946): clusters on
     a grid that shrinks with the zoom (like the public feed), single reports up close.
     Staff-only: codes and deadlines, never the reporter."""
-    visible = await visible_unit_ids(session, principal)
+    visible = policy.report_scope(actor)
     min_lon, min_lat, max_lon, max_lat = bbox
     params: dict = {
         "min_lon": min_lon,
@@ -341,10 +319,11 @@ async def queue_map(
         "max_lon": max_lon,
         "max_lat": max_lat,
         "units": list(visible) if visible is not None else None,
-        "now": now,
+        "now": actor.now,
+        "open": list(lifecycle.OPEN_STATUSES),
     }
     scope = """
-        status IN ('submitted', 'assigned', 'in_progress', 'reopened')
+        status = ANY(CAST(:open AS text[]))
         AND location && ST_MakeEnvelope(:min_lon, :min_lat, :max_lon, :max_lat, 4326)
         AND (CAST(:units AS uuid[]) IS NULL OR unit_id = ANY(CAST(:units AS uuid[])))
     """
@@ -401,9 +380,27 @@ async def queue_map(
     return {"type": "FeatureCollection", "features": features}
 
 
-async def units_visible(session: AsyncSession, principal: Principal) -> list[Unit]:
-    visible = await visible_unit_ids(session, principal)
+async def units_visible(session: AsyncSession, actor: Actor) -> list[Unit]:
+    visible = policy.report_scope(actor)
     stmt = select(Unit).order_by(Unit.kind, Unit.code)
     if visible is not None:
         stmt = stmt.where(Unit.id.in_(visible))
     return list(await session.scalars(stmt))
+
+
+async def area_outlines(session: AsyncSession) -> object:
+    """Ward outlines, simplified (~50 m), as GeoJSON built by PostGIS: the console maps'
+    base layer, so they stay readable with no tile server."""
+    return await session.scalar(
+        text(
+            """
+            SELECT json_build_object('type', 'FeatureCollection', 'features',
+                   coalesce(json_agg(json_build_object(
+                       'type', 'Feature',
+                       'properties', json_build_object('code', code, 'name', name),
+                       'geometry', CAST(ST_AsGeoJSON(
+                           ST_SimplifyPreserveTopology(geom, 0.0005), 5) AS json))), '[]'))
+              FROM areas
+            """
+        )
+    )

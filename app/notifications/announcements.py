@@ -41,9 +41,9 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import policy
 from app.accounts.models import User
 from app.core import audit
-from app.core.auth import Principal
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.core.jobs import enqueue
 from app.notifications import push
@@ -60,6 +60,7 @@ from app.notifications.schemas import (
     PushCounts,
 )
 from app.places import service as places
+from app.policy import Actor
 
 ANNOUNCE_JOB = "send_announcement"
 FANOUT_BATCH = 5000  # followers per step (one transaction, one INSERT … SELECT)
@@ -201,24 +202,26 @@ async def _check_areas(session: AsyncSession, codes: list[str]) -> None:
         )
 
 
-async def _sender_unit(
-    session: AsyncSession, principal: Principal, codes: list[str]
-) -> uuid.UUID | None:
-    """Who may announce where: an admin anywhere (no unit); a manager of a ward
-    committee to its ward only. Returns the unit spoken for."""
-    if principal.has_role("admin"):
+async def _sender_unit(session: AsyncSession, actor: Actor, codes: list[str]) -> uuid.UUID | None:
+    """Who may announce where (app/policy.py): an admin anywhere (no unit); a ward
+    committee's managers (or a unit's above it) to its ward only. Returns the unit
+    spoken for."""
+    if policy.may_announce_anywhere(actor):
         return None
-    managed = principal.unit_ids("manager")
     wards: dict[str, uuid.UUID] = {}
-    if managed:
+    if actor.managed_units:
         rows = await session.execute(
             text(
-                "SELECT area_code, id FROM units WHERE id = ANY(:ids)"
-                " AND kind = 'ward_committee' AND area_code IS NOT NULL ORDER BY code"
+                "SELECT area_code, id, kind FROM units WHERE id = ANY(:ids)"
+                " AND area_code IS NOT NULL ORDER BY code"
             ),
-            {"ids": list(managed)},
+            {"ids": list(actor.managed_units)},
         )
-        wards = dict(rows.all())
+        wards = {
+            area: unit_id
+            for area, unit_id, kind in rows
+            if policy.may_announce_in(actor, unit_id, kind)
+        }
     outside = [c for c in codes if c not in wards]
     if outside:
         raise Forbidden("announcement_area_forbidden", params={"codes": ", ".join(outside)})
@@ -227,7 +230,7 @@ async def _sender_unit(
 
 async def create_announcement(
     session: AsyncSession,
-    principal: Principal,
+    actor: Actor,
     body: AnnouncementIn,
     now: datetime,
     ip: str | None = None,
@@ -238,11 +241,11 @@ async def create_announcement(
     _check_texts(body)
     codes = list(dict.fromkeys(body.area_codes))
     await _check_areas(session, codes)
-    unit_id = await _sender_unit(session, principal, codes)
+    unit_id = await _sender_unit(session, actor, codes)
     en = body.texts.en
     row = Announcement(
         id=uuid.uuid4(),
-        sender_id=principal.user_id,
+        sender_id=actor.user_id,
         unit_id=unit_id,
         urgent=body.urgent,
         area_codes=codes,
@@ -260,7 +263,7 @@ async def create_announcement(
     await session.flush()
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="announcement.created",
         object_type="announcement",
@@ -315,17 +318,13 @@ _DELIVERY_COUNTS = text(
 
 
 async def get_announcement(
-    session: AsyncSession, principal: Principal, announcement_id: uuid.UUID, now: datetime
+    session: AsyncSession, actor: Actor, announcement_id: uuid.UUID, now: datetime
 ) -> AnnouncementOut:
     """The announcement and its progress, for an admin, its sender, or a manager of the
     ward committee it was sent for; anyone else: 404 (its existence is not revealed).
     Counts are live until every row is settled; then they are stored, final."""
     row = await session.get(Announcement, announcement_id)
-    if row is None or not (
-        principal.has_role("admin")
-        or row.sender_id == principal.user_id
-        or (row.unit_id is not None and row.unit_id in principal.unit_ids("manager"))
-    ):
+    if row is None or not policy.may_read_announcement(actor, row.sender_id, row.unit_id):
         raise NotFound("announcement_not_found")
     if row.push_counts is not None:
         stored = row.push_counts

@@ -26,6 +26,7 @@ from app.notifications.schemas import (
     PreferencesOut,
     UnreadCount,
 )
+from app.policy import actor_of
 
 BEARER = [{"bearer": []}]
 NotificationId = Annotated[int, Parameter(ge=1, le=service.MAX_ID)]
@@ -165,7 +166,7 @@ class AnnouncementController(Controller):
         self, request: Request, state: State, session: DbSession, data: AnnouncementIn
     ) -> AnnouncementOut:
         return await announcements.create_announcement(
-            session, request.user, data, state.clock.now(), client_ip(request)
+            session, await actor_of(request), data, state.clock.now(), client_ip(request)
         )
 
     @get("/{announcement_id:uuid}", summary="An announcement and its progress")
@@ -177,5 +178,5 @@ class AnnouncementController(Controller):
         announcement_id: FromPath[uuid.UUID],
     ) -> AnnouncementOut:
         return await announcements.get_announcement(
-            session, request.user, announcement_id, state.clock.now()
+            session, await actor_of(request), announcement_id, state.clock.now()
         )

@@ -22,31 +22,31 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import policy
 from app.complaints import lifecycle
 from app.complaints.handling import lock_for_staff
+from app.complaints.links import resident_link, staff_link
 from app.complaints.models import Report, ReportEvent
+from app.console.schemas import ExtensionDecisionIn, ExtensionRequestIn
 from app.core import audit
 from app.core.auth import Principal
 from app.core.calendar import TIMEZONE, DateOutOfRange, Deadlines
 from app.core.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.notifications.service import Notice, notify
 from app.places.models import Area, Category, Unit
+from app.policy import Actor
 from app.routing.models import RoutingRule
-from app.routing.schemas import RuleIn, RuleOut
+from app.routing.schemas import ExtensionIn, RuleIn, RuleOut, TransferIn
 from app.settings import Settings
 
 HANDLING_STATUSES = ("assigned", "in_progress")
+# set-based statements take the statuses they change from the lifecycle table
+ROUTE_FROM = lifecycle.sources("assigned", "route")  # submitted, reopened
+ESCALATE_FROM = lifecycle.sources("assigned", "escalate")  # assigned, in_progress, reopened
+CLOSE_FROM = lifecycle.sources("closed", "auto_close")  # resolved
+assert len(CLOSE_FROM) == 1, "the auto-close event names its one from-status"
 # the open statuses a deadline runs in (submitted items have no deadline yet)
 DEADLINE_STATUSES = ("assigned", "in_progress", "reopened")
-
-
-def staff_link(report_id: uuid.UUID) -> dict[str, str]:
-    """The report's page in the web console."""
-    return {"link": f"/console/reports/{report_id}"}
-
-
-def resident_link(report_id: uuid.UUID) -> dict[str, str]:
-    return {"link": f"cityapp://reports/{report_id}"}
 
 
 # ---------------------------------------------------------------- routing
@@ -65,7 +65,7 @@ _PICK_UNITS = text(
     """
     WITH pending AS (
         SELECT r.id FROM reports r
-         WHERE r.status IN ('submitted', 'reopened')
+         WHERE r.status = ANY(CAST(:route_from AS text[]))
          ORDER BY r.created_at
          LIMIT :limit
            FOR UPDATE SKIP LOCKED
@@ -140,7 +140,7 @@ async def route_pending(
 ) -> list[Routed]:
     """Route every report waiting for a unit (up to ``limit``): three statements for the
     whole batch. Reports another transaction holds are skipped; its job routes them."""
-    rows = (await session.execute(_PICK_UNITS, {"limit": limit})).all()
+    rows = (await session.execute(_PICK_UNITS, {"limit": limit, "route_from": ROUTE_FROM})).all()
     routed: list[Routed] = []
     values: dict[str, list] = {k: [] for k in ("ids", "unit_ids", "due", "remind", "escalate")}
     values["from_status"] = []
@@ -191,25 +191,23 @@ async def route_pending(
 async def route_now(
     session: AsyncSession,
     deadlines: Deadlines,
-    principal: Principal,
-    now: datetime,
-    ip: str | None = None,
+    actor: Actor,
     limit: int = 500,
 ) -> list[Routed]:
     """A dispatcher or an admin runs the router by hand, for when the workers are down or
     behind: the worker's own batch (same rules, deadlines and notices, up to ``limit``
     oldest waiting reports; those a worker holds are skipped), in the caller's
     transaction, audited."""
-    if not principal.has_role("dispatcher", "admin"):
+    if not policy.may_run_routing(actor):
         raise Forbidden("role_required", params={"roles": "dispatcher, admin"})
-    routed = await route_pending(session, deadlines, now, limit)
+    routed = await route_pending(session, deadlines, actor.now, limit)
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="routing.run_by_hand",
         object_type="report",
-        ip=ip,
+        ip=actor.ip,
         details={"routed": len(routed), "codes": [r.code for r in routed[:100]]},
     )
     return routed
@@ -235,20 +233,14 @@ async def dispatcher_unit(session: AsyncSession) -> Unit:
 
 
 async def transfer(
-    session: AsyncSession,
-    settings: Settings,
-    principal: Principal,
-    report_id: uuid.UUID,
-    to_unit_code: str,
-    reason: str,
-    now: datetime,
-    ip: str | None = None,
+    session: AsyncSession, settings: Settings, actor: Actor, report_id: uuid.UUID, cmd: TransferIn
 ) -> Unit:
     """Move a report to another unit. The deadline keeps running. Transfers made by
     units are counted; past ``max_transfers`` the report goes to the dispatcher instead,
     so it cannot bounce between units forever. Returns the unit it went to."""
-    report = await lock_for_staff(session, principal, report_id)
-    if report.status not in HANDLING_STATUSES:
+    now, to_unit_code, reason = actor.now, cmd.unit_code, cmd.reason
+    report = await lock_for_staff(session, actor, report_id, "transfer")
+    if report.status not in lifecycle.sources("assigned", "transfer"):
         raise Conflict(
             "invalid_transition",
             params={"current": report.status, "target": "transferred"},
@@ -257,9 +249,8 @@ async def transfer(
     target = await _unit_by_code(session, to_unit_code, "unit_code")
     if target.id == report.unit_id:
         raise Conflict("same_unit")
-    city_wide = principal.has_role("dispatcher", "admin")
     redirected = False
-    if not city_wide:
+    if policy.counts_transfers(actor):
         report.transfer_count += 1
         if report.transfer_count > settings.max_transfers:
             dispatcher = await dispatcher_unit(session)
@@ -268,22 +259,19 @@ async def transfer(
             if target.id == report.unit_id:
                 raise Conflict("same_unit")
     from_unit = report.unit_id
-    event = ReportEvent(
-        report_id=report.id,
-        at=now,
+    event = lifecycle.transition(
+        session,
+        report,
+        "assigned",
+        action="transfer",
         kind="transferred",
-        from_status=report.status,
-        to_status="assigned",
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
-        public=True,
+        now=now,
         body=reason.strip(),
         unit_id=target.id,
     )
-    session.add(event)
     report.unit_id = target.id
-    report.status = "assigned"
-    report.updated_at = now
     await session.flush()
     names = {"unit_vi": target.name_vi, "unit_en": target.name_en, "due": report.due_at}
     await notify(
@@ -313,12 +301,12 @@ async def transfer(
     )
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="report.transferred",
         object_type="report",
         object_id=report.code,
-        ip=ip,
+        ip=actor.ip,
         details={
             "from_unit": str(from_unit) if from_unit else None,
             "to_unit": target.code,
@@ -331,12 +319,6 @@ async def transfer(
 
 
 # ---------------------------------------------------------------- extension
-
-
-def _manages(principal: Principal, report: Report) -> bool:
-    return principal.has_role("admin") or (
-        report.unit_id is not None and report.unit_id in principal.unit_ids("manager")
-    )
 
 
 async def _check_extension(
@@ -392,30 +374,28 @@ async def _check_extension(
 async def request_extension(
     session: AsyncSession,
     deadlines: Deadlines,
-    principal: Principal,
+    actor: Actor,
     report_id: uuid.UUID,
-    new_due_day: date,
-    reason: str,
-    now: datetime,
-    ip: str | None = None,
+    cmd: ExtensionRequestIn,
 ) -> Report:
     """An officer asks for the one extension; the unit's staff are told (its managers
     decide).
     One request at a time; the deadline does not move until a manager approves."""
-    report = await lock_for_staff(session, principal, report_id)
+    now, new_due_day, reason = actor.now, cmd.due_date, cmd.reason
+    report = await lock_for_staff(session, actor, report_id, "extension_request")
     if report.extension_requested_at is not None:
         raise Conflict("extension_already_requested")
     await _check_extension(session, deadlines, report, new_due_day, now)
     report.extension_requested_until = new_due_day
     report.extension_request_reason = reason.strip()
-    report.extension_requested_by = principal.user_id
+    report.extension_requested_by = actor.user_id
     report.extension_requested_at = now
     report.updated_at = now
     asked = ReportEvent(
         report_id=report.id,
         at=now,
         kind="extension_asked",
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         public=False,
         body=f"{new_due_day.isoformat()}: {reason.strip()}",
@@ -444,12 +424,12 @@ async def request_extension(
     )
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="report.extension_requested",
         object_type="report",
         object_id=report.code,
-        ip=ip,
+        ip=actor.ip,
         details={"until": new_due_day.isoformat(), "reason": reason.strip()},
     )
     return report
@@ -458,18 +438,14 @@ async def request_extension(
 async def decide_extension(
     session: AsyncSession,
     deadlines: Deadlines,
-    principal: Principal,
+    actor: Actor,
     report_id: uuid.UUID,
-    approve: bool,
-    note: str | None,
-    now: datetime,
-    ip: str | None = None,
+    cmd: ExtensionDecisionIn,
 ) -> Report:
     """A manager of the unit approves the pending request (the extension is granted as
     asked, with every rule of grant_extension) or declines it (an internal note says why)."""
-    report = await lock_for_staff(session, principal, report_id)
-    if not _manages(principal, report):
-        raise Forbidden("managers_only")
+    now, note = actor.now, cmd.note
+    report = await lock_for_staff(session, actor, report_id, "extension_decision")
     if report.extension_requested_at is None or report.extension_requested_until is None:
         raise Conflict("no_extension_request")
     until, reason = report.extension_requested_until, report.extension_request_reason or ""
@@ -477,15 +453,15 @@ async def decide_extension(
     report.extension_request_reason = None
     report.extension_requested_by = None
     report.extension_requested_at = None
-    if approve:
-        await grant_extension(session, deadlines, principal, report_id, until, reason, now, ip)
+    if cmd.approve:
+        await _grant(session, deadlines, actor, report, until, reason)
         return report
     session.add(
         ReportEvent(
             report_id=report.id,
             at=now,
             kind="extension_declined",
-            actor_id=principal.user_id,
+            actor_id=actor.user_id,
             actor_kind="staff",
             public=False,
             body=(note or "").strip() or None,
@@ -495,12 +471,12 @@ async def decide_extension(
     report.updated_at = now
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="report.extension_declined",
         object_type="report",
         object_id=report.code,
-        ip=ip,
+        ip=actor.ip,
         details={"until": until.isoformat(), "note": (note or "").strip() or None},
     )
     return report
@@ -509,19 +485,26 @@ async def decide_extension(
 async def grant_extension(
     session: AsyncSession,
     deadlines: Deadlines,
-    principal: Principal,
+    actor: Actor,
     report_id: uuid.UUID,
+    cmd: ExtensionIn,
+) -> datetime:
+    """One extension per report, by a manager of its unit (or of a unit above it) or an
+    admin, before the deadline has passed: extending a late report would hide that it is
+    late. The new deadline is the office close of a working day after the current one."""
+    report = await lock_for_staff(session, actor, report_id, "extension")
+    return await _grant(session, deadlines, actor, report, cmd.due_date, cmd.reason)
+
+
+async def _grant(
+    session: AsyncSession,
+    deadlines: Deadlines,
+    actor: Actor,
+    report: Report,
     new_due_day: date,
     reason: str,
-    now: datetime,
-    ip: str | None = None,
 ) -> datetime:
-    """One extension per report, by a manager of its unit (or an admin), before the
-    deadline has passed: extending a late report would hide that it is late. The new
-    deadline is the office close of a working day after the current one."""
-    report = await lock_for_staff(session, principal, report_id)
-    if not _manages(principal, report):
-        raise Forbidden("managers_only")
+    now = actor.now
     calendar = deadlines.calendar
     await _check_extension(session, deadlines, report, new_due_day, now)
     new_due = calendar.close_of(new_due_day)
@@ -549,7 +532,7 @@ async def grant_extension(
             report_id=report.id,
             at=now,
             kind="extended",
-            actor_id=principal.user_id,
+            actor_id=actor.user_id,
             actor_kind="staff",
             public=True,
             body=reason.strip(),
@@ -574,12 +557,12 @@ async def grant_extension(
     )
     await audit.record(
         session,
-        actor_id=principal.user_id,
+        actor_id=actor.user_id,
         actor_kind="staff",
         action="report.extended",
         object_type="report",
         object_id=report.code,
-        ip=ip,
+        ip=actor.ip,
         details={
             "from": report.original_due_at.isoformat(),
             "to": new_due.isoformat(),
@@ -636,7 +619,7 @@ _ESCALATE = text(
                 SELECT id FROM units WHERE kind = 'dispatcher' ORDER BY code LIMIT 1
           ) d
          WHERE r.escalated_at IS NULL AND r.escalate_at <= :now
-           AND r.status IN ('assigned', 'in_progress', 'reopened')
+           AND r.status = ANY(CAST(:escalate_from AS text[]))
            FOR UPDATE OF r SKIP LOCKED
     ), e AS (
         -- the ANY(ARRAY(...)) keeps the planner from a hash join over every report (it
@@ -678,7 +661,9 @@ async def sweep_deadlines(session: AsyncSession, now: datetime) -> SweepResult:
     touching only the rows that change (partial indexes on the instants)."""
     reminded = (await session.execute(_REMIND, {"now": now})).all()
     overdue = (await session.execute(_OVERDUE, {"now": now})).all()
-    escalated = (await session.execute(_ESCALATE, {"now": now})).all()
+    escalated = (
+        await session.execute(_ESCALATE, {"now": now, "escalate_from": ESCALATE_FROM})
+    ).all()
     await notify(
         session,
         _staff_notices("report_reminder", reminded)
@@ -700,12 +685,12 @@ _CLOSE_UNRATED = text(
                    SELECT 1 FROM report_ratings rt
                     WHERE rt.report_id = r.id AND rt.resolution_round = r.reopen_count
                ) THEN 'rated' ELSE 'not_rated' END
-         WHERE r.status = 'resolved' AND r.resolved_at <= :cutoff
-        RETURNING r.id, r.closed_reason
+         WHERE r.status = ANY(CAST(:close_from AS text[])) AND r.resolved_at <= :cutoff
+        RETURNING r.id, r.closed_reason, CAST(:from_status AS text) AS from_status
     )
     INSERT INTO report_events
            (report_id, at, kind, from_status, to_status, actor_kind, public, body)
-    SELECT c.id, :now, 'transition', 'resolved', 'closed', 'system', true, c.closed_reason
+    SELECT c.id, :now, 'transition', c.from_status, 'closed', 'system', true, c.closed_reason
       FROM c
     RETURNING report_id
     """
@@ -716,7 +701,13 @@ async def close_unrated(session: AsyncSession, now: datetime, window_days: int) 
     """Resolved reports left unrated (or rated "not satisfied" and not reopened) for
     ``window_days`` are closed. "Not rated" is never counted as satisfied."""
     result = await session.execute(
-        _CLOSE_UNRATED, {"now": now, "cutoff": now - timedelta(days=window_days)}
+        _CLOSE_UNRATED,
+        {
+            "now": now,
+            "cutoff": now - timedelta(days=window_days),
+            "close_from": CLOSE_FROM,
+            "from_status": CLOSE_FROM[0],
+        },
     )
     return len(result.all())
 
@@ -732,7 +723,7 @@ async def count_awaiting_routing(
     return await session.scalar(
         select(func.count())
         .select_from(Report)
-        .where(Report.status.in_(("submitted", "reopened")), Report.updated_at <= cutoff)
+        .where(Report.status.in_(ROUTE_FROM), Report.updated_at <= cutoff)
     )
 
 

@@ -9,6 +9,7 @@ from litestar.params import FromPath, Parameter
 
 from app.core.auth import require_staff
 from app.core.db import DbSession
+from app.policy import actor_of
 from app.stats import service
 from app.stats.schemas import UnitServiceIndex, UnitServiceTrend
 
@@ -59,4 +60,4 @@ class ConsoleServiceIndexController(Controller):
     async def unit_index(
         self, request: Request, session: DbSession, code: FromPath[str]
     ) -> UnitServiceTrend:
-        return await service.unit_index_for_staff(session, request.user, code)
+        return await service.unit_index_for_staff(session, await actor_of(request), code)

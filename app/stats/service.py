@@ -32,10 +32,11 @@ import msgspec
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import Principal
+from app import policy
 from app.core.calendar import TIMEZONE
 from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
 from app.places.models import Unit
+from app.policy import Actor
 from app.stats.models import UnitStats
 from app.stats.schemas import (
     ChannelFigures,
@@ -269,21 +270,15 @@ async def unit_index(session: AsyncSession, unit_id: uuid.UUID) -> UnitServiceTr
     )
 
 
-def can_view_unit(principal: Principal, unit_id: uuid.UUID) -> bool:
-    """City-wide roles see every unit; officers and managers their own units."""
-    if principal.has_role("dispatcher", "admin"):
-        return True
-    return unit_id in principal.unit_ids("officer", "manager")
-
-
 async def unit_index_for_staff(
-    session: AsyncSession, principal: Principal, unit_code: str
+    session: AsyncSession, actor: Actor, unit_code: str
 ) -> UnitServiceTrend:
-    """A unit's figures for the console: unknown code 404, another unit's 403."""
+    """A unit's figures for the console: unknown code 404, a unit outside the actor's
+    scope (app/policy.py) 403."""
     unit_id = await session.scalar(select(Unit.id).where(Unit.code == unit_code))
     if unit_id is None:
         raise NotFound("unit_not_found")
-    if not can_view_unit(principal, unit_id):
+    if not policy.may_view_unit_index(actor, unit_id):
         raise Forbidden("not_your_unit")
     return await unit_index(session, unit_id)
 

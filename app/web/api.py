@@ -16,8 +16,8 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, State, UploadFile
 from litestar.params import FromPath, Parameter
 from litestar.response import Redirect, Template
-from sqlalchemy import select, text
 
+from app import policy
 from app.accounts import service as accounts
 from app.complaints import handling
 from app.complaints import service as complaints
@@ -43,7 +43,6 @@ from app.core.errors import (
     input_error,
 )
 from app.notifications import service as notifications
-from app.places.models import Category, Unit
 from app.routing import service as routing
 from app.routing.schemas import ExtensionIn, TransferIn
 from app.stats import service as stats
@@ -134,6 +133,8 @@ def render(
 ) -> Template:
     lang = language(request)
     settings = request.app.state.settings
+    scope_state = request.scope.get("state", {})
+    snapshot, actor = scope_state.get("reference"), scope_state.get("actor") if user else None
     base = {
         "lang": lang,
         "t": lambda key, **params: texts.text(key, lang, **params),
@@ -150,14 +151,15 @@ def render(
         "photo_geotag_far_meters": settings.photo_geotag_far_meters,
         # names people read instead of codes (issue 17 item 16): the reference snapshot
         # the request took when it loaded the user
-        **_namers(request.scope.get("state", {}).get("reference"), lang),
+        **_namers(snapshot, lang),
         "user": user,
         "csrf": csrf_token(settings, str(user.principal.sid)) if user else context.pop("csrf", ""),
         "path": request.url.path,
         "query": request.url.query,
-        "is_manager": bool(user and user.principal.unit_ids("manager")),
-        "is_city": bool(user and user.principal.has_role("dispatcher", "admin")),
-        "own_unit_codes": context.pop("own_unit_codes", []),
+        "is_city": bool(actor and policy.may_dispatch(actor)),
+        "own_unit_codes": _own_unit_codes(actor, snapshot),
+        # the unit pages the navigation offers: only those the policy lets this actor open
+        "manage_codes": _manage_codes(actor, snapshot),
     }
     return Template(template_name=name, context={**base, **context}, status_code=status_code)
 
@@ -182,10 +184,37 @@ def _namers(snapshot: Any, lang: str) -> dict[str, Any]:
 
 
 async def _user(request: Request, state: State, session: DbSession) -> ConsoleUser:
-    request.scope.setdefault("state", {})["reference"] = await state.reference.current()
-    return await current_user(
-        session, state.settings, request.cookies.get(SESSION_COOKIE), state.clock.now()
+    """The signed-in staff member; the request's actor (app/policy.py) is built once here
+    from their current roles, for the page and its forms."""
+    scope_state = request.scope.setdefault("state", {})
+    scope_state["reference"] = await state.reference.current()
+    now = state.clock.now()
+    user = await current_user(session, state.settings, request.cookies.get(SESSION_COOKIE), now)
+    scope_state["actor"] = await policy.actor_for(
+        user.principal, state.reference, now, client_ip(request)
     )
+    return user
+
+
+def _actor(request: Request) -> policy.Actor:
+    return request.scope["state"]["actor"]
+
+
+def _own_unit_codes(actor: policy.Actor | None, snapshot: Any) -> list[str]:
+    """The units where the actor holds a role, for the navigation."""
+    if actor is None or snapshot is None:
+        return []
+    return sorted(snapshot.units[u].code for u in actor.own_units if u in snapshot.units)
+
+
+def _manage_codes(actor: policy.Actor | None, snapshot: Any) -> set[str]:
+    if actor is None or snapshot is None:
+        return set()
+    return {
+        snapshot.units[u].code
+        for u in actor.own_units
+        if u in snapshot.units and policy.may_manage_unit(actor, u)
+    }
 
 
 async def _checked_form(request: Request) -> Any:
@@ -238,15 +267,6 @@ def _convert(data: dict[str, Any], schema: type) -> Any:
             params={"fields": field},
             errors=[FieldError(field=field, message=str(exc), source="body")],
         ) from exc
-
-
-async def _unit_codes(session: DbSession, user: ConsoleUser) -> list[str]:
-    ids = user.principal.unit_ids()
-    if not ids:
-        return []
-    return list(
-        await session.scalars(select(Unit.code).where(Unit.id.in_(ids)).order_by(Unit.code))
-    )
 
 
 # ---------------------------------------------------------------- pages
@@ -379,11 +399,11 @@ class ConsolePages(Controller):
         cursor: Annotated[str | None, Parameter(max_length=200)] = None,
     ) -> Template:
         user = await _user(request, state, session)
+        actor = _actor(request)
         page = await console.queue(
             session,
             state.deadlines.calendar,
-            user.principal,
-            state.clock.now(),
+            actor,
             unit_code=unit or None,
             status=status or None,
             category=category or None,
@@ -406,30 +426,26 @@ class ConsolePages(Controller):
             user,
             page=page,
             filters=filters,
-            units=await console.units_visible(session, user.principal),
-            categories=await _categories(session),
+            units=await console.units_visible(session, actor),
+            categories=_categories(request),
             filter_link=lambda **change: (
                 "/console/queue?" + urlencode({k: v for k, v in {**keep, **change}.items() if v})
             ),
             next_link="/console/queue?" + urlencode({**keep, "cursor": page.next_cursor})
             if page.next_cursor
             else None,
-            own_unit_codes=await _unit_codes(session, user),
         )
 
     @get("/map")
     async def map_page(self, request: Request, state: State, session: DbSession) -> Template:
         user = await _user(request, state, session)
-        page = await console.queue(
-            session, state.deadlines.calendar, user.principal, state.clock.now(), limit=200
-        )
+        page = await console.queue(session, state.deadlines.calendar, _actor(request), limit=200)
         return render(
             request,
             "map.html",
             user,
             page=page,
             tile_url=state.settings.console_tile_url,
-            own_unit_codes=await _unit_codes(session, user),
         )
 
     @get("/map.geojson")
@@ -441,7 +457,7 @@ class ConsolePages(Controller):
         bbox: Annotated[str, Parameter(max_length=120)],
         zoom: Annotated[int, Parameter(ge=0, le=22)] = 12,
     ) -> Response:
-        user = await _user(request, state, session)
+        await _user(request, state, session)
         try:
             box = tuple(float(v) for v in bbox.split(","))
             if len(box) != 4 or not (
@@ -458,7 +474,7 @@ class ConsolePages(Controller):
                     )
                 ],
             ) from exc
-        data = await console.queue_map(session, user.principal, state.clock.now(), box, zoom)  # type: ignore[arg-type]
+        data = await console.queue_map(session, _actor(request), box, zoom)  # type: ignore[arg-type]
         return Response(data, media_type="application/geo+json")
 
     @get("/map/areas.geojson")
@@ -466,19 +482,7 @@ class ConsolePages(Controller):
         """Ward outlines, simplified (~50 m), as the console maps' base layer: the maps
         stay readable with no tile server."""
         await _user(request, state, session)
-        data = await session.scalar(
-            text(
-                """
-                SELECT json_build_object('type', 'FeatureCollection', 'features',
-                       coalesce(json_agg(json_build_object(
-                           'type', 'Feature',
-                           'properties', json_build_object('code', code, 'name', name),
-                           'geometry', CAST(ST_AsGeoJSON(
-                               ST_SimplifyPreserveTopology(geom, 0.0005), 5) AS json))), '[]'))
-                  FROM areas
-                """
-            )
-        )
+        data = await console.area_outlines(session)
         return Response(
             data,
             media_type="application/geo+json",
@@ -488,21 +492,17 @@ class ConsolePages(Controller):
     @get("/dispatch")
     async def dispatch(self, request: Request, state: State, session: DbSession) -> Template:
         user = await _user(request, state, session)
-        if not user.principal.has_role("dispatcher", "admin"):
+        actor = _actor(request)
+        if not policy.may_dispatch(actor):
             raise Forbidden("role_required", params={"roles": "dispatcher, admin"})
-        dispatcher_codes = list(
-            await session.scalars(select(Unit.code).where(Unit.kind == "dispatcher"))
-        )
-        now = state.clock.now()
+        snapshot = request.scope["state"]["reference"]
+        dispatcher_codes = [u.code for u in snapshot.units.values() if u.kind == "dispatcher"]
+        calendar = state.deadlines.calendar
         waiting = [
-            await console.queue(
-                session, state.deadlines.calendar, user.principal, now, unit_code=code, limit=100
-            )
+            await console.queue(session, calendar, actor, unit_code=code, limit=100)
             for code in dispatcher_codes
         ]
-        unrouted = await console.queue(
-            session, state.deadlines.calendar, user.principal, now, status="submitted", limit=100
-        )
+        unrouted = await console.queue(session, calendar, actor, status="submitted", limit=100)
         return render(
             request,
             "dispatch.html",
@@ -510,13 +510,10 @@ class ConsolePages(Controller):
             waiting=[item for page in waiting for item in page.items],
             unrouted=[i for i in unrouted.items if i.unit_code is None],
             units=[
-                u
-                for u in await console.units_visible(session, user.principal)
-                if u.kind != "dispatcher"
+                u for u in await console.units_visible(session, actor) if u.kind != "dispatcher"
             ],
             done=request.query_params.get("done"),
             routed=_int_or_none(request.query_params.get("routed")),
-            own_unit_codes=await _unit_codes(session, user),
         )
 
     @post("/dispatch/route")
@@ -524,9 +521,7 @@ class ConsolePages(Controller):
         """The router run by hand (workers down or behind); dispatchers and admins."""
         user = await _user(request, state, session)
         await _form(request, state, user)
-        routed = await routing.route_now(
-            session, state.deadlines, user.principal, state.clock.now(), client_ip(request)
-        )
+        routed = await routing.route_now(session, state.deadlines, _actor(request))
         return Redirect(f"/console/dispatch?routed={len(routed)}", status_code=303)
 
     @get("/reports/{report_id:uuid}")
@@ -534,20 +529,15 @@ class ConsolePages(Controller):
         self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
     ) -> Template:
         user = await _user(request, state, session)
-        detail = await console.report_for_staff(
-            session, state.storage, user.principal, report_id, client_ip(request)
-        )
-        category = await session.get(Category, detail.category_code)
+        detail = await console.report_for_staff(session, state.storage, _actor(request), report_id)
         return render(
             request,
             "report.html",
             user,
             r=detail,
-            category=category,
-            units=await _transfer_targets(session, detail.unit_code),
+            units=_transfer_targets(request, detail.unit_code),
             tile_url=state.settings.console_tile_url,
             done=request.query_params.get("done"),
-            own_unit_codes=await _unit_codes(session, user),
         )
 
     @post("/reports/{report_id:uuid}/{action:str}", request_max_body_size=MAX_RESOLUTION_UPLOAD)
@@ -584,9 +574,7 @@ class ConsolePages(Controller):
         page = await notifications.list_notifications(
             session, user.principal.user_id, cursor=cursor, limit=50
         )
-        return render(
-            request, "inbox.html", user, page=page, own_unit_codes=await _unit_codes(session, user)
-        )
+        return render(request, "inbox.html", user, page=page)
 
     @post("/inbox/{notification_id:int}/open")
     async def open_notification(
@@ -613,14 +601,13 @@ class ConsolePages(Controller):
         self, request: Request, state: State, session: DbSession, code: FromPath[str]
     ) -> Template:
         user = await _user(request, state, session)
-        trend = await stats.unit_index_for_staff(session, user.principal, code)
+        trend = await stats.unit_index_for_staff(session, _actor(request), code)
         return render(
             request,
             "index.html",
             user,
             trend=trend,
             comments=await stats.recent_rating_comments(session, code),
-            own_unit_codes=await _unit_codes(session, user),
         )
 
     @get("/units/{code:str}/staff")
@@ -628,14 +615,13 @@ class ConsolePages(Controller):
         self, request: Request, state: State, session: DbSession, code: FromPath[str]
     ) -> Template:
         user = await _user(request, state, session)
-        members = await accounts.unit_staff(session, user.principal, code, client_ip(request))
+        members = await accounts.unit_staff(session, _actor(request), code, client_ip(request))
         return render(
             request,
             "staff.html",
             user,
             unit_code=code,
             members=members,
-            own_unit_codes=await _unit_codes(session, user),
         )
 
     @get("/units/{code:str}/audit")
@@ -648,12 +634,13 @@ class ConsolePages(Controller):
         before_id: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
     ) -> Template:
         user = await _user(request, state, session)
+        actor = _actor(request)
         entries = await accounts.unit_audit_trail(
-            session, user.principal, code, before_id, 100, client_ip(request)
+            session, actor, code, before_id, 100, client_ip(request)
         )
         members = {
             m.id: m.full_name or m.email
-            for m in await accounts.unit_staff(session, user.principal, code, None)
+            for m in await accounts.unit_staff(session, actor, code, None)
         }
         return render(
             request,
@@ -663,7 +650,6 @@ class ConsolePages(Controller):
             entries=entries,
             members=members,
             older=entries[-1].id if len(entries) == 100 else None,
-            own_unit_codes=await _unit_codes(session, user),
         )
 
 
@@ -679,116 +665,71 @@ def _pre_cookie(state: State, nonce: str) -> Cookie:
     )
 
 
-async def _categories(session: DbSession) -> list[Category]:
-    return list(
-        await session.scalars(select(Category).where(Category.active).order_by(Category.code))
-    )
+def _categories(request: Request) -> list[Any]:
+    """Active categories from the process's reference snapshot (ordered by code)."""
+    snapshot = request.scope["state"]["reference"]
+    return [c for c in snapshot.categories.values() if c.active]
 
 
-async def _transfer_targets(session: DbSession, current: str | None) -> list[Unit]:
-    return list(
-        await session.scalars(
-            select(Unit).where(Unit.code != (current or "")).order_by(Unit.kind, Unit.code)
-        )
-    )
+def _transfer_targets(request: Request, current: str | None) -> list[Any]:
+    """Every other unit, by kind then code, from the reference snapshot."""
+    snapshot = request.scope["state"]["reference"]
+    units = [u for u in snapshot.units.values() if u.code != (current or "")]
+    return sorted(units, key=lambda u: (u.kind, u.code))
 
 
 # ---------------------------------------------------------------- actions (one per form)
 
 
 async def _accept(request, state, session, user, report_id, form) -> str:
-    await handling.accept(session, user.principal, report_id, state.clock.now(), client_ip(request))
+    await handling.accept(session, _actor(request), report_id)
     return "accepted"
 
 
 def _message(kind: str):
     async def act(request, state, session, user, report_id, form) -> str:
-        body = _convert({"body": form.get("body", "")}, MessageIn)
-        await handling.add_message(
-            session,
-            user.principal,
-            report_id,
-            body.body,
-            state.clock.now(),
-            kind=kind,
-            ip=client_ip(request),
-        )
+        cmd = _convert({"body": form.get("body", "")}, MessageIn)
+        await handling.add_message(session, _actor(request), report_id, cmd, kind=kind)
         return kind
 
     return act
 
 
 async def _transfer(request, state, session, user, report_id, form) -> str:
-    data = _convert(
+    cmd = _convert(
         {"unit_code": form.get("unit_code", ""), "reason": form.get("reason", "")}, TransferIn
     )
-    await routing.transfer(
-        session,
-        state.settings,
-        user.principal,
-        report_id,
-        data.unit_code,
-        data.reason,
-        state.clock.now(),
-        client_ip(request),
-    )
+    await routing.transfer(session, state.settings, _actor(request), report_id, cmd)
     return "transferred"
 
 
 async def _extension(request, state, session, user, report_id, form) -> str:
-    data = _convert(
+    cmd = _convert(
         {"due_date": form.get("due_date", ""), "reason": form.get("reason", "")}, ExtensionIn
     )
-    await routing.grant_extension(
-        session,
-        state.deadlines,
-        user.principal,
-        report_id,
-        data.due_date,
-        data.reason,
-        state.clock.now(),
-        client_ip(request),
-    )
+    await routing.grant_extension(session, state.deadlines, _actor(request), report_id, cmd)
     return "extended"
 
 
 async def _extension_request(request, state, session, user, report_id, form) -> str:
-    data = _convert(
+    cmd = _convert(
         {"due_date": form.get("due_date", ""), "reason": form.get("reason", "")}, ExtensionRequestIn
     )
-    await routing.request_extension(
-        session,
-        state.deadlines,
-        user.principal,
-        report_id,
-        data.due_date,
-        data.reason,
-        state.clock.now(),
-        client_ip(request),
-    )
+    await routing.request_extension(session, state.deadlines, _actor(request), report_id, cmd)
     return "extension_requested"
 
 
 async def _extension_decision(request, state, session, user, report_id, form) -> str:
-    data = _convert(
+    cmd = _convert(
         {"approve": form.get("decision") == "approve", "note": form.get("note") or None},
         ExtensionDecisionIn,
     )
-    await routing.decide_extension(
-        session,
-        state.deadlines,
-        user.principal,
-        report_id,
-        data.approve,
-        data.note,
-        state.clock.now(),
-        client_ip(request),
-    )
-    return "extension_approved" if data.approve else "extension_declined"
+    await routing.decide_extension(session, state.deadlines, _actor(request), report_id, cmd)
+    return "extension_approved" if cmd.approve else "extension_declined"
 
 
 async def _resolve(request, state, session, user, report_id, form) -> str:
-    data = _convert({"answer": form.get("answer", "")}, ResolveIn)
+    cmd = _convert({"answer": form.get("answer", "")}, ResolveIn)
     photo_ids = []
     files = [f for f in form["_files"] if isinstance(f, UploadFile) and f.filename]
     for upload in files[: state.settings.photos_per_report + 1]:
@@ -801,49 +742,33 @@ async def _resolve(request, state, session, user, report_id, form) -> str:
             state.clock.now(),
         )
         photo_ids.append(photo.id)
+    cmd = msgspec.structs.replace(cmd, photo_ids=photo_ids)
     await handling.resolve(
-        session,
-        state.settings,
-        state.deadlines.calendar,
-        user.principal,
-        report_id,
-        data.answer,
-        state.clock.now(),
-        client_ip(request),
-        photo_ids=photo_ids,
+        session, state.settings, state.deadlines.calendar, _actor(request), report_id, cmd
     )
     return "resolved"
 
 
 async def _reject(request, state, session, user, report_id, form) -> str:
-    data = _convert({"reason": form.get("reason", "")}, RejectIn)
-    await handling.reject(
-        session, user.principal, report_id, data.reason, state.clock.now(), client_ip(request)
-    )
+    cmd = _convert({"reason": form.get("reason", "")}, RejectIn)
+    await handling.reject(session, _actor(request), report_id, cmd)
     return "rejected"
 
 
 async def _merge(request, state, session, user, report_id, form) -> str:
-    data = _convert({"original_code": form.get("original_code", "")}, MergeIn)
-    await handling.merge_duplicate(
-        session,
-        user.principal,
-        report_id,
-        data.original_code,
-        state.clock.now(),
-        client_ip(request),
-    )
+    cmd = _convert({"original_code": form.get("original_code", "")}, MergeIn)
+    await handling.merge_duplicate(session, _actor(request), report_id, cmd)
     return "merged"
 
 
 async def _hide_text(request, state, session, user, report_id, form) -> str:
-    data = _convert({"reason": form.get("reason", "")}, RejectIn)
-    await complaints.hide_text(session, user.principal, report_id, data.reason, client_ip(request))
+    cmd = _convert({"reason": form.get("reason", "")}, RejectIn)
+    await complaints.hide_text(session, _actor(request), report_id, cmd.reason)
     return "hidden"
 
 
 async def _hide_photo(request, state, session, user, report_id, form) -> str:
-    data = _convert({"reason": form.get("reason", "")}, RejectIn)
+    cmd = _convert({"reason": form.get("reason", "")}, RejectIn)
     try:
         photo_id = uuid.UUID(str(form.get("photo_id", "")))
     except ValueError as exc:
@@ -852,7 +777,7 @@ async def _hide_photo(request, state, session, user, report_id, form) -> str:
             params={"fields": "photo_id"},
             errors=[FieldError(field="photo_id", message="not a uuid")],
         ) from exc
-    await complaints.hide_photo(session, user.principal, photo_id, data.reason, client_ip(request))
+    await complaints.hide_photo(session, _actor(request), photo_id, cmd.reason)
     return "hidden"
 
 

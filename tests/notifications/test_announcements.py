@@ -12,6 +12,7 @@ from datetime import timedelta
 from arq import cron
 from sqlalchemy import func, select, text, update
 
+from app import policy
 from app.core import db
 from app.core.audit import AuditEntry
 from app.core.auth import Principal, RoleGrant
@@ -281,13 +282,14 @@ async def test_the_reconciler_restarts_a_lost_fan_out_and_lost_push_batches(
     admin_id = await user_id(inbox, admin["headers"])
     principal = Principal(admin_id, "staff", 0, uuid.uuid4(), (RoleGrant("admin"),))
     clock.set(hanoi(DAYTIME))
+    actor = await policy.actor_for(principal, app.state.reference, clock.now())
     body = AnnouncementIn(
         texts=AnnouncementTexts(vi=AnnouncementText(title="Tiêm chủng", body="Thứ Bảy.")),
         area_codes=[ward],
     )
     # written while Redis was away: no fan-out job; then one step whose push jobs are lost
     async with db.transaction(app.state.sessionmaker, None) as s:
-        created = await create_announcement(s, principal, body, clock.now())
+        created = await create_announcement(s, actor, body, clock.now())
     async with db.transaction(app.state.sessionmaker, None) as s:
         await fan_out_step(s, created.id, clock.now(), 25)
 

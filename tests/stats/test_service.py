@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, select
 
+from app import policy
 from app.complaints.models import Report
 from app.core.auth import Principal, RoleGrant
 from app.core.errors import BadRequest, Forbidden, NotFound
@@ -43,14 +44,17 @@ async def published(app, unit, period: str) -> service.UnitServiceIndex | None:
     return next((u for u in index if u.unit_code == unit.code), None)
 
 
-def staff(*grants: tuple[str, uuid.UUID | None]) -> Principal:
-    return Principal(
+def staff(*grants: tuple[str, uuid.UUID | None]) -> policy.Actor:
+    """A staff actor (app/policy.py) with these grants; no unit below another here."""
+    principal = Principal(
         user_id=uuid.uuid4(),
         kind="staff",
         identity_level=0,
         sid=uuid.uuid4(),
         roles=tuple(RoleGrant(role, unit_id) for role, unit_id in grants),
     )
+    managed = frozenset(principal.unit_ids("manager"))
+    return policy.build_actor(principal, managed, datetime.now(UTC))
 
 
 async def test_figures_per_channel(app, session):
@@ -328,13 +332,13 @@ def test_other_periods_are_a_bad_request(period):
 
 def test_who_may_view_a_unit():
     own, other = uuid.uuid4(), uuid.uuid4()
-    assert service.can_view_unit(staff(("officer", own)), own)
-    assert service.can_view_unit(staff(("manager", own)), own)
-    assert not service.can_view_unit(staff(("officer", own)), other)
-    assert not service.can_view_unit(staff(("manager", own)), other)
-    assert service.can_view_unit(staff(("dispatcher", None)), other)
-    assert service.can_view_unit(staff(("admin", None)), other)
-    assert not service.can_view_unit(staff(), own)
+    assert policy.may_view_unit_index(staff(("officer", own)), own)
+    assert policy.may_view_unit_index(staff(("manager", own)), own)
+    assert not policy.may_view_unit_index(staff(("officer", own)), other)
+    assert not policy.may_view_unit_index(staff(("manager", own)), other)
+    assert policy.may_view_unit_index(staff(("dispatcher", None)), other)
+    assert policy.may_view_unit_index(staff(("admin", None)), other)
+    assert not policy.may_view_unit_index(staff(), own)
 
 
 async def test_unit_index_for_staff_denies(app, session):
