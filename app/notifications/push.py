@@ -3,11 +3,20 @@
 
 ``notification_deliveries`` is the record: one row per (notification, device), made the
 first time a notification is pushed, for the recipient's active devices then. A run sends
-only the rows still ``pending``, and locks them while it does (``FOR UPDATE SKIP
-LOCKED``), so a job that runs twice, a retry or a reconciliation never sends a ``sent``
-row again. (A worker killed between FCM's answer and the commit sends those rows again
-on its retry: at least once, never twice on purpose; the collapse key makes a phone show
-such a repeat once.)
+only the rows still ``pending``, in three steps, so that no transaction stays open while
+FCM answers:
+
+1. *claim* (one short transaction, committed): the rows to send get ``claimed_until``
+   (now + the lease, longer than a job may run), taken with ``FOR UPDATE SKIP LOCKED``
+   among pending rows whose claim is absent or lapsed;
+2. *send*, outside any transaction;
+3. *record* (another short transaction): each answer, the claim cleared.
+
+So a job that runs twice, a retry or a reconciliation never sends a ``sent`` row again,
+nor a row another run is sending (it asks to be run again when that claim lapses). A
+worker killed or timed out between the claim and the record leaves its rows claimed and
+``pending``: sent again once the lease lapses — at least once, never twice on purpose;
+the collapse key makes a phone show such a repeat once.
 
 What FCM answers decides each row:
 
@@ -43,7 +52,8 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -61,12 +71,21 @@ PUSH_JOB = "push_notification"
 PUSH_BATCH_JOB = "push_notification_batch"
 PUSH_JOB_BATCH = 100
 """Notifications per batch job (an announcement's, or released, or reconciled). A push job
-keeps its transaction and its deliveries' row locks while it sends, and the running jobs
+keeps its deliveries claimed while it sends, and the running jobs
 of a worker (up to 20) share one sender, so a job lasts about (running jobs × batch) ÷
 pushes per second: with 100, a round is 2,000 messages — seconds, far from the job
 timeout (120 s) even at 100 pushes/s, where 500 would need 85/s — and the first
 followers' phones ring after ~2,000 sends, not ~10,000. (The sender still sends up to
 ``MAX_BATCH`` = 500 per call.)"""
+
+CLAIM_LEASE_SECONDS = 150.0
+"""How long a run's claim on the deliveries it sends lasts (``claimed_until``) unless it
+records them first: longer than a push job may run (the worker's job timeout, 120 s by
+default, plus a margin; the worker passes its own). Past it, the rows are sent again.
+"""
+
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens one transaction boundary (``db.transaction``) and yields its session."""
 
 # Android delivers "normal" messages when the phone wakes; everything a person should
 # see at once goes "high" (FCM wants a visible notification for high-priority messages).
@@ -249,17 +268,34 @@ _SKIP_DISABLED = text(
     """
 )
 
+# rows another run is sending (claimed, lease not lapsed): when may we look again
+_BUSY_UNTIL = text(
+    """
+    SELECT max(claimed_until) FROM notification_deliveries
+     WHERE notification_id = ANY(CAST(:ids AS bigint[]))
+       AND status = 'pending' AND claimed_until > :now
+    """
+)
+
 _CLAIM = text(
     """
-    SELECT nd.notification_id, nd.device_id, nd.attempts, d.token,
-           n.user_id, n.kind, n.title, n.body, n.data
-      FROM notification_deliveries nd
-      JOIN notifications n ON n.id = nd.notification_id
-      JOIN devices d ON d.id = nd.device_id
-     WHERE nd.notification_id = ANY(CAST(:ids AS bigint[]))
-       AND nd.status = 'pending' AND (n.push_status = 'pending') IS NOT FALSE
-     ORDER BY nd.notification_id, nd.device_id
-       FOR UPDATE OF nd SKIP LOCKED
+    WITH free AS (
+        SELECT nd.notification_id, nd.device_id
+          FROM notification_deliveries nd
+          JOIN notifications n ON n.id = nd.notification_id
+         WHERE nd.notification_id = ANY(CAST(:ids AS bigint[]))
+           AND nd.status = 'pending' AND (n.push_status = 'pending') IS NOT FALSE
+           AND (nd.claimed_until IS NULL OR nd.claimed_until <= :now)
+         ORDER BY nd.notification_id, nd.device_id
+           FOR UPDATE OF nd SKIP LOCKED
+    )
+    UPDATE notification_deliveries nd SET claimed_until = :until
+      FROM free
+      JOIN notifications n ON n.id = free.notification_id
+      JOIN devices d ON d.id = free.device_id
+     WHERE nd.notification_id = free.notification_id AND nd.device_id = free.device_id
+    RETURNING nd.notification_id, nd.device_id, nd.attempts, d.token,
+              n.user_id, n.kind, n.title, n.body, n.data
     """
 )
 
@@ -279,11 +315,13 @@ _RECORD = text(
            attempted_at = :now,
            last_error = r.error,
            fcm_message_id = COALESCE(r.message_id, nd.fcm_message_id),
-           sent_at = CASE WHEN r.status = 'sent' THEN CAST(:now AS timestamptz) END
+           sent_at = CASE WHEN r.status = 'sent' THEN CAST(:now AS timestamptz) END,
+           claimed_until = NULL
       FROM unnest(CAST(:nids AS bigint[]), CAST(:dids AS uuid[]), CAST(:statuses AS text[]),
                   CAST(:errors AS text[]), CAST(:message_ids AS text[]))
            AS r(notification_id, device_id, status, error, message_id)
      WHERE nd.notification_id = r.notification_id AND nd.device_id = r.device_id
+       AND nd.claimed_until = :until
     """
 )
 
@@ -371,82 +409,143 @@ _RELEASE = text(
 
 
 async def push_notifications(
-    session: AsyncSession,
+    transaction: Transaction,
     sender: PushSender,
     notification_ids: list[int],
     now: datetime,
     *,
     policy: PushPolicy = DEFAULT_POLICY,
     rng: random.Random | None = None,
+    lease_seconds: float = CLAIM_LEASE_SECONDS,
 ) -> PushOutcome:
     """Push the notifications to their recipients' devices: rows still pending, in
-    batches of at most ``MAX_BATCH``; record every answer; settle what is done. Runs in
-    the caller's transaction; the caller retries after ``outcome.retry_in`` if set. The
+    batches of at most ``MAX_BATCH``; record every answer; settle what is done.
+    ``transaction`` opens a boundary; it is opened twice, to claim the rows and to record
+    the answers, and no transaction is open while FCM answers (see the module's
+    docstring). The caller retries after ``outcome.retry_in`` if set. The
     ``outcome.deferred`` ones are held (``push_after``) until their quiet hours end."""
     rng = rng or random.Random()
     outcome = PushOutcome()
     ids = sorted(set(notification_ids))
     if not ids:
         return outcome
+    until = now + timedelta(seconds=lease_seconds)
+    async with transaction() as session:
+        ids, muted, deliveries, unread, busy_until = await _claim(
+            session, ids, now, until, outcome, policy
+        )
+        if not deliveries and ids:
+            settled = await session.execute(_SETTLE, {"ids": ids})
+            outcome.settled |= dict(settled.all())
+    delays: list[float] = []
+    if deliveries:
+        verdicts, disable = await _send_claimed(sender, deliveries, unread, policy, rng, delays)
+        async with transaction() as session:
+            await _record(session, deliveries, verdicts, disable, now, until, outcome)
+            settled = await session.execute(_SETTLE, {"ids": ids})
+            outcome.settled |= dict(settled.all())
+        outcome.sent = sum(v.status == "sent" for v in verdicts)
+        outcome.failed = sum(v.status == "failed" for v in verdicts)
+        outcome.retrying = len(delays)
+    if busy_until is not None:  # another run is sending some: look again when it is done
+        delays.append(max((busy_until - now).total_seconds(), 1.0))
+    outcome.retry_in = max(delays) if delays else None
+    if deliveries or outcome.settled or outcome.deferred or muted:
+        log.info("notifications_pushed", extra=outcome.summary())
+    return outcome
+
+
+async def _claim(
+    session: AsyncSession,
+    ids: list[int],
+    now: datetime,
+    until: datetime,
+    outcome: PushOutcome,
+    policy: PushPolicy,
+) -> tuple[list[int], list[int], list[_Delivery], dict[uuid.UUID, int], datetime | None]:
+    """Step 1, in its own transaction: expire, apply preferences, make the deliveries of
+    a first run, skip disabled devices, claim the rows to send. Returns the ids still in
+    play, the muted, the claimed deliveries, unread counts (the badge) and when rows
+    another run holds are free again."""
     outcome.expired = await expire_stale_pushes(session, now, policy.max_age_seconds, ids)
     gate = await preferences.gate(session, ids, now)
     outcome.muted = len(gate.muted)
     outcome.deferred = gate.deferred
+    outcome.settled = dict.fromkeys(gate.muted, "muted")
     if gate.muted or gate.deferred:
         held = set(gate.muted) | set(gate.deferred)
         ids = [i for i in ids if i not in held]
     if not ids:
-        outcome.settled = dict.fromkeys(gate.muted, "muted")
-        if gate.muted or gate.deferred:
-            log.info("notifications_pushed", extra=outcome.summary())
-        return outcome
+        return ids, list(gate.muted), [], {}, None
     await session.execute(_CREATE_DELIVERIES, {"ids": ids, "now": now})
     skipped = await session.execute(_SKIP_DISABLED, {"ids": ids})
     outcome.skipped = skipped.rowcount or 0
-    deliveries = [_Delivery(*row) for row in await session.execute(_CLAIM, {"ids": ids})]
+    busy_until = await session.scalar(_BUSY_UNTIL, {"ids": ids, "now": now})
+    rows = await session.execute(_CLAIM, {"ids": ids, "now": now, "until": until})
+    deliveries = sorted(
+        (_Delivery(*row) for row in rows), key=lambda d: (d.notification_id, d.device_id)
+    )
+    unread: dict[uuid.UUID, int] = {}
     if deliveries:
         users = sorted({d.user_id for d in deliveries})
         unread = dict((await session.execute(_UNREAD, {"users": users})).all())
-        verdicts: list[_Verdict] = []
-        disable: dict[uuid.UUID, str] = {}
-        delays: list[float] = []
-        for start in range(0, len(deliveries), MAX_BATCH):
-            batch = deliveries[start : start + MAX_BATCH]
-            messages = [push_message(d, unread.get(d.user_id, 0)) for d in batch]
-            results = await _send(sender, messages)
-            for delivery, result in zip(batch, results, strict=True):
-                verdict = _judge(delivery, result, policy)
-                verdicts.append(verdict)
-                if result.permanent:
-                    disable[delivery.device_id] = f"fcm:{result.error_code}"
-                if verdict.status == "pending":
-                    delays.append(policy.delay(delivery.attempts + 1, result.retry_after, rng))
-        await session.execute(
-            _RECORD,
-            {
-                "now": now,
-                "nids": [d.notification_id for d in deliveries],
-                "dids": [d.device_id for d in deliveries],
-                "statuses": [v.status for v in verdicts],
-                "errors": [v.error for v in verdicts],
-                "message_ids": [v.message_id for v in verdicts],
-            },
+    return ids, list(gate.muted), deliveries, unread, busy_until
+
+
+async def _send_claimed(
+    sender: PushSender,
+    deliveries: list[_Delivery],
+    unread: dict[uuid.UUID, int],
+    policy: PushPolicy,
+    rng: random.Random,
+    delays: list[float],
+) -> tuple[list[_Verdict], dict[uuid.UUID, str]]:
+    """Step 2, outside any transaction: send, and judge every answer."""
+    verdicts: list[_Verdict] = []
+    disable: dict[uuid.UUID, str] = {}
+    for start in range(0, len(deliveries), MAX_BATCH):
+        batch = deliveries[start : start + MAX_BATCH]
+        messages = [push_message(d, unread.get(d.user_id, 0)) for d in batch]
+        results = await _send(sender, messages)
+        for delivery, result in zip(batch, results, strict=True):
+            verdict = _judge(delivery, result, policy)
+            verdicts.append(verdict)
+            if result.permanent:
+                disable[delivery.device_id] = f"fcm:{result.error_code}"
+            if verdict.status == "pending":
+                delays.append(policy.delay(delivery.attempts + 1, result.retry_after, rng))
+    return verdicts, disable
+
+
+async def _record(
+    session: AsyncSession,
+    deliveries: list[_Delivery],
+    verdicts: list[_Verdict],
+    disable: dict[uuid.UUID, str],
+    now: datetime,
+    until: datetime,
+    outcome: PushOutcome,
+) -> None:
+    """Step 3, in its own transaction: every answer on its row (only rows this run still
+    holds: ``claimed_until`` names the claim), the claim cleared, dead devices disabled."""
+    await session.execute(
+        _RECORD,
+        {
+            "now": now,
+            "until": until,
+            "nids": [d.notification_id for d in deliveries],
+            "dids": [d.device_id for d in deliveries],
+            "statuses": [v.status for v in verdicts],
+            "errors": [v.error for v in verdicts],
+            "message_ids": [v.message_id for v in verdicts],
+        },
+    )
+    if disable:
+        disabled = await session.execute(
+            _DISABLE_DEVICES,
+            {"now": now, "ids": list(disable), "reasons": list(disable.values())},
         )
-        if disable:
-            disabled = await session.execute(
-                _DISABLE_DEVICES,
-                {"now": now, "ids": list(disable), "reasons": list(disable.values())},
-            )
-            outcome.devices_disabled = len(disabled.all())
-        outcome.sent = sum(v.status == "sent" for v in verdicts)
-        outcome.failed = sum(v.status == "failed" for v in verdicts)
-        outcome.retrying = len(delays)
-        outcome.retry_in = max(delays) if delays else None
-    settled = await session.execute(_SETTLE, {"ids": ids})
-    outcome.settled = dict.fromkeys(gate.muted, "muted") | dict(settled.all())
-    if deliveries or outcome.settled or outcome.deferred:
-        log.info("notifications_pushed", extra=outcome.summary())
-    return outcome
+        outcome.devices_disabled = len(disabled.all())
 
 
 async def _send(sender: PushSender, messages: list[PushMessage]) -> list[PushResult]:

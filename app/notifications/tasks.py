@@ -36,11 +36,20 @@ def _policy(ctx: dict[str, Any]) -> push.PushPolicy:
     return ctx.get("push_policy") or push.DEFAULT_POLICY
 
 
+# a push's claim outlasts the job that holds it (arq cancels a job at its timeout)
+CLAIM_MARGIN_SECONDS = 30
+
+
 async def _push(ctx: dict[str, Any], ids: list[int]) -> dict[str, int]:
-    async with db.transaction(ctx["sessionmaker"], ctx["redis"]) as session:
-        outcome = await push.push_notifications(
-            session, ctx["push"], ids, ctx["clock"].now(), policy=_policy(ctx)
-        )
+    """Claim, send, record: two short transactions, none open while FCM answers."""
+    outcome = await push.push_notifications(
+        lambda: db.transaction(ctx["sessionmaker"], ctx["redis"]),
+        ctx["push"],
+        ids,
+        ctx["clock"].now(),
+        policy=_policy(ctx),
+        lease_seconds=ctx["settings"].worker_job_timeout_seconds + CLAIM_MARGIN_SECONDS,
+    )
     if outcome.retry_in is not None:
         log.info(
             "push_retry_scheduled",

@@ -5,12 +5,19 @@ delivered once; a job run twice sends nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from arq import cron
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from app.accounts.models import Device
 from app.core import db
@@ -44,6 +51,8 @@ from tests.notifications.conftest import (
 )
 from tests.routing.test_routing import file_petition
 from tests.standins.fcm import FcmStandin, fcm_standin  # noqa: F401  (the fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -191,10 +200,14 @@ async def test_a_device_disabled_while_its_delivery_waits_for_a_retry_is_skipped
     rng = random.Random(7)
 
     async def push(nid: int):
-        async with db.transaction(app.state.sessionmaker, None) as session:
-            return await push_notifications(
-                session, sender, [nid], clock.now(), policy=FAST, rng=rng
-            )
+        return await push_notifications(
+            lambda: db.transaction(app.state.sessionmaker, None),
+            sender,
+            [nid],
+            clock.now(),
+            policy=FAST,
+            rng=rng,
+        )
 
     try:
         fcm_standin.fail(token, "QUOTA_EXCEEDED", times=1, retry_after="30")
@@ -290,8 +303,9 @@ async def test_a_job_run_twice_sends_nothing_twice(
     worker = await run_worker()
     sender = FcmPushSender(fcm_settings)
     try:
-        async with db.transaction(app.state.sessionmaker, None) as session:
-            outcome = await push_notifications(session, sender, [nid], clock.now())
+        outcome = await push_notifications(
+            lambda: db.transaction(app.state.sessionmaker, None), sender, [nid], clock.now()
+        )
     finally:
         await sender.close()
 
@@ -374,3 +388,125 @@ def test_data_payload_is_strings_only_without_reserved_keys():
         "notification_id": "42",
         "kind": "report_resolved",
     }
+
+
+# ------------------------------------------------------------------------- no transaction
+# held across FCM's answer (issue 18 item 6)
+
+IDLE_IN_TRANSACTION = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND application_name = 'city-app' AND state LIKE 'idle in transaction%'"
+)
+CLAIMED = text(
+    "SELECT count(*) FROM notification_deliveries"
+    " WHERE notification_id = :nid AND status = 'pending' AND claimed_until IS NOT NULL"
+)
+
+
+async def wait_for_send(fcm: FcmStandin, token: str, count: int = 1, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while len(fcm.sends_to(token)) < count:
+        assert time.monotonic() < deadline, "the worker never sent"
+        await asyncio.sleep(0.05)
+
+
+async def test_no_transaction_is_open_while_a_push_waits_for_fcm(
+    app, inbox, caplog, clock, fcm_standin, run_worker
+):
+    """Before: the push job held its transaction (and the deliveries' row locks) open
+    across the whole FCM round trip: PostgreSQL showed the worker idle in transaction."""
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    token = await register_device(inbox, resident["headers"], "android")
+    [nid] = await write_notices(app, [notice_about(filed)], clock.now(), enqueue=False)
+    redis = app.state.redis
+    await redis.enqueue_job(PUSH_JOB, nid, _job_id=qualified_job_id(redis, push_job_id(nid)))
+    fcm_standin.delay = 1.5  # FCM slow to answer
+    try:
+        worker = asyncio.create_task(run_worker())
+        await wait_for_send(fcm_standin, token)
+        async with app.state.engine.connect() as probe:
+            idle_in_transaction = await probe.scalar(IDLE_IN_TRANSACTION)
+            # the claim is committed: visible from outside while the answer is awaited
+            claimed = await probe.scalar(CLAIMED, {"nid": nid})
+        await worker
+    finally:
+        fcm_standin.delay = 0.0
+    assert idle_in_transaction == 0
+    assert claimed == 1
+    [row] = (await deliveries(app, nid)).values()
+    assert (row.status, row.attempts, row.claimed_until) == ("sent", 1, None)
+    assert (await notification(app, nid)).push_status == "sent"
+
+
+async def test_a_worker_killed_mid_send_never_resends_what_was_recorded_and_retries_the_rest(
+    app, inbox, caplog, clock, session, fcm_standin, fcm_settings, run_worker
+):
+    """kill -9 of a worker process while FCM has not answered: the claimed rows stay
+    pending and are sent again once the claim lapses; what was recorded sent is not."""
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    token = await register_device(inbox, resident["headers"], "android")
+    [done] = await write_notices(app, [notice_about(filed, 1)], clock.now())
+    await run_worker()  # pushed and recorded
+    assert len(fcm_standin.sends_to(token)) == 1
+    [pending] = await write_notices(app, [notice_about(filed, 2)], clock.now(), enqueue=False)
+    # whatever the hour, the worker process must not hold it for quiet hours
+    await session.execute(
+        text(
+            "INSERT INTO notification_preferences (user_id, quiet_hours, updated_at)"
+            " VALUES (:u, false, now())"
+        ),
+        {"u": await user_id(inbox, resident["headers"])},
+    )
+    await session.commit()
+    redis = app.state.redis
+    both = [done, pending]
+    await redis.enqueue_job(
+        PUSH_BATCH_JOB, both, _job_id=qualified_job_id(redis, f"killed:{push_batch_job_id(both)}")
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "WORKER_JOB_TIMEOUT_SECONDS": "10",  # arq retries a dead worker's job 20 s later
+        "FIREBASE_CREDENTIALS_FILE": fcm_settings.firebase_credentials_file,
+        "FCM_URL": fcm_settings.fcm_url,
+    }
+    # FCM slow to answer (its token endpoint too): the kill comes while the send waits
+    fcm_standin.delay = 3.0
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers",
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        await wait_for_send(fcm_standin, token, count=2)
+        async with app.state.engine.connect() as probe:
+            assert await probe.scalar(IDLE_IN_TRANSACTION) == 0
+            assert await probe.scalar(CLAIMED, {"nid": pending}) == 1
+        os.killpg(process.pid, signal.SIGKILL)  # kill -9, mid-send
+        await asyncio.wait_for(process.wait(), 10)
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        fcm_standin.delay = 0.0
+    row = (await deliveries(app, pending))[token]
+    assert (row.status, row.attempts) == ("pending", 0)  # sent, never recorded
+
+    # later (the claim has lapsed): the reconciler's job and the killed job's retry
+    clock.advance(timedelta(minutes=5))
+    await run_worker(
+        cron_jobs=[cron(notification_jobs.reconcile_pushes, second=50, run_at_startup=True)]
+    )
+    sent_ids = [m["data"]["notification_id"] for m in messages_to(fcm_standin, token)]
+    assert sent_ids.count(str(done)) == 1  # recorded as sent: never again
+    assert sent_ids.count(str(pending)) == 2  # unrecorded: sent again, once
+    row = (await deliveries(app, pending))[token]
+    assert (row.status, row.attempts, row.claimed_until) == ("sent", 1, None)
+    assert (await notification(app, pending)).push_status == "sent"
+    assert (await notification(app, done)).push_status == "sent"
