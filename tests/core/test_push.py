@@ -826,6 +826,35 @@ async def test_the_api_starts_and_serves_when_the_push_settings_cannot_work(
     assert "FCM_CA_FILE" in push_sender.reason
 
 
+async def test_the_api_starts_and_serves_behind_a_socks_proxy(
+    make_settings: Callable[..., Settings],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTPS_PROXY=socks5://...: the push sender refuses it with a logged reason (pushes
+    wait), and nothing else stops the API (the identity provider's httpx client needs
+    socksio, installed with httpx[socks])."""
+    import msgspec
+
+    from app.main import create_app
+    from tests.conftest import client_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+    fcm_settings = make_settings()
+    application = create_app(
+        msgspec.structs.replace(
+            settings, firebase_credentials_file=fcm_settings.firebase_credentials_file
+        )
+    )
+    async with application.lifespan(), client_for(application) as client:
+        response = await client.get("/health/live")
+        push_sender = application.state.push
+
+    assert response.status_code == 200
+    assert isinstance(push_sender, UnavailablePushSender)
+    assert "socks" in push_sender.reason.lower()
+
+
 # -- answers the sender must survive --------------------------------------------------------
 
 FCM_OK = b'{"name": "projects/city-app-test/messages/0:1"}'
