@@ -14,9 +14,21 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
-from sqlalchemy import and_, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
@@ -52,6 +64,7 @@ from app.core.errors import (
     Unprocessable,
 )
 from app.core.ratelimit import RateLimiter
+from app.core.reads import Query
 from app.core.security import hash_password, keyed_hash, numeric_code, random_token, verify_password
 from app.notifications import announcements as notifications_announcements
 from app.places.models import Area, Unit
@@ -463,9 +476,55 @@ async def _active_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
+# ``GET /me`` in one statement, no ORM instance (issue 18 item 9): the user's columns and,
+# for staff, their roles as one JSON array (residents hold none: no subquery run)
+_ROLES_JSON = (
+    select(
+        cast(
+            func.coalesce(
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_array(StaffRole.role, StaffRole.unit_id, Unit.code),
+                        StaffRole.role,
+                        Unit.code,
+                    )
+                ),
+                literal_column("'[]'::json"),
+            ),
+            Text,
+        )
+    )
+    .select_from(StaffRole)
+    .outerjoin(Unit, Unit.id == StaffRole.unit_id)
+    .where(StaffRole.user_id == User.id)
+    .scalar_subquery()
+)
+_PROFILE = select(
+    User.id,
+    User.kind,
+    User.phone,
+    User.email,
+    User.full_name,
+    User.locale,
+    User.identity_level,
+    User.citizen_id_last4,
+    User.home_area_code,
+    User.created_at,
+    case((User.kind == "staff", _ROLES_JSON)),
+    User.status,
+)
+_profile_roles = msgspec.json.Decoder(list[tuple[str, uuid.UUID | None, str | None]])
+
+
+_PROFILE_BY_ID = Query(_PROFILE.where(User.id == bindparam("user_id")))
+
+
 async def get_profile(session: AsyncSession, user_id: uuid.UUID) -> schemas.Profile:
-    user = await _active_user(session, user_id)
-    return await _profile(session, user)
+    row = await _PROFILE_BY_ID.fetchrow(session, user_id=user_id)
+    if row is None or row[11] != "active":
+        raise Unauthenticated("token_invalid")
+    roles = [schemas.RoleOut(*role) for role in _profile_roles.decode(row[10])] if row[10] else []
+    return schemas.Profile(*row[:10], roles=roles)
 
 
 async def _profile(session: AsyncSession, user: User) -> schemas.Profile:

@@ -8,6 +8,7 @@ idempotent per (reporter, Idempotency-Key).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import math
 import uuid
@@ -18,8 +19,11 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import (
     ARRAY,
     UUID,
+    Text,
     and_,
     any_,
+    bindparam,
+    cast,
     delete,
     func,
     literal,
@@ -28,7 +32,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +58,7 @@ from app.complaints.schemas import (
 from app.core import audit
 from app.core.calendar import Deadlines
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
+from app.core.reads import Query
 from app.core.storage import Storage
 from app.places.models import Category, Unit
 from app.policy import Actor
@@ -404,6 +409,46 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         ) from exc
 
 
+# The reporter's reads in one statement each, columns straight into the response's
+# Structs, no ORM instances (issue 18 item 9): the first visible photo's thumbnail and
+# the report's photos and public timeline come as subqueries (JSON arrays) of it.
+_FIRST_THUMBNAIL = (
+    select(ReportPhoto.thumb_key)
+    .where(ReportPhoto.report_id == Report.id, ReportPhoto.hidden_reason.is_(None))
+    .order_by(ReportPhoto.position)
+    .limit(1)
+    .scalar_subquery()
+)
+_SUMMARY = select(
+    Report.id,
+    Report.code,
+    Report.kind,
+    Report.status,
+    Report.category_code,
+    Report.description,
+    Report.area_code,
+    Report.created_at,
+    Report.updated_at,
+    _FIRST_THUMBNAIL,
+)
+
+
+@functools.cache
+def _mine_query(by_status: bool, by_kind: bool, after_cursor: bool) -> Query:
+    stmt = _SUMMARY.where(Report.reporter_id == bindparam("reporter_id"))
+    if by_status:
+        stmt = stmt.where(Report.status == bindparam("status"))
+    if by_kind:
+        stmt = stmt.where(Report.kind == bindparam("kind"))
+    if after_cursor:
+        at, before = bindparam("at"), bindparam("before")
+        stmt = stmt.where(
+            or_(Report.created_at < at, and_(Report.created_at == at, Report.id < before))
+        )
+    order = (Report.created_at.desc(), Report.id.desc())
+    return Query(stmt.order_by(*order).limit(bindparam("limit")))
+
+
 async def my_reports(
     session: AsyncSession,
     storage: Storage,
@@ -413,54 +458,18 @@ async def my_reports(
     cursor: str | None,
     limit: int,
 ) -> ReportPage:
-    stmt = (
-        select(Report)
-        .where(Report.reporter_id == reporter_id)
-        .order_by(Report.created_at.desc(), Report.id.desc())
-        .limit(limit + 1)
-    )
-    if status:
-        stmt = stmt.where(Report.status == status)
-    if kind:
-        stmt = stmt.where(Report.kind == kind)
+    values = {"reporter_id": reporter_id, "limit": limit + 1, "status": status, "kind": kind}
     if cursor:
-        at, rid = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(Report.created_at < at, and_(Report.created_at == at, Report.id < rid))
-        )
-    reports = list(await session.scalars(stmt))
-    more = len(reports) > limit
-    reports = reports[:limit]
-    thumbs = await _first_thumbnails(session, [r.id for r in reports])
+        values["at"], values["before"] = _decode_cursor(cursor)
+    rows = await _mine_query(bool(status), bool(kind), bool(cursor)).fetch(session, **values)
+    more = len(rows) > limit
+    rows = rows[:limit]
     items = [
-        ReportSummary(
-            id=r.id,
-            code=r.code,
-            kind=r.kind,
-            status=r.status,
-            category_code=r.category_code,
-            description=r.description,
-            area_code=r.area_code,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            thumbnail_url=await storage.signed_url(thumbs[r.id]) if r.id in thumbs else None,
-        )
-        for r in reports
+        ReportSummary(*row[:9], thumbnail_url=await storage.signed_url(row[9]) if row[9] else None)
+        for row in rows
     ]
-    next_cursor = _encode_cursor(reports[-1].created_at, reports[-1].id) if more else None
+    next_cursor = _encode_cursor(rows[-1][7], rows[-1][0]) if more else None
     return ReportPage(items=items, next_cursor=next_cursor)
-
-
-async def _first_thumbnails(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(ReportPhoto.report_id, ReportPhoto.thumb_key)
-        .where(ReportPhoto.report_id.in_(ids), ReportPhoto.hidden_reason.is_(None))
-        .ext(distinct_on(ReportPhoto.report_id))
-        .order_by(ReportPhoto.report_id, ReportPhoto.position)
-    )
-    return {rid: key for rid, key in rows}
 
 
 async def _own_report(
@@ -513,45 +522,146 @@ async def event_units(session: AsyncSession, events: list[ReportEvent]) -> dict[
     return {row.id: UnitRef(row.code, row.name_vi, row.name_en) for row in rows}
 
 
+def _json_list(*columns, order_by):
+    """One JSON array of arrays (as text, for msgspec to decode), in ``order_by`` order."""
+    return cast(func.json_agg(aggregate_order_by(func.json_build_array(*columns), order_by)), Text)
+
+
+_DETAIL_PHOTOS = (
+    select(
+        _json_list(
+            ReportPhoto.id,
+            ReportPhoto.width,
+            ReportPhoto.height,
+            ReportPhoto.display_key,
+            ReportPhoto.thumb_key,
+            ReportPhoto.taken_at,
+            ReportPhoto.geotag.is_not(None),
+            ReportPhoto.expires_at,
+            order_by=ReportPhoto.position,
+        )
+    )
+    .where(ReportPhoto.report_id == Report.id, ReportPhoto.hidden_reason.is_(None))
+    .scalar_subquery()
+)
+_DETAIL_TIMELINE = (
+    select(
+        _json_list(
+            ReportEvent.at,
+            ReportEvent.kind,
+            ReportEvent.from_status,
+            ReportEvent.to_status,
+            ReportEvent.body,
+            ReportEvent.actor_kind,
+            Unit.code,
+            Unit.name_vi,
+            Unit.name_en,
+            order_by=ReportEvent.id,
+        )
+    )
+    .select_from(ReportEvent)
+    .outerjoin(Unit, Unit.id == ReportEvent.unit_id)
+    .where(
+        ReportEvent.report_id == Report.id,
+        ReportEvent.public.is_(True),
+        ReportEvent.hidden_reason.is_(None),
+    )
+    .scalar_subquery()
+)
+_DETAIL = select(
+    Report.reporter_id,
+    Report.id,
+    Report.code,
+    Report.kind,
+    Report.status,
+    Report.category_code,
+    Report.description,
+    Report.address_text,
+    func.ST_Y(Report.location),
+    func.ST_X(Report.location),
+    Report.area_code,
+    Report.hide_identity,
+    Report.supporters_count,
+    Report.created_at,
+    Report.updated_at,
+    Report.due_at,
+    _DETAIL_PHOTOS,
+    _DETAIL_TIMELINE,
+)
+_detail_photos = msgspec.json.Decoder(
+    list[tuple[uuid.UUID, int, int, str, str, datetime | None, bool, datetime | None]]
+)
+_detail_timeline = msgspec.json.Decoder(
+    list[
+        tuple[
+            datetime,
+            str,
+            str | None,
+            str | None,
+            str | None,
+            str,
+            str | None,
+            str | None,
+            str | None,
+        ]
+    ]
+)
+
+
+_DETAIL_BY_ID = Query(_DETAIL.where(Report.id == bindparam("report_id")))
+
+
 async def report_detail(
     session: AsyncSession, storage: Storage, reporter_id: uuid.UUID, report_id: uuid.UUID
 ) -> ReportDetail:
-    report = await _own_report(session, reporter_id, report_id)
-    photos = await visible_photos(session, report.id)
-    events = await public_events(session, report.id)
-    units = await event_units(session, events)
-    point = to_shape(report.location)
-    actions = lifecycle.allowed_from(report.status, "resident")
-    if report.status in lifecycle.OPEN_STATUSES:
+    row = await _DETAIL_BY_ID.fetchrow(session, report_id=report_id)
+    # someone else's report is "not found": its existence is not revealed
+    if row is None or row[0] != reporter_id:
+        raise NotFound("report_not_found")
+    status = row[4]
+    actions = lifecycle.allowed_from(status, "resident")
+    if status in lifecycle.OPEN_STATUSES:
         actions = sorted({*actions, "comment", "add_photos"})
+    photos = [
+        PhotoOut(
+            id=pid,
+            width=width,
+            height=height,
+            url=await storage.signed_url(display_key),
+            thumbnail_url=await storage.signed_url(thumb_key),
+            taken_at=taken_at,
+            has_geotag=has_geotag,
+            expires_at=expires_at,
+        )
+        for pid, width, height, display_key, thumb_key, taken_at, has_geotag, expires_at in (
+            _detail_photos.decode(row[16]) if row[16] else ()
+        )
+    ]
+    timeline = [
+        EventOut(
+            at=at,
+            kind=kind,
+            from_status=from_status,
+            to_status=to_status,
+            body=body,
+            by=actor_kind,
+            unit=UnitRef(code, name_vi, name_en) if code is not None else None,
+        )
+        for at, kind, from_status, to_status, body, actor_kind, code, name_vi, name_en in (
+            _detail_timeline.decode(row[17]) if row[17] else ()
+        )
+    ]
     return ReportDetail(
-        id=report.id,
-        code=report.code,
-        kind=report.kind,
-        status=report.status,
-        category_code=report.category_code,
-        description=report.description,
-        address_text=report.address_text,
-        location=Point(lat=point.y, lon=point.x),
-        area_code=report.area_code,
-        hide_identity=report.hide_identity,
-        supporters_count=report.supporters_count,
-        created_at=report.created_at,
-        updated_at=report.updated_at,
-        due_at=report.due_at,
-        photos=[await photo_out(storage, p) for p in photos],
-        timeline=[
-            EventOut(
-                at=e.at,
-                kind=e.kind,
-                from_status=e.from_status,
-                to_status=e.to_status,
-                body=e.body,
-                by=e.actor_kind,
-                unit=units.get(e.unit_id) if e.unit_id else None,
-            )
-            for e in events
-        ],
+        *row[1:8],
+        location=Point(lat=row[8], lon=row[9]),
+        area_code=row[10],
+        hide_identity=row[11],
+        supporters_count=row[12],
+        created_at=row[13],
+        updated_at=row[14],
+        due_at=row[15],
+        photos=photos,
+        timeline=timeline,
         allowed_actions=actions,
     )
 

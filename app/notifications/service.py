@@ -10,6 +10,7 @@ after the commit (``push.py`` sends it).
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -17,13 +18,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import Text, cast, func, select, text, update
+from sqlalchemy import Text, bindparam, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import i18n
 from app.core.errors import BadRequest, FieldError, NotFound
 from app.core.jobs import enqueue
-from app.core.reads import single_statement
+from app.core.reads import Query
 from app.notifications.models import Notification
 from app.notifications.push import PUSH_BATCH_JOB, PUSH_JOB_BATCH, push_batch_job_id
 from app.notifications.schemas import NotificationOut, NotificationPage
@@ -180,6 +181,16 @@ _INBOX = select(
 _data = msgspec.json.Decoder(dict[str, Any])
 
 
+@functools.cache
+def _inbox_query(after_cursor: bool, unread_only: bool) -> Query:
+    stmt = _INBOX.where(Notification.user_id == bindparam("user_id"))
+    if after_cursor:
+        stmt = stmt.where(Notification.id < bindparam("before"))
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    return Query(stmt.order_by(Notification.id.desc()).limit(bindparam("limit")))
+
+
 async def list_notifications(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -189,13 +200,11 @@ async def list_notifications(
     unread_only: bool = False,
 ) -> NotificationPage:
     """The user's own notifications, newest first; keyset pagination on the id."""
-    stmt = _INBOX.where(Notification.user_id == user_id).order_by(Notification.id.desc())
-    stmt = stmt.limit(limit + 1)
+    query = _inbox_query(cursor is not None, unread_only)
+    values = {"user_id": user_id, "limit": limit + 1}
     if cursor is not None:
-        stmt = stmt.where(Notification.id < parse_cursor(cursor))
-    if unread_only:
-        stmt = stmt.where(Notification.read_at.is_(None))
-    rows = (await (await single_statement(session)).execute(stmt)).all()
+        values["before"] = parse_cursor(cursor)
+    rows = await query.fetch(session, **values)
     more = len(rows) > limit
     items = []
     for nid, kind, title, body, raw, created_at, read_at in rows[:limit]:
