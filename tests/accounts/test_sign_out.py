@@ -98,12 +98,27 @@ async def test_the_deny_list_check_reads_no_postgresql_while_redis_works(client,
     def seen(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
         statements.append(statement)
 
+    # hot reads run compiled statements on the driver's connection (app.core.reads.Query):
+    # asyncpg's query log sees those
+    drivers = []
+
+    def logged(record) -> None:  # noqa: ANN001
+        statements.append(record.query)
+
+    def checkout(dbapi_connection, record, proxy) -> None:  # noqa: ANN001
+        dbapi_connection.driver_connection.add_query_logger(logged)
+        drivers.append(dbapi_connection.driver_connection)
+
     engine = app.state.engine.sync_engine
     event.listen(engine, "before_cursor_execute", seen)
+    event.listen(engine, "checkout", checkout)
     try:
         for _ in range(3):
             assert (await client.get("/api/v1/me", headers=tokens["headers"])).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", seen)
+        event.remove(engine, "checkout", checkout)
+        for driver in drivers:
+            driver.remove_query_logger(logged)
     assert statements, "the profile itself reads PostgreSQL"
     assert not [s for s in statements if "session_revocations" in s]
