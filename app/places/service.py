@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import Float, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
-from app.core.reads import single_statement
+from app.core.reads import Query
 from app.places.models import Area
 from app.places.reference import ReferenceData
 from app.places.schemas import AreaOut, CategoryOut, UnitOut
@@ -46,11 +46,17 @@ async def find_area(session: AsyncSession, code: str) -> AreaOut:
 async def area_code_at(session: AsyncSession, lon: float, lat: float) -> str | None:
     """The area whose boundary contains the WGS84 point, or None (outside the city).
     A point exactly on a shared border goes to the lowest code, deterministically."""
-    point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-    conn = await single_statement(session)  # a read of one statement: no BEGIN/COMMIT
-    return await conn.scalar(
-        select(Area.code).where(func.ST_Intersects(Area.geom, point)).order_by(Area.code).limit(1)
-    )
+    row = await _AREA_AT.fetchrow(session, lon=lon, lat=lat)
+    return row[0] if row is not None else None
+
+
+# one statement, compiled once, no BEGIN/COMMIT (app.core.reads; issue 18 item 9)
+_POINT = func.ST_SetSRID(
+    func.ST_MakePoint(bindparam("lon", type_=Float), bindparam("lat", type_=Float)), 4326
+)
+_AREA_AT = Query(
+    select(Area.code).where(func.ST_Intersects(Area.geom, _POINT)).order_by(Area.code).limit(1)
+)
 
 
 async def area_at(
