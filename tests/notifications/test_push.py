@@ -510,3 +510,39 @@ async def test_a_worker_killed_mid_send_never_resends_what_was_recorded_and_retr
     assert (row.status, row.attempts, row.claimed_until) == ("sent", 1, None)
     assert (await notification(app, pending)).push_status == "sent"
     assert (await notification(app, done)).push_status == "sent"
+
+
+async def test_rows_another_run_is_sending_are_left_alone_until_its_claim_lapses(
+    app, inbox, caplog, clock, session, fcm_standin, fcm_settings, run_worker
+):
+    resident = await sign_in_resident(inbox, caplog)
+    filed = await routed_report(inbox, resident, run_worker)
+    token = await register_device(inbox, resident["headers"], "ios")
+    [nid] = await write_notices(app, [notice_about(filed)], clock.now(), enqueue=False)
+    sender = FcmPushSender(fcm_settings)
+
+    async def push(now):
+        return await push_notifications(
+            lambda: db.transaction(app.state.sessionmaker, None), sender, [nid], now, policy=FAST
+        )
+
+    try:
+        # another run claimed the row and is waiting on FCM (its lease: 100 s more)
+        await session.execute(
+            text(
+                "INSERT INTO notification_deliveries (notification_id, device_id, created_at,"
+                " claimed_until) SELECT :nid, d.id, now(), CAST(:until AS timestamptz)"
+                " FROM devices d WHERE d.token = :token"
+            ),
+            {"nid": nid, "token": token, "until": clock.now() + timedelta(seconds=100)},
+        )
+        await session.commit()
+        busy = await push(clock.now())
+        assert (busy.sent, busy.settled) == (0, {})
+        assert 99 <= busy.retry_in <= 100  # look again when that claim lapses
+        assert fcm_standin.sends_to(token) == []
+        later = await push(clock.now() + timedelta(seconds=101))  # it died: sent now, once
+    finally:
+        await sender.close()
+    assert (later.sent, later.settled, later.retry_in) == (1, {nid: "sent"}, None)
+    assert len(fcm_standin.sends_to(token)) == 1
