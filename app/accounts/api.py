@@ -22,7 +22,7 @@ from app.core.errors import BadRequest
 from app.policy import actor_of
 
 VNEID_STATE_TTL_SECONDS = 600
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]  # OpenAPI security requirement
 
 
 class AuthController(Controller):

@@ -20,6 +20,7 @@ from app.complaints.schemas import (
     HideIn,
     Kind,
     NearbyReport,
+    PhotoIdList,
     PhotoOut,
     RatingIn,
     ReportCreated,
@@ -48,7 +49,7 @@ IdempotencyKey = Annotated[
 
 
 class PhotoIds(Input):
-    photo_ids: Annotated[list[uuid.UUID], Meta(min_length=1, max_length=20)]
+    photo_ids: Annotated[PhotoIdList, Meta(min_length=1)]  # at most PHOTOS_PER_REPORT
 
 
 class SupportIn(Input):

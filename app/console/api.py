@@ -41,7 +41,7 @@ from app.routing.schemas import (
     TransferOut,
 )
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]  # OpenAPI security requirement
 
 
 def _out(report: Report) -> HandledOut:

@@ -142,7 +142,9 @@ _TITLES = {
 
 
 def _problem_response(request: Request, problem: Problem) -> Response[Problem]:
-    headers = {"Content-Language": i18n.negotiate(request.headers.get("accept-language"))}
+    headers: dict[str, str] = {
+        "Content-Language": i18n.negotiate(request.headers.get("accept-language"))
+    }
     if "problem_request_id" in request.scope.get("state", {}):
         # routing errors (404/405) happen before the middleware that sets the id
         headers["X-Request-ID"] = problem.request_id or ""

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.client_address import forwarded_https
@@ -21,7 +23,7 @@ HSTS = b"max-age=31536000; includeSubDomains"  # a year, the usual floor for pre
 NO_STORE = b"no-store"
 
 
-def _carries_credentials(headers: list[tuple[bytes, bytes]]) -> bool:
+def _carries_credentials(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     for name, value in headers:
         if name == b"authorization":
             return True

@@ -97,17 +97,17 @@ def load(directory: Path = CATALOGUE_DIR) -> dict[str, dict[Locale, str]]:
         if missing:
             problems.append(f"{key!r} lacks {missing}")
             continue
-        message = _NOTIFICATION_PART.sub(r"\1", key)
+        group = _NOTIFICATION_PART.sub(r"\1", key)
         for locale in LOCALES:
             try:
                 found = placeholders(by_locale[locale])
             except ValueError as exc:
                 problems.append(f"{key!r} ({locale}): {exc}")
                 continue
-            params.setdefault(message, {}).setdefault(locale, set()).update(found)
-    for message, by_locale in params.items():
-        if len({frozenset(p) for p in by_locale.values()}) > 1:
-            problems.append(f"{message!r} has different parameters per locale: {by_locale}")
+            params.setdefault(group, {}).setdefault(locale, set()).update(found)
+    for group, per_locale in params.items():
+        if len({frozenset(p) for p in per_locale.values()}) > 1:
+            problems.append(f"{group!r} has different parameters per locale: {per_locale}")
     if MISSING not in texts:
         problems.append(f"{MISSING!r} is missing")
     if problems:
@@ -228,5 +228,5 @@ def negotiate(accept_language: str | None) -> Locale:
         if primary in LOCALES and quality > 0:
             score = quality - position * 1e-6
             if best is None or score > best[0]:
-                best = (score, primary)  # type: ignore[assignment]
+                best = (score, primary)
     return best[1] if best else DEFAULT_LOCALE

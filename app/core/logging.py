@@ -21,14 +21,16 @@ VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 access_log = structlog.get_logger("city.access")
 
 
-def _add_request_id(_: object, __: str, event: dict) -> dict:
+def _add_request_id(
+    _: object, __: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
     rid = request_id_var.get()
     if rid and "request_id" not in event:
         event["request_id"] = rid
     return event
 
 
-_SHARED = [
+_SHARED: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,

@@ -291,7 +291,9 @@ def sdk_internals_problems() -> list[str]:
         problems.append("messaging._MessagingService.FCM_URL is not a str template with {0}")
     if not callable(getattr(messaging, "_get_messaging_service", None)):
         problems.append("messaging._get_messaging_service(app) is gone")
-    init = source_of(service_class.__init__, "messaging._MessagingService.__init__")
+    init = source_of(
+        getattr(service_class, "__init__", None), "messaging._MessagingService.__init__"
+    )
     for needle, what in (
         ("self._fcm_url = _MessagingService.FCM_URL.format(", "reads FCM_URL when made"),
         ("self._async_client = _http_client.HttpxAsyncClient(", "holds an HttpxAsyncClient"),
@@ -308,10 +310,11 @@ def sdk_internals_problems() -> list[str]:
     client_class = getattr(_http_client, "HttpxAsyncClient", None)
     if not isinstance(client_class, type):
         return [*problems, "firebase_admin._http_client.HttpxAsyncClient is gone"]
-    parameters = inspect.signature(client_class.__init__).parameters
+    client_init_function: Any = getattr(client_class, "__init__", None)  # every class has one
+    parameters = inspect.signature(client_init_function).parameters
     if not {"credential", "timeout"} <= set(parameters):
         problems.append("_http_client.HttpxAsyncClient(credential=, timeout=) changed")
-    client_init = source_of(client_class.__init__, "_http_client.HttpxAsyncClient.__init__")
+    client_init = source_of(client_init_function, "_http_client.HttpxAsyncClient.__init__")
     if client_init and "self._async_client = httpx.AsyncClient(" not in client_init:
         problems.append("_http_client.HttpxAsyncClient no longer holds _async_client (httpx)")
     request = source_of(
@@ -607,7 +610,9 @@ def https_proxy_for(url: str) -> str | None:
     if parts.scheme != "https":
         return None
     proxy = urllib.request.getproxies_environment().get("https")
-    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or ""):
+    # proxy_bypass_environment is in urllib.request but not in typeshed's stubs
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not proxy or bypass(parts.hostname or ""):
         return None
     return proxy
 

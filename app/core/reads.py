@@ -54,8 +54,12 @@ class Query:
 
     async def fetch(self, session: AsyncSession, **values: Any) -> list[Any]:
         raw = await (await single_statement(session)).get_raw_connection()
-        return await raw.driver_connection.fetch(self.sql, *self._args(values))
+        driver = raw.driver_connection
+        assert driver is not None  # a connection checked out of the pool has its driver's
+        return await driver.fetch(self.sql, *self._args(values))
 
     async def fetchrow(self, session: AsyncSession, **values: Any) -> Any:
         raw = await (await single_statement(session)).get_raw_connection()
-        return await raw.driver_connection.fetchrow(self.sql, *self._args(values))
+        driver = raw.driver_connection
+        assert driver is not None  # a connection checked out of the pool has its driver's
+        return await driver.fetchrow(self.sql, *self._args(values))

@@ -28,7 +28,7 @@ from app.notifications.schemas import (
 )
 from app.policy import actor_of
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]  # OpenAPI security requirement
 NotificationId = Annotated[int, Parameter(ge=1, le=service.MAX_ID)]
 
 

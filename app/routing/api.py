@@ -14,7 +14,7 @@ from app.core.db import DbSession
 from app.routing import service
 from app.routing.schemas import RuleIn, RuleOut
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]  # OpenAPI security requirement
 
 
 class RoutingRuleController(Controller):

@@ -13,7 +13,7 @@ from app.policy import actor_of
 from app.stats import service
 from app.stats.schemas import UnitServiceIndex, UnitServiceTrend
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]  # OpenAPI security requirement
 Period = Annotated[
     str,
     Parameter(
