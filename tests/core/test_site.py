@@ -40,3 +40,8 @@ async def test_favicon(client):
     assert r.headers["content-type"] == "image/x-icon"
     assert r.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
     assert "max-age=86400" in r.headers["cache-control"]
+
+
+async def test_console_pages_link_the_icon(client):
+    page = await client.get("/console/login")
+    assert page.status_code == 200 and '<link rel="icon" href="/favicon.ico">' in page.text
