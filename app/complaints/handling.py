@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import policy
 from app.accounts.models import User
 from app.accounts.phones import normalize_phone
-from app.complaints import lifecycle
+from app.complaints import lifecycle, photo_claim
 from app.complaints.codes import normalize_code
 from app.complaints.links import resident_link
 from app.complaints.models import Report, ReportEvent, ReportPhoto
@@ -148,8 +148,10 @@ async def _attach_resolution_photos(
     event: ReportEvent,
     photo_ids: list[uuid.UUID],
 ) -> None:
-    """Photos the staff member uploaded (POST /console/photos) join the resolution event;
-    each must be theirs, unattached and unexpired, or nothing is written."""
+    """Photos the staff member uploaded (POST /console/photos) join the resolution event
+    by the one photo-claim rule (``app.complaints.photo_claim``: theirs, unattached,
+    unexpired; flagged when far from the report or taken long before), or nothing is
+    written."""
     ids = list(dict.fromkeys(photo_ids))
     if not ids:
         return
@@ -165,35 +167,16 @@ async def _attach_resolution_photos(
             ReportPhoto.report_id == report.id
         )
     )
-    claimed = await session.execute(
-        text(
-            """
-            UPDATE report_photos p
-               SET report_id = :report_id, event_id = :event_id, expires_at = NULL,
-                   position = :position + a.ord - 1
-              FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS a(id, ord)
-             WHERE p.id = a.id AND p.owner_id = :owner AND p.report_id IS NULL
-               AND (p.expires_at IS NULL OR p.expires_at > :now)
-            RETURNING p.id
-            """
-        ),
-        {
-            "report_id": report.id,
-            "event_id": event.id,
-            "position": position,
-            "ids": ids,
-            "owner": actor.user_id,
-            "now": actor.now,
-        },
+    await photo_claim.claim_photos(
+        session,
+        settings,
+        owner_id=actor.user_id,
+        report_id=report.id,
+        photo_ids=ids,
+        now=actor.now,
+        position_base=position or 0,
+        event_id=event.id,
     )
-    taken = {row[0] for row in claimed}
-    missing = [str(i) for i in ids if i not in taken]
-    if missing:
-        raise Unprocessable(
-            "photo_ids_invalid",
-            params={"ids": ", ".join(missing)},
-            errors=[FieldError(field="photo_ids", message=m, source="body") for m in missing],
-        )
 
 
 async def resolve(

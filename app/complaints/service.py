@@ -17,27 +17,22 @@ from datetime import datetime, timedelta
 import msgspec
 from geoalchemy2.shape import to_shape
 from sqlalchemy import (
-    ARRAY,
-    UUID,
     Text,
     and_,
-    any_,
     bindparam,
     cast,
     delete,
     func,
-    literal,
     or_,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
-from app.complaints import lifecycle
+from app.complaints import lifecycle, photo_claim
 from app.complaints.codes import new_report_code, normalize_code
 from app.complaints.images import PhotoLimits, process_photo_async
 from app.complaints.models import Report, ReportEvent, ReportPhoto, ReportRating, ReportSupporter
@@ -184,10 +179,7 @@ async def file_report(
         "idem": idempotency_key,
         "fingerprint": fingerprint,
         "staff": filed_by_staff_id,
-        "now": now,
-        "photo_ids": photo_ids,
-        "stale_before": now - timedelta(days=settings.photo_stale_days),
-        "far_m": settings.photo_geotag_far_meters,
+        **photo_claim.claim_params(settings, now, filed_by_staff_id or reporter_id, photo_ids),
     }
     for _ in range(5):  # a code collision is about 1 in 10^11; never a 500 for it
         code = new_report_code()
@@ -226,11 +218,7 @@ async def file_report(
                 )
             )
         )
-        bad = [str(i) for i in photo_ids if i not in got]
-        raise Unprocessable(
-            "photo_ids_invalid",
-            errors=[FieldError(field="photo_ids", message=", ".join(bad), source="body")],
-        )
+        photo_claim.refuse_unclaimed(photo_ids, got)
     lifecycle.enqueue_routing(report_id)
     return (
         ReportCreated(
@@ -288,9 +276,8 @@ async def _filed_with_key(
 # inserted only when the category is active and the point is in one of the city's areas
 # (``checked`` says which failed). ``ON CONFLICT DO NOTHING`` names no index on purpose:
 # it covers both the report code (a collision: draw another) and the partial unique
-# index on (reporter_id, idempotency_key) (a retry). Photos are found by primary key
-# (``id = ANY``), so the plan does not depend on how many unattached photos there are;
-# a concurrent claim of the same photo waits for the row lock and then sees it taken.
+# index on (reporter_id, idempotency_key) (a retry). The photos are claimed by the one
+# photo-claim rule (``app.complaints.photo_claim``), here as a CTE over the new report.
 _FILE_REPORT = text(
     """
     WITH checked AS (
@@ -308,23 +295,10 @@ _FILE_REPORT = text(
           FROM checked
          WHERE checked.category_ok AND checked.area_code IS NOT NULL
         ON CONFLICT DO NOTHING
-        RETURNING id
-    ), claimed AS (
-        UPDATE report_photos AS p
-           SET report_id = report.id,
-               position = array_position(CAST(:photo_ids AS uuid[]), p.id) - 1,
-               expires_at = NULL,
-               taken_long_before = coalesce(p.taken_at < :stale_before, false),
-               geotag_far = coalesce(
-                   ST_DistanceSphere(p.geotag, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-                   > :far_m, false)
-          FROM report
-         WHERE p.id = ANY(CAST(:photo_ids AS uuid[]))
-           AND p.owner_id = coalesce(CAST(:staff AS uuid), :reporter)
-           AND p.report_id IS NULL
-           AND p.expires_at > :now
-        RETURNING p.id
-    ), event AS (
+        RETURNING id, location
+    ), claimed AS ("""
+    + photo_claim.claim_sql("report")
+    + """), event AS (
         INSERT INTO report_events (report_id, at, kind, to_status, actor_id, actor_kind, public)
         SELECT id, :now, 'transition', 'submitted', coalesce(CAST(:staff AS uuid), :reporter),
                CASE WHEN CAST(:staff AS uuid) IS NULL THEN 'resident' ELSE 'staff' END, true
@@ -336,57 +310,6 @@ _FILE_REPORT = text(
       FROM checked
     """
 )
-
-
-async def _claim_photos(
-    session: AsyncSession,
-    settings: Settings,
-    owner_id: uuid.UUID,
-    report_id: uuid.UUID,
-    photo_ids: list[uuid.UUID],
-    lon: float,
-    lat: float,
-    now: datetime,
-    position_base: int,
-) -> None:
-    """Attach the owner's unexpired, unattached photos to the report in one statement,
-    in the order given, flagging for staff a geotag far from the report or a capture
-    long before it (never a reason to refuse). Any photo that cannot be claimed (not
-    yours, used, expired, unknown) refuses the whole filing."""
-    if not photo_ids:
-        return
-    wanted = literal(photo_ids, ARRAY(UUID(as_uuid=True)))
-    here = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-    # by primary key (id = ANY), so the plan never walks the owner's other photos
-    claimed = await session.execute(
-        update(ReportPhoto)
-        .where(
-            ReportPhoto.id == any_(wanted),
-            ReportPhoto.owner_id == owner_id,
-            ReportPhoto.report_id.is_(None),
-            ReportPhoto.expires_at > now,
-        )
-        .values(
-            report_id=report_id,
-            position=position_base + func.array_position(wanted, ReportPhoto.id) - 1,
-            expires_at=None,
-            taken_long_before=func.coalesce(
-                ReportPhoto.taken_at < now - timedelta(days=settings.photo_stale_days), False
-            ),
-            geotag_far=func.coalesce(
-                func.ST_DistanceSphere(ReportPhoto.geotag, here) > settings.photo_geotag_far_meters,
-                False,
-            ),
-        )
-        .returning(ReportPhoto.id)
-    )
-    got = {row[0] for row in claimed}
-    if len(got) != len(photo_ids):
-        bad = [str(i) for i in photo_ids if i not in got]
-        raise Unprocessable(
-            "photo_ids_invalid",
-            errors=[FieldError(field="photo_ids", message=", ".join(bad), source="body")],
-        )
 
 
 # ---------------------------------------------------------------- the reporter's views
@@ -722,9 +645,14 @@ async def add_photos(
             params={"max": settings.photos_per_report},
             errors=[FieldError(field="photo_ids", message="too many", source="body")],
         )
-    point = to_shape(report.location)
-    await _claim_photos(
-        session, settings, reporter_id, report.id, ids, point.x, point.y, now, count or 0
+    await photo_claim.claim_photos(
+        session,
+        settings,
+        owner_id=reporter_id,
+        report_id=report.id,
+        photo_ids=ids,
+        now=now,
+        position_base=count or 0,
     )
     session.add(
         ReportEvent(
