@@ -41,6 +41,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.params import FromPath, FromQuery
 
 log = logging.getLogger("bench.floor")
 
@@ -385,7 +386,9 @@ async def floor_reports_mine(state: State, request: Request) -> FloorReportPage:
 
 
 @get("/floor/reports/{report_id:uuid}")
-async def floor_report_detail(state: State, request: Request, report_id: uuid.UUID) -> FloorDetail:
+async def floor_report_detail(
+    state: State, request: Request, report_id: FromPath[uuid.UUID]
+) -> FloorDetail:
     row = await state.pool.fetchrow(_DETAIL_SQL, report_id, _caller(request))
     if row is None:
         raise NotFoundException()
@@ -416,7 +419,9 @@ async def floor_notifications(state: State, request: Request) -> FloorNotificati
 
 
 @get("/floor/areas/lookup")
-async def floor_area_lookup(state: State, lat: float, lon: float) -> FloorArea:
+async def floor_area_lookup(
+    state: State, lat: FromQuery[float], lon: FromQuery[float]
+) -> FloorArea:
     row = await state.pool.fetchrow(_AREA_SQL, lon, lat)
     if row is None:
         raise NotFoundException()
@@ -424,7 +429,7 @@ async def floor_area_lookup(state: State, lat: float, lon: float) -> FloorArea:
 
 
 @get("/floor/feed", media_type="application/geo+json")
-async def floor_feed(state: State, bbox: str, zoom: int) -> FloorFeatures:
+async def floor_feed(state: State, bbox: FromQuery[str], zoom: FromQuery[int]) -> FloorFeatures:
     box = _bbox(bbox)
     if zoom >= 16:
         features, truncated = await state.pool.fetchrow(_STREET_SQL, *box)

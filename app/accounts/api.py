@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from app.accounts import schemas, service
@@ -39,7 +39,7 @@ class AuthController(Controller):
         ),
     )
     async def request_otp(
-        self, request: Request, state: State, session: DbSession, data: schemas.OtpRequest
+        self, request: Request, state: State, session: DbSession, data: JSONBody[schemas.OtpRequest]
     ) -> schemas.OtpRequested:
         return await service.request_otp(
             session,
@@ -61,7 +61,7 @@ class AuthController(Controller):
         ),
     )
     async def verify_otp(
-        self, request: Request, state: State, session: DbSession, data: schemas.OtpVerify
+        self, request: Request, state: State, session: DbSession, data: JSONBody[schemas.OtpVerify]
     ) -> schemas.TokenPair:
         return await service.verify_otp(
             session,
@@ -76,7 +76,7 @@ class AuthController(Controller):
 
     @post("/staff/login", status_code=HTTP_200_OK, summary="Staff sign-in with email and password")
     async def staff_login(
-        self, request: Request, state: State, session: DbSession, data: schemas.StaffLogin
+        self, request: Request, state: State, session: DbSession, data: JSONBody[schemas.StaffLogin]
     ) -> schemas.TokenPair:
         return await service.staff_login(
             session,
@@ -96,7 +96,11 @@ class AuthController(Controller):
         description="Each refresh token works once; presenting a spent one revokes the session.",
     )
     async def refresh(
-        self, request: Request, state: State, session: DbSession, data: schemas.RefreshRequest
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        data: JSONBody[schemas.RefreshRequest],
     ) -> schemas.TokenPair:
         return await service.refresh_session(
             session,
@@ -152,7 +156,11 @@ class AuthController(Controller):
         summary="Finish VNeID verification with the authorization code",
     )
     async def vneid_complete(
-        self, request: Request, state: State, session: DbSession, data: schemas.VneidComplete
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        data: JSONBody[schemas.VneidComplete],
     ) -> schemas.Profile:
         principal: Principal = request.user
         raw = await state.redis.getdel(f"{state.settings.redis_prefix}:vneid:{data.state}")
@@ -186,7 +194,7 @@ class MeController(Controller):
 
     @patch("/", summary="Update my name, language or home ward")
     async def update(
-        self, request: Request, session: DbSession, data: schemas.ProfileUpdate
+        self, request: Request, session: DbSession, data: JSONBody[schemas.ProfileUpdate]
     ) -> schemas.Profile:
         return await service.update_profile(session, request.user.user_id, data)
 
@@ -232,7 +240,7 @@ class MeController(Controller):
         status_code=HTTP_201_CREATED,
     )
     async def register_device(
-        self, request: Request, state: State, session: DbSession, data: schemas.DeviceIn
+        self, request: Request, state: State, session: DbSession, data: JSONBody[schemas.DeviceIn]
     ) -> Response[schemas.DeviceOut]:
         device, created = await service.register_device(
             session, request.user.user_id, data, state.clock.now()
@@ -274,8 +282,8 @@ class StaffAdminController(Controller):
         request: Request,
         session: DbSession,
         unit_code: FromPath[str],
-        before_id: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        before_id: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> list[schemas.AuditEntryOut]:
         return await service.unit_audit_trail(
             session, await actor_of(request), unit_code, before_id, limit, client_ip(request)
@@ -288,7 +296,7 @@ class StaffAdminController(Controller):
         summary="Create a responsible unit (admin)",
     )
     async def create_unit(
-        self, request: Request, session: DbSession, data: schemas.UnitIn
+        self, request: Request, session: DbSession, data: JSONBody[schemas.UnitIn]
     ) -> dict[str, uuid.UUID]:
         unit_id = await service.create_unit(session, request.user, data, client_ip(request))
         return {"id": unit_id}
@@ -298,7 +306,7 @@ class StaffAdminController(Controller):
         self,
         session: DbSession,
         # audit_log.id is a bigint: a larger cursor is refused, not sent to PostgreSQL
-        before_id: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        before_id: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> list[schemas.AuditEntryOut]:
         return await service.audit_trail(session, before_id, limit)

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from msgspec import Meta
 
@@ -38,8 +38,8 @@ from app.policy import actor_of
 BEARER = [{"bearer": []}]
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         min_length=8,
         max_length=80,
         pattern=r"^[A-Za-z0-9._:-]+$",
@@ -126,7 +126,7 @@ class ReportController(Controller):
         request: Request,
         state: State,
         session: DbSession,
-        data: ReportIn,
+        data: JSONBody[ReportIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReportCreated]:
         await state.limiter.hit(
@@ -154,10 +154,10 @@ class ReportController(Controller):
         request: Request,
         state: State,
         session: DbSession,
-        status: Status | None = None,
-        kind: Kind | None = None,
-        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        status: FromQuery[Status | None] = None,
+        kind: FromQuery[Kind | None] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> ReportPage:
         return await service.my_reports(
             session, state.storage, request.user.user_id, status, kind, cursor, limit
@@ -167,15 +167,15 @@ class ReportController(Controller):
     async def nearby(
         self,
         session: DbSession,
-        lat: Annotated[float, Parameter(ge=-90, le=90)],
-        lon: Annotated[float, Parameter(ge=-180, le=180)],
-        category: Annotated[str, Parameter(min_length=1, max_length=40)],
+        lat: Annotated[float, QueryParameter(ge=-90, le=90)],
+        lon: Annotated[float, QueryParameter(ge=-180, le=180)],
+        category: Annotated[str, QueryParameter(min_length=1, max_length=40)],
     ) -> list[NearbyReport]:
         return await service.nearby(session, lon, lat, category)
 
     @post("/supports", status_code=HTTP_200_OK, summary='Support a report ("me too"), once')
     async def support(
-        self, request: Request, state: State, session: DbSession, data: SupportIn
+        self, request: Request, state: State, session: DbSession, data: JSONBody[SupportIn]
     ) -> SupportOut:
         count = await service.support(session, request.user.user_id, data.code, state.clock.now())
         return SupportOut(code=data.code, supporters_count=count)
@@ -187,7 +187,7 @@ class ReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: RatingIn,
+        data: JSONBody[RatingIn],
     ) -> None:
         await service.rate(
             session,
@@ -229,7 +229,7 @@ class ReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: CommentIn,
+        data: JSONBody[CommentIn],
     ) -> None:
         await service.add_comment(
             session, request.user.user_id, report_id, data.body, state.clock.now()
@@ -242,7 +242,7 @@ class ReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: PhotoIds,
+        data: JSONBody[PhotoIds],
     ) -> None:
         await service.add_photos(
             session,
@@ -277,13 +277,13 @@ class PublicReportController(Controller):
         self,
         session: DbSession,
         bbox: Annotated[
-            str, Parameter(max_length=100, description="minLon,minLat,maxLon,maxLat (WGS84)")
+            str, QueryParameter(max_length=100, description="minLon,minLat,maxLon,maxLat (WGS84)")
         ],
-        zoom: Annotated[int, Parameter(ge=0, le=22)] = 12,
-        category: Annotated[str | None, Parameter(max_length=40)] = None,
-        status: Status | None = None,
-        kind: Kind | None = None,
-        since: datetime | None = None,
+        zoom: Annotated[int, QueryParameter(ge=0, le=22)] = 12,
+        category: Annotated[str | None, QueryParameter(max_length=40)] = None,
+        status: FromQuery[Status | None] = None,
+        kind: FromQuery[Kind | None] = None,
+        since: FromQuery[datetime | None] = None,
     ) -> public.FeatureCollection:
         return await public.feed(
             session, public.parse_bbox(bbox), zoom, category, status, kind, since
@@ -307,12 +307,20 @@ class ModerationController(Controller):
 
     @post("/photos/{photo_id:uuid}/hide", status_code=204, summary="Hide a photo")
     async def hide_photo(
-        self, request: Request, session: DbSession, photo_id: FromPath[uuid.UUID], data: HideIn
+        self,
+        request: Request,
+        session: DbSession,
+        photo_id: FromPath[uuid.UUID],
+        data: JSONBody[HideIn],
     ) -> None:
         await service.hide_photo(session, await actor_of(request), photo_id, data.reason)
 
     @post("/reports/{report_id:uuid}/hide-text", status_code=204, summary="Hide a report's text")
     async def hide_text(
-        self, request: Request, session: DbSession, report_id: FromPath[uuid.UUID], data: HideIn
+        self,
+        request: Request,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: JSONBody[HideIn],
     ) -> None:
         await service.hide_text(session, await actor_of(request), report_id, data.reason)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.complaints import handling
@@ -67,16 +67,15 @@ class ConsoleReportController(Controller):
         request: Request,
         state: State,
         session: DbSession,
-        unit: Annotated[str | None, Parameter(query="unit", max_length=40)] = None,
-        status: Annotated[
-            Literal["submitted", "assigned", "in_progress", "reopened"] | None,
-            Parameter(query="status"),
+        unit: Annotated[str | None, QueryParameter(max_length=40)] = None,
+        status: FromQuery[
+            Literal["submitted", "assigned", "in_progress", "reopened"] | None
         ] = None,
-        category: Annotated[str | None, Parameter(query="category", max_length=40)] = None,
-        overdue: Annotated[bool | None, Parameter(query="overdue")] = None,
-        due_soon: Annotated[bool, Parameter(query="due_soon")] = False,
-        cursor: Annotated[str | None, Parameter(query="cursor", max_length=200)] = None,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 50,
+        category: Annotated[str | None, QueryParameter(max_length=40)] = None,
+        overdue: FromQuery[bool | None] = None,
+        due_soon: FromQuery[bool] = False,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> QueuePage:
         return await console.queue(
             session,
@@ -109,7 +108,7 @@ class ConsoleReportController(Controller):
         request: Request,
         state: State,
         session: DbSession,
-        data: IntakeIn,
+        data: JSONBody[IntakeIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ReportCreated]:
         created, new = await handling.file_on_behalf(
@@ -131,7 +130,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: MessageIn,
+        data: JSONBody[MessageIn],
     ) -> HandledOut:
         report = await handling.add_message(
             session, await actor_of(request), report_id, data, kind="reply"
@@ -149,7 +148,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: MessageIn,
+        data: JSONBody[MessageIn],
     ) -> HandledOut:
         report = await handling.add_message(
             session, await actor_of(request), report_id, data, kind="info_request"
@@ -163,7 +162,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: MessageIn,
+        data: JSONBody[MessageIn],
     ) -> HandledOut:
         report = await handling.add_message(
             session, await actor_of(request), report_id, data, kind="note"
@@ -177,7 +176,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: ResolveIn,
+        data: JSONBody[ResolveIn],
     ) -> HandledOut:
         report = await handling.resolve(
             session,
@@ -200,7 +199,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: MergeIn,
+        data: JSONBody[MergeIn],
     ) -> HandledOut:
         report = await handling.merge_duplicate(session, await actor_of(request), report_id, data)
         return _out(report)
@@ -212,7 +211,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: RejectIn,
+        data: JSONBody[RejectIn],
     ) -> HandledOut:
         report = await handling.reject(session, await actor_of(request), report_id, data)
         return _out(report)
@@ -228,7 +227,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: TransferIn,
+        data: JSONBody[TransferIn],
     ) -> TransferOut:
         unit = await routing.transfer(
             session, state.settings, await actor_of(request), report_id, data
@@ -248,7 +247,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: ExtensionIn,
+        data: JSONBody[ExtensionIn],
     ) -> ExtensionOut:
         due = await routing.grant_extension(
             session, state.deadlines, await actor_of(request), report_id, data
@@ -266,7 +265,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: ExtensionRequestIn,
+        data: JSONBody[ExtensionRequestIn],
     ) -> HandledOut:
         report = await routing.request_extension(
             session, state.deadlines, await actor_of(request), report_id, data
@@ -284,7 +283,7 @@ class ConsoleReportController(Controller):
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        data: ExtensionDecisionIn,
+        data: JSONBody[ExtensionDecisionIn],
     ) -> HandledOut:
         report = await routing.decide_extension(
             session, state.deadlines, await actor_of(request), report_id, data

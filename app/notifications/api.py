@@ -8,7 +8,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, delete, get, post, put
 from litestar.datastructures import State
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from app.core.auth import require_resident, require_roles, require_user
@@ -29,7 +29,7 @@ from app.notifications.schemas import (
 from app.policy import actor_of
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]  # OpenAPI security requirement
-NotificationId = Annotated[int, Parameter(ge=1, le=service.MAX_ID)]
+NotificationId = Annotated[int, PathParameter(ge=1, le=service.MAX_ID)]
 
 
 class InboxController(Controller):
@@ -45,10 +45,10 @@ class InboxController(Controller):
         session: DbSession,
         cursor: Annotated[
             str | None,
-            Parameter(max_length=20, description="next_cursor of the previous page"),
+            QueryParameter(max_length=20, description="next_cursor of the previous page"),
         ] = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        unread: Annotated[bool, Parameter(description="only the unread ones")] = False,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        unread: Annotated[bool, QueryParameter(description="only the unread ones")] = False,
     ) -> NotificationPage:
         return await service.list_notifications(
             session, request.user.user_id, cursor=cursor, limit=limit, unread_only=unread
@@ -82,7 +82,7 @@ class InboxController(Controller):
         session: DbSession,
         up_to_id: Annotated[
             int | None,
-            Parameter(
+            QueryParameter(
                 ge=1,
                 le=service.MAX_ID,
                 description="only those up to this id (the newest the app has shown)",
@@ -109,14 +109,14 @@ class PreferencesController(Controller):
 
     @put("/", status_code=HTTP_200_OK, summary="Replace my push preferences")
     async def put_preferences(
-        self, request: Request, state: State, session: DbSession, data: PreferencesIn
+        self, request: Request, state: State, session: DbSession, data: JSONBody[PreferencesIn]
     ) -> PreferencesOut:
         return await preferences.put_preferences(
             session, request.user.user_id, data, state.clock.now()
         )
 
 
-AreaCodePath = Annotated[str, Parameter(min_length=1, max_length=10)]
+AreaCodePath = Annotated[str, PathParameter(min_length=1, max_length=10)]
 
 
 class FollowedAreasController(Controller):
@@ -163,7 +163,7 @@ class AnnouncementController(Controller):
         summary="Announce to the followers of areas (admin; a ward's manager for the ward)",
     )
     async def create(
-        self, request: Request, state: State, session: DbSession, data: AnnouncementIn
+        self, request: Request, state: State, session: DbSession, data: JSONBody[AnnouncementIn]
     ) -> AnnouncementOut:
         return await announcements.create_announcement(
             session, await actor_of(request), data, state.clock.now(), client_ip(request)

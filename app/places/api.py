@@ -9,7 +9,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from app.core.db import DbSession
 from app.core.i18n import negotiate
@@ -29,7 +29,7 @@ class PlacesController(Controller):
             str | None,
             # U+0000 is refused here as everywhere else (the list is served from memory,
             # so PostgreSQL is not there to refuse it)
-            Parameter(max_length=60, pattern=r"^[^\x00]*$", description="Name contains"),
+            QueryParameter(max_length=60, pattern=r"^[^\x00]*$", description="Name contains"),
         ] = None,
     ) -> list[AreaOut]:
         return await service.list_areas(state.reference, q)
@@ -39,8 +39,8 @@ class PlacesController(Controller):
         self,
         state: State,
         session: DbSession,
-        lat: Annotated[float, Parameter(ge=-90, le=90)],
-        lon: Annotated[float, Parameter(ge=-180, le=180)],
+        lat: Annotated[float, QueryParameter(ge=-90, le=90)],
+        lon: Annotated[float, QueryParameter(ge=-180, le=180)],
     ) -> AreaOut:
         return await service.area_at(session, state.reference, lon, lat)
 
@@ -48,7 +48,7 @@ class PlacesController(Controller):
     async def area(
         self,
         state: State,
-        code: Annotated[str, Parameter(pattern=r"^[0-9]{1,10}$", description="Official code")],
+        code: Annotated[str, QueryParameter(pattern=r"^[0-9]{1,10}$", description="Official code")],
     ) -> AreaOut:
         return await service.get_area(state.reference, code)
 

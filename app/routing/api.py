@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, Request, delete, get, post, put
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.core.auth import require_roles
 from app.core.client_address import client_ip
@@ -31,17 +31,23 @@ class RoutingRuleController(Controller):
     async def list_rules(
         self,
         session: DbSession,
-        category: Annotated[str | None, Parameter(query="category", max_length=40)] = None,
+        category: Annotated[str | None, QueryParameter(max_length=40)] = None,
     ) -> list[RuleOut]:
         return await service.list_rules(session, category)
 
     @post("/", summary="Add a routing rule (admin)")
-    async def create_rule(self, request: Request, session: DbSession, data: RuleIn) -> RuleOut:
+    async def create_rule(
+        self, request: Request, session: DbSession, data: JSONBody[RuleIn]
+    ) -> RuleOut:
         return await service.create_rule(session, request.user, data, client_ip(request))
 
     @put("/{rule_id:uuid}", summary="Replace a routing rule (admin)")
     async def update_rule(
-        self, request: Request, session: DbSession, rule_id: FromPath[uuid.UUID], data: RuleIn
+        self,
+        request: Request,
+        session: DbSession,
+        rule_id: FromPath[uuid.UUID],
+        data: JSONBody[RuleIn],
     ) -> RuleOut:
         return await service.update_rule(session, request.user, rule_id, data, client_ip(request))
 

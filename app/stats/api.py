@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 
 from app.core.auth import require_staff
 from app.core.db import DbSession
@@ -16,7 +16,7 @@ from app.stats.schemas import UnitServiceIndex, UnitServiceTrend
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]  # OpenAPI security requirement
 Period = Annotated[
     str,
-    Parameter(
+    QueryParameter(
         max_length=16,
         description="'all', 'last-30-days' or a month of receipt 'YYYY-MM' (local time)",
     ),

@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, State, UploadFile
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from app import policy
@@ -61,7 +61,7 @@ from app.web.session import (
 
 MAX_RESOLUTION_UPLOAD = 60_000_000  # a few phone photos in one form
 # ids in paths and forms are bigint columns: a larger number is a 400 at the edge
-RowId = Annotated[int, Parameter(ge=1, le=notifications.MAX_ID)]
+RowId = Annotated[int, PathParameter(ge=1, le=notifications.MAX_ID)]
 
 
 def _origin(url: str) -> str | None:
@@ -282,7 +282,7 @@ class ConsolePages(Controller):
 
     @get("/login")
     async def login_form(
-        self, request: Request, state: State, session: DbSession, next: str | None = None
+        self, request: Request, state: State, session: DbSession, next: FromQuery[str | None] = None
     ) -> Template | Redirect:
         try:
             await _user(request, state, session)
@@ -367,8 +367,8 @@ class ConsolePages(Controller):
     async def switch_language(
         self,
         state: State,
-        to: Annotated[str, Parameter(pattern="^(vi|en)$")],
-        next: str | None = None,
+        to: Annotated[str, QueryParameter(pattern="^(vi|en)$")],
+        next: FromQuery[str | None] = None,
     ) -> Redirect:
         response = Redirect(_safe_next(next), status_code=303)
         response.cookies.append(
@@ -389,14 +389,14 @@ class ConsolePages(Controller):
         request: Request,
         state: State,
         session: DbSession,
-        unit: Annotated[str | None, Parameter(max_length=40)] = None,
+        unit: Annotated[str | None, QueryParameter(max_length=40)] = None,
         status: Annotated[
-            str | None, Parameter(pattern="^(submitted|assigned|in_progress|reopened)?$")
+            str | None, QueryParameter(pattern="^(submitted|assigned|in_progress|reopened)?$")
         ] = None,
-        category: Annotated[str | None, Parameter(max_length=40)] = None,
-        overdue: bool | None = None,
-        due_soon: bool = False,
-        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+        category: Annotated[str | None, QueryParameter(max_length=40)] = None,
+        overdue: FromQuery[bool | None] = None,
+        due_soon: FromQuery[bool] = False,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> Template:
         user = await _user(request, state, session)
         actor = _actor(request)
@@ -454,8 +454,8 @@ class ConsolePages(Controller):
         request: Request,
         state: State,
         session: DbSession,
-        bbox: Annotated[str, Parameter(max_length=120)],
-        zoom: Annotated[int, Parameter(ge=0, le=22)] = 12,
+        bbox: Annotated[str, QueryParameter(max_length=120)],
+        zoom: Annotated[int, QueryParameter(ge=0, le=22)] = 12,
     ) -> Response:
         await _user(request, state, session)
         try:
@@ -566,7 +566,7 @@ class ConsolePages(Controller):
         request: Request,
         state: State,
         session: DbSession,
-        cursor: Annotated[str | None, Parameter(max_length=30)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=30)] = None,
     ) -> Template:
         """The staff member's notifications (new report, reminder, overdue, escalated,
         extension requested), newest first."""
@@ -631,7 +631,7 @@ class ConsolePages(Controller):
         state: State,
         session: DbSession,
         code: FromPath[str],
-        before_id: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
+        before_id: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
     ) -> Template:
         user = await _user(request, state, session)
         actor = _actor(request)
