@@ -11,6 +11,7 @@ import hmac
 import math
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,7 @@ from app.core.auth import (
     issue_access_token,
     register_revocation_loader,
 )
+from app.core.db import rowcount
 from app.core.errors import (
     BadRequest,
     Conflict,
@@ -524,11 +526,12 @@ async def get_profile(session: AsyncSession, user_id: uuid.UUID) -> schemas.Prof
     if row is None or row[11] != "active":
         raise Unauthenticated("token_invalid")
     roles = [schemas.RoleOut(*role) for role in _profile_roles.decode(row[10])] if row[10] else []
-    return schemas.Profile(*row[:10], roles=roles)
+    # mypy cannot tell that the ten columns stop before roles (its *args of unknown length)
+    return schemas.Profile(*row[:10], roles=roles)  # type: ignore[misc]
 
 
 async def _profile(session: AsyncSession, user: User) -> schemas.Profile:
-    roles = []
+    roles: Iterable[tuple[str, uuid.UUID | None, str | None]] = []
     if user.kind == "staff":  # residents hold no roles: skip the query
         roles = await session.execute(
             select(StaffRole.role, StaffRole.unit_id, Unit.code)
@@ -633,7 +636,7 @@ async def remove_device(session: AsyncSession, user_id: uuid.UUID, device_id: uu
     result = await session.execute(
         delete(Device).where(and_(Device.id == device_id, Device.user_id == user_id))
     )
-    if result.rowcount == 0:
+    if rowcount(result) == 0:
         raise NotFound("device_not_found")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import service as _accounts_service  # noqa: F401
 from app.accounts.models import OtpChallenge, RefreshToken, SessionRevocation
 from app.core.auth import deny_list_marker_key, resync_deny_list
+from app.core.db import rowcount
 from app.core.tasks import in_transaction
 
 log = logging.getLogger("city.worker")
@@ -37,7 +38,7 @@ async def delete_expired_sign_in_data(session: AsyncSession, now: datetime) -> i
     revocations = await session.execute(
         delete(SessionRevocation).where(SessionRevocation.expires_at < now)
     )
-    return otp.rowcount + tokens.rowcount + revocations.rowcount
+    return rowcount(otp) + rowcount(tokens) + rowcount(revocations)
 
 
 async def purge_expired_sign_in_data(ctx: dict[str, Any]) -> int:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from litestar.di import NamedDependency
+from sqlalchemy import CursorResult, Result
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -40,6 +42,12 @@ def make_engine(settings: Settings) -> AsyncEngine:
         hide_parameters=True,
         connect_args={"server_settings": {"application_name": "city-app", "timezone": "UTC"}},
     )
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an INSERT, UPDATE or DELETE touched. SQLAlchemy types ``session.execute()`` as
+    ``Result``; for those statements it is a ``CursorResult``, which has ``rowcount``."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -331,12 +331,14 @@ async def get_announcement(
         return _announcement_out(
             row, PushCounts(**stored["notifications"]), DeliveryCounts(**stored["devices"])
         )
-    counts = dict((await session.execute(_PUSH_COUNTS, {"id": row.id})).all())
+    counts: dict[str, int] = dict((await session.execute(_PUSH_COUNTS, {"id": row.id})).all())
     push = PushCounts(**{k: int(v) for k, v in counts.items()})
     if row.status != "done" or push.pending:
         return _announcement_out(row, push, None)
     # every inbox row written, none pending: the counts are final
-    delivered = dict((await session.execute(_DELIVERY_COUNTS, {"id": row.id})).all())
+    delivered: dict[str, int] = dict(
+        (await session.execute(_DELIVERY_COUNTS, {"id": row.id})).all()
+    )
     devices = DeliveryCounts(**{k: int(v) for k, v in delivered.items() if k != "pending"})
     row.push_counts = {
         "notifications": {k: int(v) for k, v in counts.items()},

@@ -61,6 +61,7 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import rowcount
 from app.core.jobs import enqueue
 from app.core.push import MAX_BATCH, PushMessage, PushResult, PushSender
 from app.notifications import preferences
@@ -479,7 +480,7 @@ async def _claim(
         return ids, list(gate.muted), [], {}, None
     await session.execute(_CREATE_DELIVERIES, {"ids": ids, "now": now})
     skipped = await session.execute(_SKIP_DISABLED, {"ids": ids})
-    outcome.skipped = skipped.rowcount or 0
+    outcome.skipped = rowcount(skipped) or 0
     busy_until = await session.scalar(_BUSY_UNTIL, {"ids": ids, "now": now})
     rows = await session.execute(_CLAIM, {"ids": ids, "now": now, "until": until})
     deliveries = sorted(

@@ -22,6 +22,7 @@ from sqlalchemy import Text, bindparam, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import i18n
+from app.core.db import rowcount
 from app.core.errors import BadRequest, FieldError, NotFound
 from app.core.jobs import enqueue
 from app.core.reads import Query
@@ -269,4 +270,4 @@ async def mark_all_read(
     if up_to_id is not None:
         stmt = stmt.where(Notification.id <= up_to_id)
     result = await session.execute(stmt)
-    return result.rowcount or 0
+    return rowcount(result) or 0

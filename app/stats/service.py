@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
 from app.core.calendar import TIMEZONE
+from app.core.db import rowcount
 from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
 from app.places.models import Unit
 from app.policy import Actor
@@ -156,7 +157,7 @@ async def refresh_unit_stats(session: AsyncSession, now: datetime) -> RefreshRes
     result = await session.execute(_BUILD, build_params(now))
     return RefreshResult(
         refreshed_at=now,
-        cells=result.rowcount,
+        cells=rowcount(result),
         build_ms=round((time.perf_counter() - started) * 1000),
     )
 
@@ -310,4 +311,5 @@ async def recent_rating_comments(
         .order_by(ReportRating.created_at.desc(), ReportRating.id.desc())
         .limit(limit)
     )
-    return [RatingComment(report_code=c, rating=r, comment=t, at=a) for c, r, t, a in rows]
+    # the query keeps only non-empty comments: ``or ""`` only tells mypy the column's None
+    return [RatingComment(report_code=c, rating=r, comment=t or "", at=a) for c, r, t, a in rows]
