@@ -74,7 +74,7 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
     @get(cache=False)
-    async def get(self, state: State) -> Response:  # type: ignore[override]
+    async def get(self, state: State) -> Response:
         await worker_status(state)  # refresh the worker and backlog gauges
         return await PrometheusController.get.fn(self)
 

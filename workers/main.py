@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from arq import cron
@@ -79,7 +79,7 @@ async def heartbeat(ctx: dict[str, Any]) -> None:
     await ctx["redis"].set(heartbeat_key(settings.redis_prefix), str(time.time()), ex=180)
 
 
-def _cron(coroutine: Callable[..., Awaitable[Any]], **schedule: Any) -> Any:
+def _cron(coroutine: Callable[..., Coroutine[Any, Any, Any]], **schedule: Any) -> Any:
     """A cron named by this deployment's prefix: arq keys a cron's runs by its name, so
     two deployments sharing a Redis must not share names (one would skip the other's)."""
     return cron(coroutine, name=f"{settings.redis_prefix}:cron:{coroutine.__name__}", **schedule)

@@ -416,7 +416,8 @@ def _taken_at(exif_ifd: dict[int, object]) -> datetime | None:
         if not match:
             continue
         try:
-            naive = datetime(*(int(part) for part in match.groups()))  # type: ignore[misc]
+            year, month, day, hour, minute, second = (int(part) for part in match.groups())
+            naive = datetime(year, month, day, hour, minute, second)
         except ValueError:  # "0000:00:00 00:00:00" and other impossible dates
             continue
         subsec = _text(exif_ifd.get(subsec_tag)) or ""
@@ -459,7 +460,7 @@ def _coordinate(
     if not 1 <= len(parts) <= 3:
         return None
     try:
-        numbers = [float(part) for part in parts]  # type: ignore[arg-type]
+        numbers = [float(part) for part in parts]
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     if any(not math.isfinite(n) or n < 0 for n in numbers):

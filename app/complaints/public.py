@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
+import shapely
 from geoalchemy2.shape import to_shape
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -246,6 +247,7 @@ async def report_by_code(session: AsyncSession, storage: Storage, raw_code: str)
     events = await public_events(session, report.id)
     units = await event_units(session, events)
     point = to_shape(report.location)
+    assert isinstance(point, shapely.Point)  # a report's location is a POINT column
     return PublicReport(
         code=report.code,
         kind=report.kind,

@@ -17,6 +17,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError
 
 from app.core import i18n
@@ -336,7 +337,7 @@ def bad_input_handler(request: Request, exc: Exception) -> Response[Problem]:
     return app_error_handler(request, error)
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
     DBAPIError: bad_input_handler,

@@ -258,11 +258,11 @@ _KX = 111.320 * math.cos(math.radians(_LAT0))  # km per degree of longitude at 2
 _KY = 110.574  # km per degree of latitude
 
 
-def _to_plane(geom: BaseGeometry) -> BaseGeometry:
+def _to_plane[G: BaseGeometry](geom: G) -> G:
     return shapely.transform(geom, lambda c: (c - (_LON0, _LAT0)) * (_KX, _KY))
 
 
-def _to_lonlat(geom: BaseGeometry) -> BaseGeometry:
+def _to_lonlat[G: BaseGeometry](geom: G) -> G:
     return shapely.transform(geom, lambda c: c / (_KX, _KY) + (_LON0, _LAT0))
 
 

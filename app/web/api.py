@@ -474,7 +474,7 @@ class ConsolePages(Controller):
                     )
                 ],
             ) from exc
-        data = await console.queue_map(session, _actor(request), box, zoom)  # type: ignore[arg-type]
+        data = await console.queue_map(session, _actor(request), box, zoom)
         return Response(data, media_type="application/geo+json")
 
     @get("/map/areas.geojson")
