@@ -26,6 +26,21 @@ from app.core.errors import Conflict
 
 OPEN_STATUSES = ("submitted", "assigned", "in_progress", "reopened")
 FINAL_STATUSES = ("closed", "rejected", "duplicate", "withdrawn")
+# the open statuses a unit's deadline runs in (a submitted report has none until routed):
+# what the reminder, overdue and escalation sweeps and their partial indexes cover
+DEADLINE_STATUSES = ("assigned", "in_progress", "reopened")
+# a unit is handling the report: what an extension may be granted or asked for in
+HANDLING_STATUSES = ("assigned", "in_progress")
+assert set(HANDLING_STATUSES) <= set(DEADLINE_STATUSES) <= set(OPEN_STATUSES)
+
+
+def sql_in(statuses: tuple[str, ...]) -> str:
+    """``'a', 'b'``: the body of an SQL ``IN (...)`` list built from one of the constants
+    here, for statements written as SQL text. Literal on purpose: a partial index whose
+    predicate names the same list can then serve the statement, which a bound array
+    parameter hides from the planner's generic plans."""
+    assert all(s.isidentifier() for s in statuses), statuses  # our own codes, never input
+    return ", ".join(f"'{s}'" for s in statuses)
 
 
 @dataclass(frozen=True, slots=True)

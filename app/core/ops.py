@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import Gauge
 from sqlalchemy import text
 
+from app.complaints import lifecycle
 from app.core.errors import Unauthenticated, app_error_handler
 
 READY = Gauge(
@@ -32,6 +33,8 @@ REPORTS_OVERDUE = Gauge(
     "city_reports_open_overdue", "Open reports past their deadline (as of the service index)"
 )
 CHECK_TIMEOUT_SECONDS = 2.0
+# the statuses routing takes reports from (submitted, reopened): the unrouted backlog
+WAITING_FOR_ROUTING = lifecycle.sources("assigned", "route")
 # a worker writes this every 30 s (workers.main.heartbeat); it expires after 3 minutes
 WORKER_STALE_SECONDS = 90
 
@@ -96,7 +99,7 @@ async def worker_status(state: State) -> WorkerStatus:
                             # both cheap at any size: a partial index, and the service
                             # index's per-unit figures (rebuilt every few minutes)
                             "SELECT (SELECT count(*) FROM reports"
-                            "         WHERE status IN ('submitted', 'reopened')"
+                            f"         WHERE status IN ({lifecycle.sql_in(WAITING_FOR_ROUTING)})"
                             "           AND updated_at < now() - interval '1 minute'),"
                             "       (SELECT coalesce(sum(open_overdue), 0) FROM unit_stats"
                             "         WHERE period = 'all')"

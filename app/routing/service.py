@@ -39,14 +39,11 @@ from app.routing.models import RoutingRule
 from app.routing.schemas import ExtensionIn, RuleIn, RuleOut, TransferIn
 from app.settings import Settings
 
-HANDLING_STATUSES = ("assigned", "in_progress")
 # set-based statements take the statuses they change from the lifecycle table
 ROUTE_FROM = lifecycle.sources("assigned", "route")  # submitted, reopened
 ESCALATE_FROM = lifecycle.sources("assigned", "escalate")  # assigned, in_progress, reopened
 CLOSE_FROM = lifecycle.sources("closed", "auto_close")  # resolved
 assert len(CLOSE_FROM) == 1, "the auto-close event names its one from-status"
-# the open statuses a deadline runs in (submitted items have no deadline yet)
-DEADLINE_STATUSES = ("assigned", "in_progress", "reopened")
 
 
 # ---------------------------------------------------------------- routing
@@ -330,7 +327,7 @@ async def _check_extension(
     other arithmetic on the date, so a far date such as 9999-12-31 is a 422, never an
     overflow in the calendar)."""
     calendar = deadlines.calendar
-    if report.status not in HANDLING_STATUSES or report.due_at is None:
+    if report.status not in lifecycle.HANDLING_STATUSES or report.due_at is None:
         raise Conflict(
             "invalid_transition",
             params={"current": report.status, "target": "extended"},
@@ -583,23 +580,25 @@ class SweepResult:
     escalated: int
 
 
+# the deadline statuses as a literal IN list (lifecycle.sql_in), so the partial indexes
+# ix_reports_open_remind / ix_reports_open_due, whose predicates name the same list, serve
 _REMIND = text(
-    """
+    f"""
     UPDATE reports r SET reminded_at = :now
       FROM units u
      WHERE r.reminded_at IS NULL AND r.remind_at <= :now AND r.due_at > :now
-       AND r.status IN ('assigned', 'in_progress', 'reopened') AND u.id = r.unit_id
+       AND r.status IN ({lifecycle.sql_in(lifecycle.DEADLINE_STATUSES)}) AND u.id = r.unit_id
     RETURNING r.id, r.code, r.unit_id, r.due_at, r.reopen_count, u.name_vi, u.name_en
     """
 )
 
 _OVERDUE = text(
-    """
+    f"""
     WITH o AS (
         UPDATE reports r SET overdue_at = :now
           FROM units u
          WHERE r.overdue_at IS NULL AND r.due_at <= :now
-           AND r.status IN ('assigned', 'in_progress', 'reopened') AND u.id = r.unit_id
+           AND r.status IN ({lifecycle.sql_in(lifecycle.DEADLINE_STATUSES)}) AND u.id = r.unit_id
         RETURNING r.id, r.code, r.unit_id, r.due_at, r.reopen_count, u.name_vi, u.name_en
     ), events AS (
         INSERT INTO report_events (report_id, at, kind, actor_kind, public, unit_id)
