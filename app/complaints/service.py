@@ -15,8 +15,10 @@ import uuid
 from datetime import datetime, timedelta
 
 import msgspec
+import shapely
 from geoalchemy2.shape import to_shape
 from sqlalchemy import (
+    BindParameter,
     Text,
     and_,
     bindparam,
@@ -364,7 +366,8 @@ def _mine_query(by_status: bool, by_kind: bool, after_cursor: bool) -> Query:
     if by_kind:
         stmt = stmt.where(Report.kind == bindparam("kind"))
     if after_cursor:
-        at, before = bindparam("at"), bindparam("before")
+        at: BindParameter[datetime] = bindparam("at")
+        before: BindParameter[uuid.UUID] = bindparam("before")
         stmt = stmt.where(
             or_(Report.created_at < at, and_(Report.created_at == at, Report.id < before))
         )
@@ -387,8 +390,9 @@ async def my_reports(
     rows = await _mine_query(bool(status), bool(kind), bool(cursor)).fetch(session, **values)
     more = len(rows) > limit
     rows = rows[:limit]
+    # the ignore: mypy cannot tell that *row[:9] stops before thumbnail_url
     items = [
-        ReportSummary(*row[:9], thumbnail_url=await storage.signed_url(row[9]) if row[9] else None)
+        ReportSummary(*row[:9], thumbnail_url=await storage.signed_url(row[9]) if row[9] else None)  # type: ignore[misc]
         for row in rows
     ]
     next_cursor = _encode_cursor(rows[-1][7], rows[-1][0]) if more else None
@@ -568,13 +572,17 @@ async def report_detail(
             to_status=to_status,
             body=body,
             by=actor_kind,
-            unit=UnitRef(code, name_vi, name_en) if code is not None else None,
+            # a joined unit has all three (an event without one has none)
+            unit=UnitRef(code, name_vi, name_en)
+            if code is not None and name_vi is not None and name_en is not None
+            else None,
         )
         for at, kind, from_status, to_status, body, actor_kind, code, name_vi, name_en in (
             _detail_timeline.decode(row[17]) if row[17] else ()
         )
     ]
-    return ReportDetail(
+    # mypy cannot tell that *row[1:8] stops before location
+    return ReportDetail(  # type: ignore[misc]
         *row[1:8],
         location=Point(lat=row[8], lon=row[9]),
         area_code=row[10],
@@ -858,6 +866,7 @@ async def reopen(
     working_days = await session.scalar(
         select(Category.deadline_working_days).where(Category.code == report.category_code)
     )
+    assert working_days is not None  # the report's category exists (a foreign key)
     report.due_at, report.remind_at, report.escalate_at = deadlines.for_received(now, working_days)
     report.reminded_at = report.overdue_at = report.escalated_at = None
     # back to the same unit by the routing job
@@ -943,6 +952,7 @@ async def export_for(session: AsyncSession, user_id: uuid.UUID) -> ExportedRepor
     filed = []
     for r in reports:
         point = to_shape(r.location)
+        assert isinstance(point, shapely.Point)  # a report's location is a POINT column
         filed.append(
             ExportedReport(
                 code=r.code,

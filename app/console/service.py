@@ -12,8 +12,9 @@ import base64
 import uuid
 from datetime import datetime
 
+import shapely
 from geoalchemy2.shape import to_shape
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
@@ -74,7 +75,7 @@ async def queue(
     so the console can show them on its filter buttons."""
     now = actor.now
     visible = policy.report_scope(actor)
-    scope = [Report.status.in_(lifecycle.OPEN_STATUSES)]
+    scope: list[ColumnElement[bool]] = [Report.status.in_(lifecycle.OPEN_STATUSES)]
     if unit_code is not None:
         unit_id = await session.scalar(select(Unit.id).where(Unit.code == unit_code))
         if unit_id is None:
@@ -228,6 +229,7 @@ async def report_for_staff(
                 ip=actor.ip,
             )
     point = to_shape(report.location)
+    assert isinstance(point, shapely.Point)  # a report's location is a POINT column
     staff_actions = policy.report_actions(
         actor,
         status=report.status,
