@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             pool_or_conn=ConnectionPool.from_url(
                 settings.redis_url, socket_connect_timeout=2, socket_timeout=5
             ),
-            default_queue_name=f"{settings.redis_prefix}:queue",
+            default_queue_name=settings.queue_name,
         )
         storage = make_storage(settings)
         push = make_push_sender(settings)

@@ -127,6 +127,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def is_test(self) -> bool:
         return self.environment == "test"
 
+    @property
+    def queue_name(self) -> str:
+        """The one arq queue, under ``REDIS_PREFIX``: the API enqueues to it (and names job
+        ids by it), workers read it, the health check counts it."""
+        return f"{self.redis_prefix}:queue"
+
 
 def _from_env() -> Settings:
     raw: dict[str, str] = {}

@@ -43,10 +43,6 @@ log = logging.getLogger("city.worker")
 settings = get_settings()
 
 
-def queue_name(prefix: str) -> str:
-    return f"{prefix}:queue"
-
-
 async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings.log_level)
     engine = db.make_engine(settings)
@@ -65,7 +61,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     # short-lived containers, and each full collection walked all of these too (≈ 20 %
     # of a worker's CPU per push; docs/benchmarks.md, "Push").
     gc.freeze()
-    log.info("worker_started", extra={"queue": queue_name(settings.redis_prefix)})
+    log.info("worker_started", extra={"queue": settings.queue_name})
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -124,7 +120,7 @@ class WorkerSettings:
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(settings.redis_url)
-    queue_name = queue_name(settings.redis_prefix)
+    queue_name = settings.queue_name
     health_check_key = f"{settings.redis_prefix}:worker:health"
     max_jobs = 20
     job_timeout = settings.worker_job_timeout_seconds

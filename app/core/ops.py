@@ -82,7 +82,8 @@ async def worker_status(state: State) -> WorkerStatus:
     try:
         beat, queued = await asyncio.wait_for(
             asyncio.gather(
-                state.redis.get(heartbeat_key(prefix)), state.redis.zcard(f"{prefix}:queue")
+                state.redis.get(heartbeat_key(prefix)),
+                state.redis.zcard(state.settings.queue_name),
             ),
             CHECK_TIMEOUT_SECONDS,
         )

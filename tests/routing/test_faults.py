@@ -81,7 +81,7 @@ async def test_reports_filed_before_redis_lost_its_data_are_routed_by_the_reconc
     keys += [k async for k in app.state.redis.scan_iter(match=f"arq:job:{prefix}:*")]
     if keys:
         await app.state.redis.delete(*keys)
-    assert await app.state.redis.zcard(f"{prefix}:queue") == 0
+    assert await app.state.redis.zcard(app.state.settings.queue_name) == 0
 
     await run_worker(clock)  # nothing to do yet: the reports are younger than a minute
     assert {(await report_row(app, uuid.UUID(i))).status for i in filed} == {"submitted"}
