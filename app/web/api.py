@@ -11,10 +11,10 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie, State, UploadFile
-from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
+from litestar.datastructures import Cookie, State
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from app import policy
@@ -46,7 +46,7 @@ from app.notifications import service as notifications
 from app.routing import service as routing
 from app.routing.schemas import ExtensionIn, TransferIn
 from app.stats import service as stats
-from app.web import texts
+from app.web import forms, texts
 from app.web.session import (
     LANG_COOKIE,
     PRE_SESSION_COOKIE,
@@ -217,9 +217,14 @@ def _manage_codes(actor: policy.Actor | None, snapshot: Any) -> set[str]:
     }
 
 
-async def _checked_form(request: Request) -> Any:
-    """The posted form; text with U+0000 (which PostgreSQL cannot store) is a 400 here,
-    for every form, before any of it reaches a query."""
+async def _refuse_nul(request: Request) -> None:
+    """The pages' before-request hook: in a posted form, text with U+0000 (which
+    PostgreSQL cannot store) is a 400 here, for every form, before Litestar decodes it into
+    the handler's Struct and before any of it reaches a query. Litestar keeps the parsed
+    form in the request's scope, and the decoding reads that same form (so a form posted
+    url-encoded or as multipart decodes the same way)."""
+    if request.method != "POST":
+        return None
     form = await request.form()
     for key, value in form.multi_items():
         if isinstance(value, str) and "\x00" in value:
@@ -229,16 +234,15 @@ async def _checked_form(request: Request) -> Any:
                 params={"fields": field},
                 errors=[FieldError(field=field, message="contains U+0000 (NUL)", source="body")],
             )
-    return form
+    return None
 
 
-def _form_int(form: dict[str, Any], name: str) -> int | None:
+def _form_int(raw: str, name: str) -> int | None:
     """An optional id from a form: empty is None; anything but 1..2^63-1 is a 400."""
-    raw = form.get(name)
-    if raw in (None, ""):
+    if raw == "":
         return None
     try:
-        value = int(str(raw))
+        value = int(raw)
     except ValueError:
         value = 0
     if not 1 <= value <= notifications.MAX_ID:
@@ -250,23 +254,41 @@ def _form_int(form: dict[str, Any], name: str) -> int | None:
     return value
 
 
-async def _form(request: Request, state: State, user: ConsoleUser) -> dict[str, Any]:
-    form = await _checked_form(request)
-    check_csrf(state.settings, str(user.principal.sid), form.get("csrf"))
-    return dict(form.multi_items()) | {"_files": form.getall("photos") if "photos" in form else []}
+async def _signed_form(
+    request: Request, state: State, session: DbSession, form: forms.CsrfForm
+) -> ConsoleUser:
+    """The signed-in staff member who posted ``form`` with their own CSRF token."""
+    user = await _user(request, state, session)
+    check_csrf(state.settings, str(user.principal.sid), form.csrf)
+    return user
 
 
-def _convert(data: dict[str, Any], schema: type) -> Any:
-    """Form fields → the JSON API's input struct, with its validation."""
-    try:
-        return msgspec.convert(data, schema, strict=False)
-    except msgspec.ValidationError as exc:
-        field = str(exc).rsplit("$.", 1)[-1] if "$." in str(exc) else "form"
-        raise Unprocessable(
-            "form_invalid",
-            params={"fields": field},
-            errors=[FieldError(field=field, message=str(exc), source="body")],
-        ) from exc
+def _done(report_id: uuid.UUID, form: forms.CsrfForm, done: str) -> Redirect:
+    """After an action: back to the report (or the console page the form names)."""
+    back = getattr(form, "back", "")
+    target = _safe_next(back) if back else f"/console/reports/{report_id}"
+    joiner = "&" if "?" in target else "?"
+    return Redirect(f"{target}{joiner}done={done}", status_code=303)
+
+
+async def _message(
+    request: Request,
+    state: State,
+    session: DbSession,
+    report_id: uuid.UUID,
+    form: forms.MessageForm,
+    kind: str,
+) -> Redirect:
+    """reply, note, info_request"""
+    await _signed_form(request, state, session, form)
+    cmd = forms.command(form, MessageIn)
+    await handling.add_message(session, _actor(request), report_id, cmd, kind=kind)
+    return _done(report_id, form, kind)
+
+
+# the body of a page's form, decoded by Litestar into the handler's Struct
+UrlEncoded = Body(media_type=RequestEncodingType.URL_ENCODED)
+Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
 
 
 # ---------------------------------------------------------------- pages
@@ -275,6 +297,7 @@ def _convert(data: dict[str, Any], schema: type) -> Any:
 class ConsolePages(Controller):
     path = "/console"
     include_in_schema = False
+    before_request = staticmethod(_refuse_nul)
 
     @get("/", name="console.home")
     async def home(self) -> Redirect:
@@ -302,12 +325,17 @@ class ConsolePages(Controller):
         return page
 
     @post("/login")
-    async def login(self, request: Request, state: State, session: DbSession) -> Response:
-        form = await _checked_form(request)
+    async def login(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        data: Annotated[forms.LoginForm, UrlEncoded],
+    ) -> Response:
         nonce = request.cookies.get(PRE_SESSION_COOKIE)
-        check_csrf(state.settings, "pre:" + nonce if nonce else None, form.get("csrf"))
-        email, password = str(form.get("email") or ""), str(form.get("password") or "")
-        target = _safe_next(form.get("next"))
+        check_csrf(state.settings, "pre:" + nonce if nonce else None, data.csrf)
+        email, password = data.email, data.password
+        target = _safe_next(data.next)
         try:
             token = await sign_in(
                 session,
@@ -353,9 +381,14 @@ class ConsolePages(Controller):
         return response
 
     @post("/logout")
-    async def logout(self, request: Request, state: State, session: DbSession) -> Redirect:
-        user = await _user(request, state, session)
-        await _form(request, state, user)
+    async def logout(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        data: Annotated[forms.CsrfForm, UrlEncoded],
+    ) -> Redirect:
+        user = await _signed_form(request, state, session, data)
         await accounts.logout(
             session, state.settings, state.redis, user.principal, state.clock.now()
         )
@@ -517,10 +550,15 @@ class ConsolePages(Controller):
         )
 
     @post("/dispatch/route")
-    async def route_now(self, request: Request, state: State, session: DbSession) -> Redirect:
+    async def route_now(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        data: Annotated[forms.CsrfForm, UrlEncoded],
+    ) -> Redirect:
         """The router run by hand (workers down or behind); dispatchers and admins."""
-        user = await _user(request, state, session)
-        await _form(request, state, user)
+        await _signed_form(request, state, session, data)
         routed = await routing.route_now(session, state.deadlines, _actor(request))
         return Redirect(f"/console/dispatch?routed={len(routed)}", status_code=303)
 
@@ -540,25 +578,195 @@ class ConsolePages(Controller):
             done=request.query_params.get("done"),
         )
 
-    @post("/reports/{report_id:uuid}/{action:str}", request_max_body_size=MAX_RESOLUTION_UPLOAD)
-    async def act(
+    # ---- one handler per form acting on a report; each posts back to the report page
+
+    @post("/reports/{report_id:uuid}/accept")
+    async def accept(
         self,
         request: Request,
         state: State,
         session: DbSession,
         report_id: FromPath[uuid.UUID],
-        action: FromPath[str],
+        data: Annotated[forms.AcceptForm, UrlEncoded],
     ) -> Redirect:
-        user = await _user(request, state, session)
-        form = await _form(request, state, user)
-        handler = ACTIONS.get(action)
-        if handler is None:
-            raise NotFound("action_unknown")
-        done = await handler(request, state, session, user, report_id, form)
-        back = form.get("back")
-        target = _safe_next(back) if back else f"/console/reports/{report_id}"
-        joiner = "&" if "?" in target else "?"
-        return Redirect(f"{target}{joiner}done={done}", status_code=303)
+        await _signed_form(request, state, session, data)
+        await handling.accept(session, _actor(request), report_id)
+        return _done(report_id, data, "accepted")
+
+    @post("/reports/{report_id:uuid}/reply")
+    async def reply(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.MessageForm, UrlEncoded],
+    ) -> Redirect:
+        return await _message(request, state, session, report_id, data, "reply")
+
+    @post("/reports/{report_id:uuid}/note")
+    async def note(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.MessageForm, UrlEncoded],
+    ) -> Redirect:
+        return await _message(request, state, session, report_id, data, "note")
+
+    @post("/reports/{report_id:uuid}/info_request")
+    async def info_request(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.MessageForm, UrlEncoded],
+    ) -> Redirect:
+        return await _message(request, state, session, report_id, data, "info_request")
+
+    @post("/reports/{report_id:uuid}/{action:str}")
+    async def unknown_action(self, report_id: FromPath[uuid.UUID], action: FromPath[str]) -> None:
+        """A path no form posts to (the actions above are matched first)."""
+        raise NotFound("action_unknown")
+
+    @post("/reports/{report_id:uuid}/transfer")
+    async def transfer(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.TransferForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        cmd = forms.command(data, TransferIn)
+        await routing.transfer(session, state.settings, _actor(request), report_id, cmd)
+        return _done(report_id, data, "transferred")
+
+    @post("/reports/{report_id:uuid}/extension")
+    async def extension(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.ExtensionForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        cmd = forms.command(data, ExtensionIn)
+        await routing.grant_extension(session, state.deadlines, _actor(request), report_id, cmd)
+        return _done(report_id, data, "extended")
+
+    @post("/reports/{report_id:uuid}/extension_request")
+    async def extension_request(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.ExtensionRequestForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        cmd = forms.command(data, ExtensionRequestIn)
+        await routing.request_extension(session, state.deadlines, _actor(request), report_id, cmd)
+        return _done(report_id, data, "extension_requested")
+
+    @post("/reports/{report_id:uuid}/extension_decision")
+    async def extension_decision(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.ExtensionDecisionForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        cmd = ExtensionDecisionIn(approve=data.decision == "approve", note=data.note or None)
+        await routing.decide_extension(session, state.deadlines, _actor(request), report_id, cmd)
+        return _done(report_id, data, "extension_approved" if cmd.approve else "extension_declined")
+
+    @post("/reports/{report_id:uuid}/resolve", request_max_body_size=MAX_RESOLUTION_UPLOAD)
+    async def resolve(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.ResolveForm, Multipart],
+    ) -> Redirect:
+        user = await _signed_form(request, state, session, data)
+        photo_ids = []
+        files = [f for f in data.photos if f.filename]
+        for upload in files[: state.settings.photos_per_report + 1]:
+            photo = await complaints.upload_photo(
+                session,
+                state.settings,
+                state.storage,
+                user.principal.user_id,
+                await upload.read(),
+                state.clock.now(),
+            )
+            photo_ids.append(photo.id)
+        cmd = ResolveIn(answer=data.answer, photo_ids=photo_ids)
+        await handling.resolve(
+            session, state.settings, state.deadlines.calendar, _actor(request), report_id, cmd
+        )
+        return _done(report_id, data, "resolved")
+
+    @post("/reports/{report_id:uuid}/reject")
+    async def reject(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.RejectForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        await handling.reject(session, _actor(request), report_id, forms.command(data, RejectIn))
+        return _done(report_id, data, "rejected")
+
+    @post("/reports/{report_id:uuid}/merge")
+    async def merge(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.MergeForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        cmd = forms.command(data, MergeIn)
+        await handling.merge_duplicate(session, _actor(request), report_id, cmd)
+        return _done(report_id, data, "merged")
+
+    @post("/reports/{report_id:uuid}/hide_text")
+    async def hide_text(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.RejectForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        await complaints.hide_text(session, _actor(request), report_id, data.reason)
+        return _done(report_id, data, "hidden")
+
+    @post("/reports/{report_id:uuid}/hide_photo")
+    async def hide_photo(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[forms.HidePhotoForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        await complaints.hide_photo(session, _actor(request), data.photo_id, data.reason)
+        return _done(report_id, data, "hidden")
 
     @get("/inbox")
     async def inbox(
@@ -578,21 +786,30 @@ class ConsolePages(Controller):
 
     @post("/inbox/{notification_id:int}/open")
     async def open_notification(
-        self, request: Request, state: State, session: DbSession, notification_id: RowId
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        notification_id: RowId,
+        data: Annotated[forms.CsrfForm, UrlEncoded],
     ) -> Redirect:
         """Marks it read and goes where it points (a console page, else the inbox)."""
-        user = await _user(request, state, session)
-        await _form(request, state, user)
+        user = await _signed_form(request, state, session, data)
         row = await notifications.mark_read(
             session, user.principal.user_id, notification_id, state.clock.now()
         )
         return Redirect(_safe_next(row.link) if row.link else "/console/inbox", status_code=303)
 
     @post("/inbox/read-all")
-    async def read_all(self, request: Request, state: State, session: DbSession) -> Redirect:
-        user = await _user(request, state, session)
-        form = await _form(request, state, user)
-        up_to = _form_int(form, "up_to_id")
+    async def read_all(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        data: Annotated[forms.ReadAllForm, UrlEncoded],
+    ) -> Redirect:
+        user = await _signed_form(request, state, session, data)
+        up_to = _form_int(data.up_to_id, "up_to_id")
         await notifications.mark_all_read(session, user.principal.user_id, state.clock.now(), up_to)
         return Redirect("/console/inbox", status_code=303)
 
@@ -678,127 +895,19 @@ def _transfer_targets(request: Request, current: str | None) -> list[Any]:
     return sorted(units, key=lambda u: (u.kind, u.code))
 
 
-# ---------------------------------------------------------------- actions (one per form)
-
-
-async def _accept(request, state, session, user, report_id, form) -> str:
-    await handling.accept(session, _actor(request), report_id)
-    return "accepted"
-
-
-def _message(kind: str):
-    async def act(request, state, session, user, report_id, form) -> str:
-        cmd = _convert({"body": form.get("body", "")}, MessageIn)
-        await handling.add_message(session, _actor(request), report_id, cmd, kind=kind)
-        return kind
-
-    return act
-
-
-async def _transfer(request, state, session, user, report_id, form) -> str:
-    cmd = _convert(
-        {"unit_code": form.get("unit_code", ""), "reason": form.get("reason", "")}, TransferIn
-    )
-    await routing.transfer(session, state.settings, _actor(request), report_id, cmd)
-    return "transferred"
-
-
-async def _extension(request, state, session, user, report_id, form) -> str:
-    cmd = _convert(
-        {"due_date": form.get("due_date", ""), "reason": form.get("reason", "")}, ExtensionIn
-    )
-    await routing.grant_extension(session, state.deadlines, _actor(request), report_id, cmd)
-    return "extended"
-
-
-async def _extension_request(request, state, session, user, report_id, form) -> str:
-    cmd = _convert(
-        {"due_date": form.get("due_date", ""), "reason": form.get("reason", "")}, ExtensionRequestIn
-    )
-    await routing.request_extension(session, state.deadlines, _actor(request), report_id, cmd)
-    return "extension_requested"
-
-
-async def _extension_decision(request, state, session, user, report_id, form) -> str:
-    cmd = _convert(
-        {"approve": form.get("decision") == "approve", "note": form.get("note") or None},
-        ExtensionDecisionIn,
-    )
-    await routing.decide_extension(session, state.deadlines, _actor(request), report_id, cmd)
-    return "extension_approved" if cmd.approve else "extension_declined"
-
-
-async def _resolve(request, state, session, user, report_id, form) -> str:
-    cmd = _convert({"answer": form.get("answer", "")}, ResolveIn)
-    photo_ids = []
-    files = [f for f in form["_files"] if isinstance(f, UploadFile) and f.filename]
-    for upload in files[: state.settings.photos_per_report + 1]:
-        photo = await complaints.upload_photo(
-            session,
-            state.settings,
-            state.storage,
-            user.principal.user_id,
-            await upload.read(),
-            state.clock.now(),
-        )
-        photo_ids.append(photo.id)
-    cmd = msgspec.structs.replace(cmd, photo_ids=photo_ids)
-    await handling.resolve(
-        session, state.settings, state.deadlines.calendar, _actor(request), report_id, cmd
-    )
-    return "resolved"
-
-
-async def _reject(request, state, session, user, report_id, form) -> str:
-    cmd = _convert({"reason": form.get("reason", "")}, RejectIn)
-    await handling.reject(session, _actor(request), report_id, cmd)
-    return "rejected"
-
-
-async def _merge(request, state, session, user, report_id, form) -> str:
-    cmd = _convert({"original_code": form.get("original_code", "")}, MergeIn)
-    await handling.merge_duplicate(session, _actor(request), report_id, cmd)
-    return "merged"
-
-
-async def _hide_text(request, state, session, user, report_id, form) -> str:
-    cmd = _convert({"reason": form.get("reason", "")}, RejectIn)
-    await complaints.hide_text(session, _actor(request), report_id, cmd.reason)
-    return "hidden"
-
-
-async def _hide_photo(request, state, session, user, report_id, form) -> str:
-    cmd = _convert({"reason": form.get("reason", "")}, RejectIn)
-    try:
-        photo_id = uuid.UUID(str(form.get("photo_id", "")))
-    except ValueError as exc:
-        raise Unprocessable(
-            "form_invalid",
-            params={"fields": "photo_id"},
-            errors=[FieldError(field="photo_id", message="not a uuid")],
-        ) from exc
-    await complaints.hide_photo(session, _actor(request), photo_id, cmd.reason)
-    return "hidden"
-
-
-ACTIONS = {
-    "accept": _accept,
-    "reply": _message("reply"),
-    "note": _message("note"),
-    "info_request": _message("info_request"),
-    "transfer": _transfer,
-    "extension": _extension,
-    "extension_request": _extension_request,
-    "extension_decision": _extension_decision,
-    "resolve": _resolve,
-    "reject": _reject,
-    "merge": _merge,
-    "hide_text": _hide_text,
-    "hide_photo": _hide_photo,
-}
-
-
 # ---------------------------------------------------------------- errors as pages
+
+
+def _invalid_fields(exc: Any) -> tuple[int, list[str]]:
+    """The status and field names of Litestar's ValidationException, from its structured
+    errors (``extra``: ``{"key", "message", "source"}``, one per bad value). A posted form's
+    fields are a 422, as an invalid command is; a value in the query or path a 400. The key
+    ``data`` is the form as a whole (a field missing, an unknown one): "form"."""
+    items = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
+    body = [e for e in items if str(getattr(e.get("source"), "value", e.get("source"))) == "body"]
+    keys = [str(e.get("key") or "data") for e in body or items]
+    fields = list(dict.fromkeys("form" if key == "data" else key for key in keys))
+    return (422 if body else 400), fields or ["query"]
 
 
 def page_error_handler(request: Request, exc: Exception) -> Response:
@@ -820,11 +929,8 @@ def page_error_handler(request: Request, exc: Exception) -> Response:
         from litestar.exceptions import HTTPException, ValidationException
 
         if isinstance(exc, ValidationException):
-            status, message, fields = (
-                400,
-                i18n.translate("form_invalid", lang, {"fields": "query"}),
-                [],
-            )
+            status, fields = _invalid_fields(exc)
+            message = i18n.translate("form_invalid", lang, {"fields": ", ".join(fields)})
         elif isinstance(exc, HTTPException):
             status, message, fields = exc.status_code, str(exc.detail), []
         else:
