@@ -488,7 +488,7 @@ class _Conn(asyncio.Protocol):
                 self.fut.set_exception(ConnectionError(f"bad response: {exc}"))
                 self.close()
 
-    def _parse(self) -> None:
+    def _parse(self) -> None:  # noqa: C901 (an HTTP/1.1 response parser kept in one loop for speed)
         buf = self.buf
         while self.status is None:
             i = buf.find(b"\r\n\r\n")

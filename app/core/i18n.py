@@ -63,6 +63,19 @@ def placeholders(text: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(text) if field}
 
 
+def _defined_twice(raw: bytes, locale: Locale) -> list[str]:
+    """Babel keeps the first of two entries with one msgid and says nothing: count them."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for line in raw.decode("utf-8").splitlines():
+        match = _MSGID.match(line)
+        if match and match[1]:
+            if match[1] in seen:
+                problems.append(f"{locale}: {match[1]!r} is defined twice")
+            seen.add(match[1])
+    return problems
+
+
 def load(directory: Path = CATALOGUE_DIR) -> dict[str, dict[Locale, str]]:
     """key → locale → text, from ``<directory>/<locale>/LC_MESSAGES/messages.po``;
     raises CatalogueError on a duplicated key, a key missing from a locale, an empty or
@@ -71,15 +84,7 @@ def load(directory: Path = CATALOGUE_DIR) -> dict[str, dict[Locale, str]]:
     texts: dict[str, dict[Locale, str]] = {}
     for locale in LOCALES:
         path = directory / locale / "LC_MESSAGES" / "messages.po"
-        raw = path.read_bytes()
-        # Babel keeps the first of two entries with one msgid and says nothing: count them
-        seen: set[str] = set()
-        for line in raw.decode("utf-8").splitlines():
-            match = _MSGID.match(line)
-            if match and match[1]:
-                if match[1] in seen:
-                    problems.append(f"{locale}: {match[1]!r} is defined twice")
-                seen.add(match[1])
+        problems.extend(_defined_twice(path.read_bytes(), locale))
         with path.open("rb") as file:
             catalog = read_po(file, locale=locale, abort_invalid=True)
         for message in catalog:

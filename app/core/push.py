@@ -269,7 +269,7 @@ def fcm_proxy(send_url: str) -> str | None:
     return proxy
 
 
-def sdk_internals_problems() -> list[str]:
+def sdk_internals_problems() -> list[str]:  # noqa: C901 (independent checks, read in order)
     """What of firebase-admin's private internals this module relies on is missing or no
     longer looks as expected (empty: all is well). ``pyproject.toml`` pins firebase-admin
     to the minor release these were read from; ``tests/core/test_push.py`` fails naming

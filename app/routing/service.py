@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -270,7 +272,11 @@ async def transfer(
     )
     report.unit_id = target.id
     await session.flush()
-    names = {"unit_vi": target.name_vi, "unit_en": target.name_en, "due": report.due_at}
+    names: dict[str, Any] = {
+        "unit_vi": target.name_vi,
+        "unit_en": target.name_en,
+        "due": report.due_at,
+    }
     await notify(
         session,
         [
@@ -561,7 +567,7 @@ async def _grant(
         object_id=report.code,
         ip=actor.ip,
         details={
-            "from": report.original_due_at.isoformat(),
+            "from": report.original_due_at.isoformat() if report.original_due_at else None,
             "to": new_due.isoformat(),
             "working_days_allowed": allowed,
             "reason": reason.strip(),
@@ -637,7 +643,7 @@ _ESCALATE = text(
 )
 
 
-def _staff_notices(kind: str, rows: list) -> list[Notice]:
+def _staff_notices(kind: str, rows: Sequence[Any]) -> list[Notice]:
     return [
         Notice(
             kind,
@@ -719,10 +725,13 @@ async def count_awaiting_routing(
 ) -> int:
     """Submitted or reopened reports left unrouted since a while before ``now``."""
     cutoff = now - timedelta(seconds=older_than_seconds)
-    return await session.scalar(
-        select(func.count())
-        .select_from(Report)
-        .where(Report.status.in_(ROUTE_FROM), Report.updated_at <= cutoff)
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(Report)
+            .where(Report.status.in_(ROUTE_FROM), Report.updated_at <= cutoff)
+        )
+        or 0  # count() always gives a row: for mypy, which types scalar() as optional
     )
 
 
