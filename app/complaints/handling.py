@@ -162,6 +162,7 @@ async def _attach_resolution_photos(
             errors=[FieldError(field="photo_ids", message="too many", source="body")],
         )
     await session.flush()  # the event's id
+    assert actor.user_id is not None  # photos come from a signed-in staff member, not the system
     position = await session.scalar(
         select(func.coalesce(func.max(ReportPhoto.position) + 1, 0)).where(
             ReportPhoto.report_id == report.id

@@ -255,7 +255,7 @@ def _form_int(raw: str, name: str) -> int | None:
 
 
 async def _signed_form(
-    request: Request, state: State, session: DbSession, form: forms.CsrfForm
+    request: Request, state: State, session: DbSession, form: forms.SignedForm
 ) -> ConsoleUser:
     """The signed-in staff member who posted ``form`` with their own CSRF token."""
     user = await _user(request, state, session)
@@ -263,7 +263,7 @@ async def _signed_form(
     return user
 
 
-def _done(report_id: uuid.UUID, form: forms.CsrfForm, done: str) -> Redirect:
+def _done(report_id: uuid.UUID, form: forms.SignedForm, done: str) -> Redirect:
     """After an action: back to the report (or the console page the form names)."""
     back = getattr(form, "back", "")
     target = _safe_next(back) if back else f"/console/reports/{report_id}"

@@ -10,7 +10,7 @@ the page to go back to. ``command()`` takes the command back out of the form, wi
 those two. Unknown fields are refused, as in the JSON API (``Input``)."""
 
 import uuid
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 from litestar.datastructures import UploadFile
@@ -31,6 +31,13 @@ def _field_type(struct: type[msgspec.Struct], name: str) -> object:
     """A field's type with its constraints (msgspec Meta), to declare the same field on a
     form that cannot subclass the command."""
     return next(f.type for f in msgspec.structs.fields(struct) if f.name == name)
+
+
+class SignedForm(Protocol):
+    """What the page handlers read of any form: its CSRF token (CsrfForm and its subclasses,
+    and the forms that subclass their command instead). For the type checker."""
+
+    csrf: str
 
 
 class CsrfForm(Input):
