@@ -35,7 +35,7 @@ from app.core.errors import FieldError, Unprocessable
 from app.core.schemas import Input
 from app.policy import actor_of
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]  # OpenAPI security requirement
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
