@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from app.complaints.lifecycle import HANDLING_STATUSES
 from app.core.auth import Principal
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def report_actions(
         action = by_target.get(target)
         if action is None or may_act_on_report(actor, action, unit_id):
             offered.add(target)
-    if status in ("assigned", "in_progress"):
+    if status in HANDLING_STATUSES:
         offered |= {
             a
             for a in ("transfer", "reply", "note", "info_request")

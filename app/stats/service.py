@@ -33,6 +33,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
+from app.complaints.lifecycle import OPEN_STATUSES
 from app.core.calendar import TIMEZONE
 from app.core.db import rowcount
 from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
@@ -50,7 +51,6 @@ ALL = "all"
 LAST_30_DAYS = "last-30-days"
 RECENT_WINDOW = timedelta(days=30)
 CHANNELS = ("resident", "staff")
-OPEN_STATUSES = ("submitted", "assigned", "in_progress", "reopened")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # pg_try_advisory_xact_lock key: one rebuild at a time, whatever the number of workers
 _REFRESH_LOCK_KEY = 0x756E697473746174  # "unitstat"
