@@ -257,3 +257,15 @@ def may_read_announcement(
         or (sender_id is not None and sender_id == actor.user_id)
         or (unit_id is not None and unit_id in actor.managed_units)
     )
+
+
+# ---------------------------------------------------------------- dossiers: agencies (issue 19)
+
+
+# ---------------------------------------------------------------- dossiers: residents (issue 19)
+
+
+# ---------------------------------------------------------------- dossiers: staff (issue 19)
+
+
+# ---------------------------------------------------------------- health book (issue 20)
