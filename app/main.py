@@ -50,6 +50,7 @@ from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
 from app.core.site import favicon
 from app.core.storage import make_storage
+from app.dossiers.ingest_api import AgencyAdminController, IngestController, document_ingest
 from app.notifications.api import (
     AnnouncementController,
     FollowedAreasController,
@@ -172,6 +173,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PreferencesController,
             FollowedAreasController,
             AnnouncementController,
+            IngestController,
+            AgencyAdminController,
         ],
         dependencies={"session": Provide(provide_session)},
     )
@@ -241,4 +244,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,  # configure_logging() owns logging: JSON lines
     )
     document_problems(app.openapi_schema)
+    document_ingest(app.openapi_schema)  # the signed batches' bodies, read raw
     return app

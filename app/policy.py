@@ -262,6 +262,12 @@ def may_read_announcement(
 # ---------------------------------------------------------------- dossiers: agencies (issue 19)
 
 
+def may_manage_agencies(actor: Actor) -> bool:
+    """Register agencies, issue/rotate/revoke their signing secrets, edit their
+    status-code mapping: admins (the CLI acts as the system, which may)."""
+    return actor.admin
+
+
 # ---------------------------------------------------------------- dossiers: residents (issue 19)
 
 

@@ -120,6 +120,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # (system store + SSL_CERT_FILE/SSL_CERT_DIR, or certifi): a TLS-inspecting proxy's CA
     fcm_ca_file: str = ""
 
+    # agency ingest (issue 19 items 1, 3): a signed batch's largest body (at most 500
+    # events; over it a 413 before anything is read), and how long the secrets valid
+    # before a new one is issued stay valid (the agency's switch-over window)
+    ingest_max_body_bytes: int = 4_194_304
+    agency_secret_overlap_hours: int = 24
+
     # demo data
     load_demo_data: bool = True
 

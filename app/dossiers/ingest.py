@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -39,8 +40,8 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Conflict
-from app.dossiers import lifecycle, notices
+from app.core.errors import BadRequest, Conflict, FieldError, PayloadTooLarge
+from app.dossiers import formats, lifecycle, notices, signing
 from app.dossiers.formats import EventProblem, ParsedEvent
 from app.dossiers.notices import DossierChange
 
@@ -345,7 +346,7 @@ class _Work:
         )
         if placed == "invalid":
             field = "status_code" if e.status is None else "status"
-            params = {"current": row["status"], "target": target}
+            params = {"from_status": row["status"], "to_status": target}
             return refused(EventProblem(e.id, "event_transition_invalid", field, params))
         if placed == "late" or (e.at, e.seq) < (row["status_at"], row["status_seq"]):
             # older than what the dossier shows: history only
@@ -688,3 +689,73 @@ async def ingest_batch(
 
 class _Agency(msgspec.Struct, frozen=True):
     id: uuid.UUID
+
+
+# ---------------------------------------------------------------- the HTTP edge's service
+
+_AGENCY = (
+    "SELECT a.id, a.active, coalesce(array_agg(s.secret) FILTER (WHERE s.id IS NOT NULL),"
+    " '{}') AS secrets FROM agencies a LEFT JOIN agency_secrets s ON s.agency_id = a.id"
+    " AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $2)"
+    " WHERE a.code = $1 GROUP BY a.id"
+)
+
+
+async def signed_agency(
+    session: AsyncSession, agency_code: str, headers: Mapping[str, str], body: bytes, now: datetime
+) -> tuple[uuid.UUID, str]:
+    """The agency that signed this request and the batch's ``webhook-id``; 401 when the
+    headers are missing or stale, the agency unknown or inactive, or no signature
+    matches one of its valid secrets (the last three answer alike)."""
+    signed = signing.read_headers(headers, now)
+    driver = await driver_of(session)
+    row = await driver.fetchrow(_AGENCY, agency_code, now) if len(agency_code) <= 40 else None
+    if row is None or not row["active"]:
+        raise signing.SignatureRefused()
+    signing.verify(signed, row["secrets"], body)
+    return row["id"], signed.webhook_id
+
+
+Shape = Literal["native", "portal"]
+
+
+def parse_body(shape: Shape, body: bytes, id_key: str) -> list[ParsedEvent | EventProblem]:
+    """A verified body → its events, each parsed (or refused) alone. The envelope itself
+    must be right: 400 if not, 413 past ``MAX_EVENTS``."""
+    try:
+        if shape == "native":
+            raws = formats.split_batch(body)
+            service = ""
+        else:
+            service, raws = formats.split_portal(body)
+    except ValueError:
+        field = "events" if shape == "native" else "data"
+        raise BadRequest(
+            "ingest_body_invalid",
+            errors=[FieldError(field=field, message="not a batch of this shape", source="body")],
+        ) from None
+    if not raws:
+        raise BadRequest(
+            "ingest_body_invalid",
+            errors=[FieldError(field="events", message="empty", source="body")],
+        )
+    if len(raws) > formats.MAX_EVENTS:
+        raise PayloadTooLarge("ingest_too_many_events", params={"max": formats.MAX_EVENTS})
+    if shape == "native":
+        return formats.parse_native_batch(raws, id_key=id_key)
+    return formats.parse_portal_batch(service, raws, id_key=id_key)
+
+
+async def receive(
+    session: AsyncSession,
+    agency_code: str,
+    shape: Shape,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    id_key: str,
+) -> BatchOutcome:
+    """A signed batch from an agency's system, end to end (the controller's one call)."""
+    agency_id, webhook_id = await signed_agency(session, agency_code, headers, body, now)
+    events = parse_body(shape, body, id_key)
+    return await ingest_batch(session, agency_id, webhook_id, body, events, now)
