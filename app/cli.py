@@ -4,6 +4,7 @@ setup                    create the database if missing, migrate, load reference
 openapi                  print the OpenAPI document (JSON) to stdout
 create-unit              create a responsible unit
 create-staff             create a staff account with roles
+dossier-import           import an agency's NDJSON/CSV file of dossier events, inline
 """
 
 from __future__ import annotations
@@ -146,6 +147,71 @@ async def _create_staff(args: argparse.Namespace) -> None:
     await engine.dispose()
 
 
+async def _dossier_import(args: argparse.Namespace) -> int:
+    """Store the file as an import (as the console does), apply it here to the end and
+    print its counts and refused lines. Exit 0 done, 1 failed, 2 refused outright."""
+    from app import policy
+    from app.core import db, i18n
+    from app.core.clock import Clock
+    from app.core.errors import AppError
+    from app.core.storage import make_storage
+    from app.dossiers import imports
+
+    settings = get_settings()
+    engine = db.make_engine(settings)
+    sessionmaker = db.make_sessionmaker(engine)
+    storage = make_storage(settings)
+    clock = Clock()
+    actor = policy.system_actor(clock.now())  # whoever runs the CLI administers the city
+    try:
+        await storage.ensure_ready()
+        source = await asyncio.to_thread(open, args.file, "rb")
+        with source:
+            upload = imports.Upload(source, os.path.basename(args.file), None, args.format)
+            async with db.transaction(sessionmaker, None) as session:
+                agency = await imports.agency_for_import(session, actor, args.agency)
+                created = await imports.create_import(
+                    session, settings, storage, actor, agency, upload, clock.now()
+                )
+        print(f"import {created.id}: {created.size_bytes} bytes stored", file=sys.stderr)
+        result = await imports.run_import(
+            sessionmaker, None, storage, settings, clock.now, created.id
+        )
+        shown, after, more = 0, 0, True
+        async with db.transaction(sessionmaker, None) as session:
+            while more:
+                detail = await imports.import_detail(
+                    session, actor, created.id, clock.now(), locale="en", after_line=after
+                )
+                if after == 0:
+                    item = detail.item
+                    print(
+                        f"import {item.id}: {item.status}; lines {item.lines_done}, "
+                        f"accepted {item.accepted}, duplicates {item.duplicates}, "
+                        f"refused {item.refused}"
+                        + (f"; failure {item.failure}" if item.failure else "")
+                    )
+                for error in detail.errors:
+                    if shown < args.show_errors:
+                        field = f" ({error.field})" if error.field else ""
+                        print(f"line {error.line}: {error.code}{field}: {error.message}")
+                    shown += 1
+                more = detail.next_after_line is not None
+                after = detail.next_after_line or 0
+        if shown > args.show_errors:
+            print(f"... and {shown - args.show_errors} more refused lines")
+        return 0 if result.status == "done" else 1
+    except FileNotFoundError:
+        print(f"error: no file {args.file}", file=sys.stderr)
+        return 2
+    except AppError as exc:
+        message = i18n.translate(exc.code, "en", exc.params)
+        print(f"error: {exc.code}: {message}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +241,19 @@ def main(argv: list[str] | None = None) -> None:
         help="officer:<unit>, manager:<unit>, dispatcher, admin (repeatable)",
     )
     staff.set_defaults(func=lambda a: asyncio.run(_create_staff(a)))
+    dossier_import = sub.add_parser(
+        "dossier-import",
+        help="import an agency's NDJSON or CSV file of dossier events (run here, to the end)",
+    )
+    dossier_import.add_argument("--agency", required=True, help="the agency's code")
+    dossier_import.add_argument(
+        "--format", choices=["ndjson", "csv"], help="default: from the file's extension"
+    )
+    dossier_import.add_argument(
+        "--show-errors", type=int, default=100, help="refused lines printed (default 100)"
+    )
+    dossier_import.add_argument("file", help="path of the NDJSON or CSV file")
+    dossier_import.set_defaults(func=lambda a: sys.exit(asyncio.run(_dossier_import(a))))
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -50,6 +50,7 @@ from app.core.push import make_push_sender
 from app.core.ratelimit import RateLimiter
 from app.core.site import favicon
 from app.core.storage import make_storage
+from app.dossiers.api import MyDossierController, PublicDossierController
 from app.dossiers.ingest_api import AgencyAdminController, IngestController, document_ingest
 from app.notifications.api import (
     AnnouncementController,
@@ -175,6 +176,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AnnouncementController,
             IngestController,
             AgencyAdminController,
+            MyDossierController,
+            PublicDossierController,
         ],
         dependencies={"session": Provide(provide_session)},
     )

@@ -270,6 +270,51 @@ def may_manage_agencies(actor: Actor) -> bool:
 
 # ---------------------------------------------------------------- dossiers: residents (issue 19)
 
+# the identity level at which an account is the verified owner of its citizen ID (VNeID
+# level 2): it sees every dossier filed under that ID without linking it. The residents'
+# list statement and the notices' recipients (app/dossiers) filter by this same constant.
+DOSSIER_OWNER_LEVEL = 2
+
+
+def dossier_applicant(identity_level: int, same_citizen_id: bool) -> bool:
+    """Is the account the dossier's applicant: verified at level 2 (the account's keyed
+    citizen-ID hash is VNeID's) and that hash is the one the agency filed it under?"""
+    return identity_level >= DOSSIER_OWNER_LEVEL and same_citizen_id
+
+
+def may_see_dossier(
+    actor: Actor, *, identity_level: int, same_citizen_id: bool, linked: bool
+) -> bool:
+    """A resident's view of a dossier (timeline, supplements, fees, results): its verified
+    applicant, or whoever linked it with its code and the applicant's citizen ID. Staff
+    and the system do not use the residents' views."""
+    if actor.principal is None or actor.principal.kind != "resident":
+        return False
+    return linked or dossier_applicant(identity_level, same_citizen_id)
+
+
+def may_see_dossier_applicant(actor: Actor, *, identity_level: int, same_citizen_id: bool) -> bool:
+    """The applicant's full name, phone and e-mail: the verified applicant only; someone
+    who linked it (a relative, an agent) sees the name masked and no contact."""
+    if actor.principal is None or actor.principal.kind != "resident":
+        return False
+    return dossier_applicant(identity_level, same_citizen_id)
+
+
+def may_link_dossier(actor: Actor) -> bool:
+    """Any signed-in resident may link a dossier (by its code plus the applicant's
+    citizen ID), whatever their identity level."""
+    return actor.principal is not None and actor.principal.kind == "resident"
+
+
+def may_rate_dossier(
+    actor: Actor, *, identity_level: int, same_citizen_id: bool, linked: bool
+) -> bool:
+    """Whoever sees the dossier may rate it (once; when the lifecycle allows it)."""
+    return may_see_dossier(
+        actor, identity_level=identity_level, same_citizen_id=same_citizen_id, linked=linked
+    )
+
 
 # ---------------------------------------------------------------- dossiers: staff (issue 19)
 

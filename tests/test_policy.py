@@ -208,6 +208,49 @@ def test_city_wide_work_and_announcements():
     assert policy.may_see_report(policy.system_actor(datetime.now(UTC)), None)
 
 
+# ---------------------------------------------------------------- dossiers: residents (issue 19)
+
+# how the account relates to a dossier: (identity level, same citizen-ID hash, linked)
+DOSSIER_RELATIONS = {
+    "verified_applicant": (2, True, False),
+    "verified_applicant_linked": (2, True, True),
+    "linked": (1, False, True),
+    "linked_verified_other": (2, False, True),
+    "unverified_same_hash": (1, True, False),
+    "verified_other": (2, False, False),
+    "stranger": (0, False, False),
+}
+# (see the dossier, see the applicant's name and contact, rate it) for a resident; staff
+# and the system never use the residents' views
+DOSSIER_EXPECTED = {
+    "verified_applicant": (True, True, True),
+    "verified_applicant_linked": (True, True, True),
+    "linked": (True, False, True),
+    "linked_verified_other": (True, False, True),
+    "unverified_same_hash": (False, False, False),
+    "verified_other": (False, False, False),
+    "stranger": (False, False, False),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("relation", list(DOSSIER_RELATIONS))
+def test_dossier_questions_of_residents(role, relation):
+    a = actor(role)
+    level, same, linked = DOSSIER_RELATIONS[relation]
+    got = (
+        policy.may_see_dossier(a, identity_level=level, same_citizen_id=same, linked=linked),
+        policy.may_see_dossier_applicant(a, identity_level=level, same_citizen_id=same),
+        policy.may_rate_dossier(a, identity_level=level, same_citizen_id=same, linked=linked),
+    )
+    expected = DOSSIER_EXPECTED[relation] if role == "resident" else (False, False, False)
+    assert got == expected
+    assert policy.may_link_dossier(a) == (role == "resident")
+    system = policy.system_actor(datetime.now(UTC))
+    assert not policy.may_see_dossier(system, identity_level=2, same_citizen_id=True, linked=True)
+    assert not policy.may_link_dossier(system)
+
+
 # ---------------------------------------------------------------- through HTTP
 
 

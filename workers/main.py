@@ -25,6 +25,7 @@ from app.core.ops import heartbeat_key
 from app.core.push import make_push_sender
 from app.core.storage import make_storage
 from app.core.tasks import in_transaction
+from app.dossiers.tasks import import_dossier_file, reconcile_dossier_imports
 from app.notifications.tasks import (
     push_notification,
     push_notification_batch,
@@ -97,6 +98,7 @@ class WorkerSettings:
         reconcile_pushes,
         push_notification_batch,
         send_announcement,
+        import_dossier_file,
     ]
     cron_jobs = [
         _cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
@@ -116,6 +118,8 @@ class WorkerSettings:
         # pushes held for quiet hours, released when they end
         _cron(release_deferred_pushes, second=0, run_at_startup=True),
         _cron(close_unrated, minute=set(range(2, 60, 10)), second=20, run_at_startup=False),
+        # dossier file imports whose job was lost (Redis) or whose worker died
+        _cron(reconcile_dossier_imports, second=45, run_at_startup=True),
     ]
     on_startup = startup
     on_shutdown = shutdown

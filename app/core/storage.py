@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import certifi
 import urllib3
@@ -91,6 +91,8 @@ def _delete_on_rollback(storage: Storage, key: str) -> None:
 
 
 LIST_PAGE = 1000  # keys per page when listing (S3's own page size)
+COPY_BLOCK = 1 << 20  # bytes per read when a file is copied into the store
+S3_PART_SIZE = 16 << 20  # bytes per part of a multipart upload (S3: 5 MiB to 5 GiB)
 
 
 def content_type_for(key: str) -> str:
@@ -114,6 +116,17 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""
+        ...
+
+    async def put_file(self, key: str, source: BinaryIO, length: int, content_type: str) -> None:
+        """Store ``length`` bytes read from ``source`` (a binary file at its start) without
+        holding them in memory (large uploads: dossier imports, issue 19)."""
+        ...
+
+    async def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (fewer at the end, b"" past it);
+        StorageNotFound when nothing is stored under key. Streams a large object a block
+        at a time and resumes where a reader stopped."""
         ...
 
     async def delete_many(self, keys: list[str]) -> None: ...
@@ -232,6 +245,46 @@ class LocalDiskStorage:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise StorageNotFound(key) from None
 
+    async def put_file(self, key: str, source: BinaryIO, length: int, content_type: str) -> None:
+        await asyncio.to_thread(self._copy_atomic, self.path_for(key), source, length)
+        _delete_on_rollback(self, key)
+
+    @staticmethod
+    def _copy_atomic(path: Path, source: BinaryIO, length: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                left = length
+                while left > 0:
+                    block = source.read(min(left, COPY_BLOCK))
+                    if not block:
+                        raise StorageError(f"source ended {left} bytes short of {length}")
+                    fh.write(block)
+                    left -= len(block)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    async def read_range(self, key: str, offset: int, length: int) -> bytes:
+        path = self.path_for(key)
+
+        def _read() -> bytes:
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
+
+        try:
+            return await asyncio.to_thread(_read)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise StorageNotFound(key) from None
+
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._unlink, self.path_for(key))
 
@@ -330,6 +383,42 @@ class S3Storage:
             except S3Error as exc:
                 if exc.code in _MISSING_OBJECT_CODES:
                     raise StorageNotFound(key) from None
+                raise
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await asyncio.to_thread(_read)
+
+    async def put_file(self, key: str, source: BinaryIO, length: int, content_type: str) -> None:
+        validate_key(key)
+        # minio sends a large object as a multipart upload, a part at a time
+        await asyncio.to_thread(
+            self.client.put_object,
+            self.bucket,
+            key,
+            source,
+            length,
+            content_type=content_type,
+            part_size=S3_PART_SIZE,
+        )
+        _delete_on_rollback(self, key)
+
+    async def read_range(self, key: str, offset: int, length: int) -> bytes:
+        validate_key(key)
+        if length <= 0:
+            return b""
+
+        def _read() -> bytes:
+            try:
+                response = self.client.get_object(self.bucket, key, offset=offset, length=length)
+            except S3Error as exc:
+                if exc.code in _MISSING_OBJECT_CODES:
+                    raise StorageNotFound(key) from None
+                if exc.code == "InvalidRange":  # at or past the end
+                    return b""
                 raise
             try:
                 return response.read()

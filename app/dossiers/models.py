@@ -288,6 +288,21 @@ class DossierImport(Base):
     created_at = created_at()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # migration 0020 (app/dossiers/imports.py): the name the file was given, and when the
+    # last chunk committed (an unfinished import idle for a while gets a job again)
+    file_name: Mapped[str | None] = mapped_column(Text)
+    progressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+        CheckConstraint("file_format IN ('ndjson', 'csv')", name="file_format"),
+        Index("ix_dossier_imports_created", text("created_at DESC"), text("id DESC")),
+        Index(
+            "ix_dossier_imports_unfinished",
+            "progressed_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+    )
 
 
 class DossierImportError(Base):
@@ -301,6 +316,8 @@ class DossierImportError(Base):
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(60), nullable=False)
     detail: Mapped[str | None] = mapped_column(Text)
+    # migration 0020: the reason's parameters (e.g. the statuses of an impossible move)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class AgencyStats(Base):

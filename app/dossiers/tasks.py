@@ -2,6 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+from typing import Any
+
+from app.core.tasks import in_transaction
+from app.dossiers import imports
+
+log = logging.getLogger("city.worker")
+
 # ---- file imports (issue 19 item 2)
+
+
+async def import_dossier_file(ctx: dict[str, Any], import_id: str) -> dict[str, Any]:
+    """Apply an uploaded NDJSON/CSV file from where it stands, a chunk per transaction,
+    for up to DOSSIER_IMPORT_JOB_SECONDS; the rest goes to the next job (app/dossiers/
+    imports.py). Killed at any moment, it loses at most the chunk in flight."""
+    settings = ctx["settings"]
+    result = await imports.run_import(
+        ctx["sessionmaker"],
+        ctx["redis"],
+        ctx["storage"],
+        settings,
+        ctx["clock"].now,
+        uuid.UUID(import_id),
+        budget_seconds=settings.dossier_import_job_seconds,
+    )
+    log.info(
+        "dossier_import_run",
+        extra={"import_id": import_id, "status": result.status, "lines_done": result.lines_done},
+    )
+    return {"status": result.status, "chunks": result.chunks, "lines_done": result.lines_done}
+
+
+async def reconcile_dossier_imports(ctx: dict[str, Any]) -> int:
+    """The cron: a job for every unfinished import idle past RECONCILE_AFTER_SECONDS (its
+    job lost with Redis, or its worker killed)."""
+    return await in_transaction(
+        ctx, imports.reconcile, ctx["clock"].now(), ctx["settings"].reconcile_after_seconds
+    )
+
 
 # ---- overdue sweep and the agency index (issue 19 item 7)

@@ -51,6 +51,11 @@ KINDS: tuple[str, ...] = (
     "report_overdue",
     "report_escalated",
     "report_extension_requested",
+    # to whoever follows an administrative dossier (app/dossiers/notices.py, issue 19)
+    "dossier_status",
+    "dossier_supplement",
+    "dossier_due_changed",
+    "dossier_result_ready",
     # to the followers of an area
     ANNOUNCEMENT,
     ANNOUNCEMENT_URGENT,

@@ -2,9 +2,10 @@
 that caused them, rendered in each recipient's language; and the recipient's views of
 their own inbox.
 
-A notice names its audience — the report's followers (reporter and supporters) or the
-staff of a unit — and a dedupe key; the pair (recipient, dedupe key) is unique, so a job
-that runs twice writes each notification once. Every new row gets a push job, enqueued
+A notice names its audience — the report's followers (reporter and supporters), the
+staff of a unit, or a dossier's followers (app/dossiers/notices.py) — and a dedupe key;
+the pair (recipient, dedupe key) is unique, so a job that runs twice writes each
+notification once. Every new row gets a push job, enqueued
 after the commit (``push.py`` sends it).
 """
 
@@ -29,8 +30,12 @@ from app.core.reads import Query
 from app.notifications.models import Notification
 from app.notifications.push import PUSH_BATCH_JOB, PUSH_JOB_BATCH, push_batch_job_id
 from app.notifications.schemas import NotificationOut, NotificationPage
+from app.policy import DOSSIER_OWNER_LEVEL
 
-Audience = Literal["followers", "unit"]
+# followers: a report's reporter and supporters; unit: a unit's staff; dossier: whoever
+# follows an administrative dossier (``report_id`` is then the dossier's id): the residents
+# who linked it and the level-2 account whose citizen ID it was filed under (issue 19)
+Audience = Literal["followers", "unit", "dossier"]
 
 # each kind of notice (preferences.KINDS, but announcements: their texts are an admin's)
 # has ``notification.<kind>.title`` and ``.body`` in the catalogue (app/locale), with
@@ -94,6 +99,15 @@ _INSERT = text(
          WHERE n.audience = 'unit'
            AND ((sr.unit_id = n.unit_id AND sr.role IN ('officer', 'manager'))
                 OR (un.kind = 'dispatcher' AND sr.role = 'dispatcher'))
+        UNION
+        SELECT l.user_id FROM dossier_links l
+         WHERE n.audience = 'dossier' AND l.dossier_id = n.report_id
+        UNION
+        SELECT du.id FROM dossiers d JOIN users du ON du.citizen_id_hash = d.applicant_id_hash
+         WHERE n.audience = 'dossier' AND d.id = n.report_id
+           AND du.identity_level >= """
+    + str(DOSSIER_OWNER_LEVEL)
+    + """
     ) AS r
     JOIN users u ON u.id = r.user_id AND u.deleted_at IS NULL AND u.status = 'active'
     ORDER BY r.user_id, n.dedupe_key

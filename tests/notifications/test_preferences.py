@@ -45,6 +45,10 @@ KINDS = [
     "report_overdue",
     "report_escalated",
     "report_extension_requested",
+    "dossier_status",
+    "dossier_supplement",
+    "dossier_due_changed",
+    "dossier_result_ready",
     "announcement",
     "announcement_urgent",
 ]
