@@ -51,6 +51,7 @@ from app.core.ratelimit import RateLimiter
 from app.core.site import favicon
 from app.core.storage import make_storage
 from app.dossiers.api import MyDossierController, PublicDossierController
+from app.dossiers.imports_api import DossierImportController
 from app.dossiers.ingest_api import AgencyAdminController, IngestController, document_ingest
 from app.notifications.api import (
     AnnouncementController,
@@ -66,6 +67,7 @@ from app.settings import Settings, get_settings
 from app.startup import refuse_unsafe_production
 from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
 from app.web.api import ConsolePages, content_security_policy, page_error_handler
+from app.web.dossier_imports import DossierImportPages
 
 API_VERSION = "0.1.0"
 WEB_DIR = Path(__file__).parent / "web"
@@ -174,6 +176,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PreferencesController,
             FollowedAreasController,
             AnnouncementController,
+            DossierImportController,
             IngestController,
             AgencyAdminController,
             MyDossierController,
@@ -185,6 +188,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         path="/",
         route_handlers=[
             ConsolePages,
+            DossierImportPages,
             create_static_files_router(
                 path="/console/static",
                 directories=[WEB_DIR / "static"],

@@ -318,5 +318,19 @@ def may_rate_dossier(
 
 # ---------------------------------------------------------------- dossiers: staff (issue 19)
 
+# file imports (item 2): an agency's export uploaded in the console
+
+
+def may_import_for_agency(actor: Actor, agency_unit_id: uuid.UUID) -> bool:
+    """Upload an NDJSON/CSV file of an agency's events, and see that agency's imports
+    with their per-line errors: the managers of the agency's unit (or of a unit above
+    it), and admins. Officers and dispatchers do not load an agency's data."""
+    return actor.admin or agency_unit_id in actor.managed_units
+
+
+def dossier_import_scope(actor: Actor) -> frozenset[uuid.UUID] | None:
+    """The units whose agencies' imports the actor's list shows; None: every agency."""
+    return None if actor.admin else actor.managed_units
+
 
 # ---------------------------------------------------------------- health book (issue 20)

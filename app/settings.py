@@ -120,6 +120,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # (system store + SSL_CERT_FILE/SSL_CERT_DIR, or certifi): a TLS-inspecting proxy's CA
     fcm_ca_file: str = ""
 
+    # dossier file imports (issue 19 item 2): an agency's NDJSON/CSV export; over the size
+    # a 413; lines applied DOSSIER_IMPORT_CHUNK_LINES per transaction; a job works at most
+    # DOSSIER_IMPORT_JOB_SECONDS, then hands the rest to the next job
+    dossier_import_max_bytes: int = 200_000_000
+    dossier_import_chunk_lines: int = 500
+    dossier_import_job_seconds: int = 30
+
     # agency ingest (issue 19 items 1, 3): a signed batch's largest body (at most 500
     # events; over it a 413 before anything is read), and how long the secrets valid
     # before a new one is issued stay valid (the agency's switch-over window)
