@@ -24,11 +24,11 @@ from sqlalchemy import func, select, text
 from app.core import db
 from app.core.calendar import TIMEZONE
 from app.core.security import keyed_hash
-from app.dossiers import imports
+from app.dossiers import imports, tasks
 from app.dossiers.models import Dossier, DossierEvent, DossierImport, DossierImportError
 from tests.accounts.factories import sign_in_resident, sign_in_staff
 from tests.conftest import STORAGE_DIR, running
-from tests.routing.conftest import clock, run_worker  # noqa: F401 (fixtures)
+from tests.routing.conftest import clock, worker_for  # noqa: F401 (fixtures)
 from tests.web.test_pages import browser_for, csrf_of
 
 BASE = "/api/v1/console/dossier-imports"
@@ -94,6 +94,21 @@ async def manager(app, client, clock, place):  # noqa: F811
     from tests.routing.conftest import staff_now
 
     return await staff_now(client, app, clock, [("manager", place.unit_code)])
+
+
+async def run_worker(clock) -> Any:  # noqa: F811
+    """A real arq worker (burst) with every job function but, of the crons, only the
+    imports' reconciler (at start): other contexts' sweeps are theirs to test."""
+    worker = worker_for(clock)
+    worker.cron_jobs = [
+        job for job in worker.cron_jobs if job.coroutine is tasks.reconcile_dossier_imports
+    ]
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert worker.jobs_failed == 0
+    return worker
 
 
 # ---------------------------------------------------------------- files
