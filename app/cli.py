@@ -5,6 +5,7 @@ openapi                  print the OpenAPI document (JSON) to stdout
 create-unit              create a responsible unit
 create-staff             create a staff account with roles
 dossier-import           import an agency's NDJSON/CSV file of dossier events, inline
+health-import            import FHIR R4 NDJSON files or Bundles into the health book
 """
 
 from __future__ import annotations
@@ -212,6 +213,61 @@ async def _dossier_import(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
+async def _health_import(args: argparse.Namespace) -> int:
+    """Create a health import job for the files (or directories) given; run it here to
+    the end (or, with --enqueue, leave it to the workers). Prints the counts and the first
+    per-line errors. Exit 0 succeeded, 1 failed, 2 refused outright."""
+    from app import policy
+    from app.core import db, i18n
+    from app.core.clock import Clock
+    from app.core.errors import AppError
+    from app.health import runner, service
+
+    settings = get_settings()
+    engine = db.make_engine(settings)
+    sessionmaker = db.make_sessionmaker(engine)
+    actor = policy.system_actor(Clock().now())  # whoever runs the CLI administers the city
+    redis = None
+    try:
+        if args.enqueue:
+            from arq import create_pool
+            from arq.connections import RedisSettings
+
+            redis = await create_pool(
+                RedisSettings.from_dsn(settings.redis_url),
+                default_queue_name=settings.queue_name,
+            )
+        async with db.transaction(sessionmaker, redis) as session:
+            job_id = await service.create_file_job(session, actor, args.paths)
+        print(f"health import job {job_id}", file=sys.stderr)
+        if args.enqueue:
+            return 0
+        while True:
+            result = await runner.run_job(engine, settings, job_id)
+            if result.outcome in ("finished", "gone"):
+                break
+            if result.outcome == "busy":  # another import holds the lock: wait our turn
+                await asyncio.sleep(2)
+        async with db.transaction(sessionmaker, None) as session:
+            job = await service.get_job(session, actor, job_id, "en")
+            errors = await service.job_errors(session, actor, job_id, "en", limit=args.show)
+        print(
+            f"{job.status}: {job.lines} lines, {job.imported} imported, {job.unchanged} "
+            f"unchanged, {job.skipped} skipped, {job.duplicates} duplicates, "
+            f"{job.errors} errors, {job.duration_seconds or 0:.1f} s"
+        )
+        for e in errors.items:
+            print(f"  {e.file}:{e.line}: {e.reason}")
+        return 0 if job.status == "succeeded" else 1
+    except AppError as exc:
+        print(i18n.translate(exc.code, "en", exc.params), file=sys.stderr)
+        return 2
+    finally:
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +310,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     dossier_import.add_argument("file", help="path of the NDJSON or CSV file")
     dossier_import.set_defaults(func=lambda a: sys.exit(asyncio.run(_dossier_import(a))))
+    health_import = sub.add_parser(
+        "health-import",
+        help="import FHIR R4 NDJSON files (one resource a line) or Bundles (.json)",
+    )
+    health_import.add_argument("paths", nargs="+", help="files, or directories of them")
+    health_import.add_argument(
+        "--enqueue", action="store_true", help="leave the job to the workers and return"
+    )
+    health_import.add_argument("--show", type=int, default=20, help="errors to print")
+    health_import.set_defaults(func=lambda a: sys.exit(asyncio.run(_health_import(a))))
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -53,6 +53,7 @@ from app.core.storage import make_storage
 from app.dossiers.api import MyDossierController, PublicDossierController
 from app.dossiers.imports_api import DossierImportController
 from app.dossiers.ingest_api import AgencyAdminController, IngestController, document_ingest
+from app.health.api import HealthImportController, HealthRecordController
 from app.notifications.api import (
     AnnouncementController,
     FollowedAreasController,
@@ -181,6 +182,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AgencyAdminController,
             MyDossierController,
             PublicDossierController,
+            HealthRecordController,
+            HealthImportController,
         ],
         dependencies={"session": Provide(provide_session)},
     )

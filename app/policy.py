@@ -334,3 +334,28 @@ def dossier_import_scope(actor: Actor) -> frozenset[uuid.UUID] | None:
 
 
 # ---------------------------------------------------------------- health book (issue 20)
+
+
+def may_read_health_record(
+    actor: Actor,
+    identity_level: int,
+    verified_citizen_hash: bytes | None,
+    record_owner_hash: bytes | None,
+) -> bool:
+    """A health book (sổ sức khỏe điện tử) is read only by its person: a resident account
+    at identity level 2 (verified with VNeID) whose verified citizen ID's keyed hash is the
+    record's. Staff never, whatever their roles; the system never (it imports, not reads).
+    ``identity_level`` and ``verified_citizen_hash`` are the account's as stored now."""
+    import hmac
+
+    if actor.principal is None or actor.is_staff or actor.principal.kind != "resident":
+        return False
+    if identity_level < 2 or verified_citizen_hash is None or record_owner_hash is None:
+        return False
+    return hmac.compare_digest(verified_citizen_hash, record_owner_hash)
+
+
+def may_manage_health_imports(actor: Actor) -> bool:
+    """Start an import and read the import jobs (counts, errors, duration; never a
+    record): admins, and the system (the CLI)."""
+    return actor.admin

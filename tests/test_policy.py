@@ -251,6 +251,24 @@ def test_dossier_questions_of_residents(role, relation):
     assert not policy.may_link_dossier(system)
 
 
+# dossiers: agencies (issue 19): registering agencies, their secrets and status-code
+# mapping is for admins only, whatever unit a manager holds (the denials over HTTP:
+# tests/dossiers/test_agencies.py)
+MANAGES_AGENCIES = {
+    "resident": False,
+    "officer": False,
+    "manager": False,
+    "dispatcher": False,
+    "admin": True,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_manages_agencies(role):
+    assert policy.may_manage_agencies(actor(role)) is MANAGES_AGENCIES[role]
+    assert policy.may_manage_agencies(policy.system_actor(datetime.now(UTC)))  # the CLI
+
+
 # ---------------------------------------------------------------- through HTTP
 
 

@@ -26,6 +26,7 @@ from app.core.push import make_push_sender
 from app.core.storage import make_storage
 from app.core.tasks import in_transaction
 from app.dossiers.tasks import import_dossier_file, reconcile_dossier_imports
+from app.health.tasks import reconcile_health_imports, run_health_import
 from app.notifications.tasks import (
     push_notification,
     push_notification_batch,
@@ -99,6 +100,7 @@ class WorkerSettings:
         push_notification_batch,
         send_announcement,
         import_dossier_file,
+        run_health_import,
     ]
     cron_jobs = [
         _cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
@@ -120,6 +122,8 @@ class WorkerSettings:
         _cron(close_unrated, minute=set(range(2, 60, 10)), second=20, run_at_startup=False),
         # dossier file imports whose job was lost (Redis) or whose worker died
         _cron(reconcile_dossier_imports, second=45, run_at_startup=True),
+        # health book imports that stopped moving (a worker killed, a run lost in Redis)
+        _cron(reconcile_health_imports, second=10, run_at_startup=True),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -43,7 +43,7 @@ def _require(actor: Actor) -> None:
 
 
 async def _record(
-    session: AsyncSession, actor: Actor, action: str, code: str, **details: object
+    session: AsyncSession, actor: Actor, action: str, agency_code: str, **details: object
 ) -> None:
     await audit.record(
         session,
@@ -51,7 +51,7 @@ async def _record(
         actor_kind="system" if actor.is_system else "staff",
         action=action,
         object_type="agency",
-        object_id=code,
+        object_id=agency_code,
         ip=actor.ip,
         details=dict(details),
     )
@@ -307,7 +307,7 @@ async def set_status_code(
         )
     )
     await _record(
-        session, actor, "agency.status_code_set", code, code=agency_code_value, status=status
+        session, actor, "agency.status_code_set", code, status_code=agency_code_value, status=status
     )
     return StatusCodeOut(code=agency_code_value, status=status)
 
@@ -324,4 +324,4 @@ async def remove_status_code(
     )
     if result.scalar() is None:
         raise NotFound("agency_status_code_not_found")
-    await _record(session, actor, "agency.status_code_removed", code, code=agency_code_value)
+    await _record(session, actor, "agency.status_code_removed", code, status_code=agency_code_value)
