@@ -52,6 +52,7 @@ from app.core.site import favicon
 from app.core.storage import make_storage
 from app.dossiers.api import MyDossierController, PublicDossierController
 from app.dossiers.imports_api import DossierImportController
+from app.dossiers.index_api import ConsoleAgencyIndexController, PublicAgencyIndexController
 from app.dossiers.ingest_api import AgencyAdminController, IngestController, document_ingest
 from app.health.api import HealthImportController, HealthRecordController
 from app.notifications.api import (
@@ -69,6 +70,7 @@ from app.startup import refuse_unsafe_production
 from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
 from app.web.api import ConsolePages, content_security_policy, page_error_handler
 from app.web.dossier_imports import DossierImportPages
+from app.web.dossier_supervision import DossierSupervisionPages
 
 API_VERSION = "0.1.0"
 WEB_DIR = Path(__file__).parent / "web"
@@ -182,6 +184,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AgencyAdminController,
             MyDossierController,
             PublicDossierController,
+            PublicAgencyIndexController,
+            ConsoleAgencyIndexController,
             HealthRecordController,
             HealthImportController,
         ],
@@ -191,6 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         path="/",
         route_handlers=[
             ConsolePages,
+            DossierSupervisionPages,
             DossierImportPages,
             create_static_files_router(
                 path="/console/static",

@@ -333,6 +333,27 @@ def dossier_import_scope(actor: Actor) -> frozenset[uuid.UUID] | None:
     return None if actor.admin else actor.managed_units
 
 
+# the agency index and the supervisors' page (item 7)
+
+
+def may_view_agency_index(actor: Actor, agency_unit_id: uuid.UUID) -> bool:
+    """An agency's figures and its overdue dossiers in the console: the staff of the
+    agency's unit (managers: and of a unit above it), and the city-wide roles."""
+    if actor.city_wide:
+        return actor.is_staff or actor.is_system
+    return agency_unit_id in actor.report_units
+
+
+def may_supervise_agencies(actor: Actor) -> bool:
+    """The city's supervisors (dispatchers, admins): every agency ranked by lateness."""
+    return actor.city_wide and (actor.is_staff or actor.is_system)
+
+
+def agency_index_scope(actor: Actor) -> frozenset[uuid.UUID] | None:
+    """The units whose agencies the console's agency index and ranking show; None: all."""
+    return None if may_supervise_agencies(actor) else actor.report_units
+
+
 # ---------------------------------------------------------------- health book (issue 20)
 
 

@@ -395,3 +395,34 @@ async def test_the_page_offers_exactly_what_the_policy_allows(app, client, clock
         f"/console/reports/{child}/reply", data={"csrf": csrf_of(queue.text), "body": "x"}
     )
     assert r.status_code == 403 and "text/html" in r.headers["content-type"]
+
+
+# -------------------------------------------------- dossiers: the agency index (issue 19)
+
+# "view": an agency's figures and its overdue dossiers (may_view_agency_index), for an
+# agency belonging to a unit of that relation; the ranking shows the same agencies
+# (agency_index_scope); "supervise": every agency (may_supervise_agencies)
+AGENCY_VIEW: dict[str, set[str]] = {
+    "resident": set(),
+    "officer": {"own"},
+    "manager": {"own", "child", "grandchild"},
+    "dispatcher": set(RELATIONS) - {"unassigned"},
+    "admin": set(RELATIONS) - {"unassigned"},
+}
+SUPERVISE = {"dispatcher", "admin"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_agency_index_and_the_supervisors(role):
+    a = actor(role)
+    scope = policy.agency_index_scope(a)
+    for relation, unit_id in RELATIONS.items():
+        if unit_id is None:
+            continue
+        expected = relation in AGENCY_VIEW[role]
+        assert policy.may_view_agency_index(a, unit_id) == expected, (role, relation)
+        assert (scope is None or unit_id in scope) == expected, (role, relation)
+    assert policy.may_supervise_agencies(a) == (role in SUPERVISE)
+    assert (scope is None) == (role in SUPERVISE)
+    system = policy.system_actor(datetime.now(UTC))
+    assert policy.may_view_agency_index(system, OTHER) and policy.may_supervise_agencies(system)

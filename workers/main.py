@@ -25,7 +25,12 @@ from app.core.ops import heartbeat_key
 from app.core.push import make_push_sender
 from app.core.storage import make_storage
 from app.core.tasks import in_transaction
-from app.dossiers.tasks import import_dossier_file, reconcile_dossier_imports
+from app.dossiers.tasks import (
+    import_dossier_file,
+    reconcile_dossier_imports,
+    refresh_agency_index,
+    sweep_dossier_overdue,
+)
 from app.health.tasks import reconcile_health_imports, run_health_import
 from app.notifications.tasks import (
     push_notification,
@@ -100,6 +105,8 @@ class WorkerSettings:
         push_notification_batch,
         send_announcement,
         import_dossier_file,
+        sweep_dossier_overdue,
+        refresh_agency_index,
         run_health_import,
     ]
     cron_jobs = [
@@ -122,6 +129,10 @@ class WorkerSettings:
         _cron(close_unrated, minute=set(range(2, 60, 10)), second=20, run_at_startup=False),
         # dossier file imports whose job was lost (Redis) or whose worker died
         _cron(reconcile_dossier_imports, second=45, run_at_startup=True),
+        # open dossiers past their due date (issue 19 item 7), and the agency index every
+        # 3 minutes, a minute after the units' (app/dossiers/index.py)
+        _cron(sweep_dossier_overdue, second=35, run_at_startup=True),
+        _cron(refresh_agency_index, minute=set(range(2, 60, 3)), second=5, run_at_startup=True),
         # health book imports that stopped moving (a worker killed, a run lost in Redis)
         _cron(reconcile_health_imports, second=10, run_at_startup=True),
     ]

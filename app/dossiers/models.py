@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Numeric,
     String,
     Text,
     func,
@@ -168,6 +170,18 @@ class Dossier(Base):
             postgresql_where=text(
                 "status IN ('received', 'processing', 'supplement_requested')"
                 " AND due_at IS NOT NULL AND overdue_at IS NULL"
+            ),
+        ),
+        # migration 0021: the open overdue dossiers per agency, by due date (the
+        # supervisors' list; the sweep unmarking those whose due date moved)
+        Index(
+            "ix_dossiers_open_overdue",
+            "agency_id",
+            "due_at",
+            "id",
+            postgresql_where=text(
+                "status IN ('received', 'processing', 'supplement_requested')"
+                " AND overdue_at IS NOT NULL"
             ),
         ),
     )
@@ -341,3 +355,8 @@ class AgencyStats(Base):
     accepted: Mapped[int] = mapped_column(Integer, nullable=False)
     not_satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
     refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # migration 0021 (app/dossiers/index.py): finished with the verdict "late" (the on-time
+    # share is taken over the finished dossiers that have a verdict), and the median
+    # working days from receipt to the first finish
+    finished_late: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    median_handling_working_days: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))

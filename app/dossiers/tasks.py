@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from app.core.tasks import in_transaction
-from app.dossiers import imports
+from app.dossiers import imports, index
 
 log = logging.getLogger("city.worker")
 
@@ -44,3 +44,26 @@ async def reconcile_dossier_imports(ctx: dict[str, Any]) -> int:
 
 
 # ---- overdue sweep and the agency index (issue 19 item 7)
+
+
+async def sweep_dossier_overdue(ctx: dict[str, Any]) -> dict[str, int]:
+    """Every minute: open dossiers past their due date marked overdue, those whose due
+    date moved past now unmarked (app/dossiers/index.py; two indexed UPDATEs)."""
+    result = await in_transaction(ctx, index.sweep_overdue, ctx["clock"].now())
+    if result.marked or result.cleared:
+        log.info(
+            "dossier_overdue_swept", extra={"marked": result.marked, "cleared": result.cleared}
+        )
+    return {"marked": result.marked, "cleared": result.cleared}
+
+
+async def refresh_agency_index(ctx: dict[str, Any]) -> int | None:
+    """Rebuild the agency index (agency_stats) in one transaction; None when another
+    worker is already rebuilding it."""
+    result = await in_transaction(
+        ctx, index.refresh_agency_stats, ctx["deadlines"].calendar, ctx["clock"].now()
+    )
+    if result is None:
+        return None
+    log.info("agency_index_refreshed", extra={"cells": result.cells, "build_ms": result.build_ms})
+    return result.cells
