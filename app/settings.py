@@ -127,28 +127,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     dossier_import_chunk_lines: int = 500
     dossier_import_job_seconds: int = 30
 
-    # agency ingest (issue 19 items 1, 3): a signed batch's largest body (at most 500
-    # events; over it a 413 before anything is read), and how long the secrets valid
-    # before a new one is issued stay valid (the agency's switch-over window)
-    ingest_max_body_bytes: int = 4_194_304
-    agency_secret_overlap_hours: int = 24
-
-    # dossiers, residents and the public lookup (issue 19 items 5-6), in the `limits`
-    # syntax; over it: 429 with Retry-After. Linking by code + citizen ID counts every
-    # attempt per resident and per client address (slows guessing of IDs); the public
-    # lookup by code counts per client address (slows enumeration of codes), and its
-    # answer (no personal data) may be cached this long by browsers and proxies
-    dossier_link_rate_per_user: str = "10/10minutes;30/day"
-    dossier_link_rate_per_ip: str = "30/10minutes;200/day"
-    dossier_lookup_rate_per_ip: str = "60/minute;1000/hour"
-    dossier_lookup_max_age_seconds: int = 60
-
-    # agency ingest (issue 19 items 1, 3): a signed batch's largest body (at most 500
-    # events; over it a 413 before anything is read), and how long the secrets valid
-    # before a new one is issued stay valid (the agency's switch-over window)
-    ingest_max_body_bytes: int = 4_194_304
-    agency_secret_overlap_hours: int = 24
-
     # health book (issue 20): the FHIR identifier system whose value is the citizen ID
     # (CCCD) on the health system's Patient resources; set it to the system URI the
     # city's health-record system uses. Patients without one are reported, not imported.
