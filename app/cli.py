@@ -4,6 +4,9 @@ setup                    create the database if missing, migrate, load reference
 openapi                  print the OpenAPI document (JSON) to stdout
 create-unit              create a responsible unit
 create-staff             create a staff account with roles
+agency-create            register an agency that pushes dossiers (prints its secret once)
+agency-secret-rotate     issue an agency a new signing secret (rotation with an overlap)
+agency-status-code-set   map an agency's status codes to ours (CODE=STATUS ...)
 dossier-import           import an agency's NDJSON/CSV file of dossier events, inline
 health-import            import FHIR R4 NDJSON files or Bundles into the health book
 """
@@ -268,6 +271,69 @@ async def _health_import(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
+async def _agency_command(args: argparse.Namespace) -> int:
+    """The agencies' administration (issue 19) as the system: the same service and audit
+    log as the admin API."""
+    from datetime import timedelta
+
+    import msgspec
+
+    from app import policy
+    from app.core import db
+    from app.core.clock import Clock
+    from app.core.errors import AppError
+    from app.dossiers import agencies
+    from app.dossiers.ingest_schemas import AgencyIn, StatusCodeSet
+
+    settings = get_settings()
+    engine = db.make_engine(settings)
+    overlap = timedelta(
+        hours=getattr(args, "overlap_hours", None) or settings.agency_secret_overlap_hours
+    )
+    try:
+        async with db.transaction(db.make_sessionmaker(engine), None) as session:
+            actor = policy.system_actor(Clock().now())
+            if args.command == "agency-create":
+                body = msgspec.convert(
+                    {
+                        "code": args.code,
+                        "name_vi": args.name_vi,
+                        "name_en": args.name_en or args.name_vi,
+                        "unit_code": args.unit,
+                    },
+                    AgencyIn,
+                )
+                await agencies.create_agency(session, actor, body)
+                issued = await agencies.issue_secret(session, actor, args.code, overlap)
+                print(f"created agency {args.code}; signing secret (shown once): {issued.secret}")
+            elif args.command == "agency-secret-rotate":
+                issued = await agencies.issue_secret(session, actor, args.agency, overlap)
+                until = issued.previous_valid_until
+                print(f"new signing secret for {args.agency} (shown once): {issued.secret}")
+                if until is not None:
+                    print(f"the secrets valid before stay valid until {until.isoformat()}")
+            else:
+                for pair in args.pairs:
+                    code, _, status = pair.partition("=")
+                    checked = msgspec.convert({"status": status}, StatusCodeSet)
+                    await agencies.set_status_code(
+                        session, actor, args.agency, code, checked.status
+                    )
+                    print(f"{args.agency}: {code} -> {checked.status}")
+                for code in args.remove:
+                    await agencies.remove_status_code(session, actor, args.agency, code)
+                    print(f"{args.agency}: {code} removed")
+    except AppError as exc:
+        print(f"refused: {exc.code}", file=sys.stderr)
+        return 1
+    except msgspec.ValidationError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -320,6 +386,30 @@ def main(argv: list[str] | None = None) -> None:
     )
     health_import.add_argument("--show", type=int, default=20, help="errors to print")
     health_import.set_defaults(func=lambda a: sys.exit(asyncio.run(_health_import(a))))
+    agency = sub.add_parser(
+        "agency-create",
+        help="register an agency that pushes dossiers; prints its first signing secret once",
+    )
+    agency.add_argument("--code", required=True)
+    agency.add_argument("--name-vi", required=True)
+    agency.add_argument("--name-en")
+    agency.add_argument("--unit", required=True, help="code of the unit that answers for it")
+    agency.set_defaults(func=lambda a: sys.exit(asyncio.run(_agency_command(a))))
+    rotate = sub.add_parser(
+        "agency-secret-rotate",
+        help="issue a new signing secret (printed once); the valid ones expire after the overlap",
+    )
+    rotate.add_argument("--agency", required=True)
+    rotate.add_argument("--overlap-hours", type=int, help="default: AGENCY_SECRET_OVERLAP_HOURS")
+    rotate.set_defaults(func=lambda a: sys.exit(asyncio.run(_agency_command(a))))
+    codes = sub.add_parser(
+        "agency-status-code-set",
+        help="map the agency's status codes to ours: CODE=STATUS ... (or --remove CODE)",
+    )
+    codes.add_argument("--agency", required=True)
+    codes.add_argument("--remove", action="append", default=[], help="a code to unmap")
+    codes.add_argument("pairs", nargs="*", help="e.g. 1=received 2=processing 9=completed")
+    codes.set_defaults(func=lambda a: sys.exit(asyncio.run(_agency_command(a))))
     args = parser.parse_args(argv)
     args.func(args)
 
