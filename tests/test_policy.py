@@ -426,3 +426,35 @@ def test_the_agency_index_and_the_supervisors(role):
     assert (scope is None) == (role in SUPERVISE)
     system = policy.system_actor(datetime.now(UTC))
     assert policy.may_view_agency_index(system, OTHER) and policy.may_supervise_agencies(system)
+
+
+# -------------------------------------------------- health book (issue 20)
+
+# may_read_health_record: (account's identity level, its verified hash vs the record's
+# owner) -> only the person, at level 2, whose verified hash is the owner's; every staff
+# role never, whatever its level and hash; the system never. may_manage_health_imports:
+# admins only (the CLI acts as the system and passes its own check).
+HEALTH_OWNER, HEALTH_OTHER = b"o" * 32, b"x" * 32
+HEALTH_READ = {  # (level, verified hash, record owner) -> may a resident read
+    (2, HEALTH_OWNER, HEALTH_OWNER): True,
+    (3, HEALTH_OWNER, HEALTH_OWNER): True,
+    (1, HEALTH_OWNER, HEALTH_OWNER): False,  # not verified (a stale hash)
+    (2, HEALTH_OTHER, HEALTH_OWNER): False,  # someone else's record
+    (2, None, HEALTH_OWNER): False,
+    (2, HEALTH_OWNER, None): False,  # no record
+}
+HEALTH_IMPORTS = {"admin"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_health_book(role):
+    a = actor(role)
+    for (level, verified, owner), allowed in HEALTH_READ.items():
+        expected = allowed and role == "resident"
+        assert policy.may_read_health_record(a, level, verified, owner) == expected, (
+            role,
+            level,
+        )
+    assert policy.may_manage_health_imports(a) == (role in HEALTH_IMPORTS)
+    system = policy.system_actor(datetime.now(UTC))
+    assert not policy.may_read_health_record(system, 2, HEALTH_OWNER, HEALTH_OWNER)
