@@ -131,7 +131,16 @@ async def test_unknown_and_malformed_codes_answer_alike(app, client, dossier_lim
     await make_dossier(app, agency, citizen_id=new_citizen_id())
     answers = [
         await client.get(f"{PUBLIC}/{code}")
-        for code in (new_code(), "no-such-code", "a" * 65, "%3Cscript%3E", "x'%20OR%201=1")
+        for code in (
+            new_code(),
+            "no-such-code",
+            "a" * 65,
+            "%3Cscript%3E",
+            "x'%20OR%201=1",
+            "H29%00-1",  # a NUL PostgreSQL would refuse: never reaches it
+            "%C4%90%C3%A0",  # "Đà"
+            ".-",
+        )
     ]
     first = answers[0].json()
     for r in answers:

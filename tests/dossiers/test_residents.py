@@ -6,6 +6,8 @@ PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+import base64
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -358,8 +360,15 @@ async def test_pages_newest_first_with_a_status_filter(app, client, caplog, doss
         i["code"]: i["relation"]
         for i in (await client.get(MINE, headers=me["headers"])).json()["items"]
     }[linked[0].code] == "linked"
-    bad = await client.get(MINE, params={"cursor": "not-a-cursor"}, headers=me["headers"])
-    assert bad.status_code == 400 and bad.json()["code"] == "dossier_cursor_invalid"
+    for cursor in (
+        "not-a-cursor",
+        "AA",
+        base64.urlsafe_b64encode(b"2026-11-02T02:00:00|nope").decode(),
+        base64.urlsafe_b64encode(b"2026-11-02T02:00:00|" + str(uuid.uuid4()).encode()).decode(),
+        base64.urlsafe_b64encode(b"\x00\xff|").decode(),
+    ):
+        bad = await client.get(MINE, params={"cursor": cursor}, headers=me["headers"])
+        assert bad.status_code == 400 and bad.json()["code"] == "dossier_cursor_invalid", cursor
     bad = await client.get(MINE, params={"status": "lost"}, headers=me["headers"])
     assert bad.status_code == 400 and "status" in bad.text
     bad = await client.get(MINE, params={"limit": 0}, headers=me["headers"])
