@@ -428,6 +428,33 @@ def test_the_agency_index_and_the_supervisors(role):
     assert policy.may_view_agency_index(system, OTHER) and policy.may_supervise_agencies(system)
 
 
+# -------------------------------------------------- dossiers: file imports (issue 19)
+
+# an agency whose unit has that relation to the actor: may they upload its files and see
+# its imports (may_import_for_agency), and does their list show them (dossier_import_scope)
+IMPORTS_FOR: dict[str, set[str]] = {
+    "resident": set(),
+    "officer": set(),  # managers load an agency's data, not every officer
+    "manager": {"own", "child", "grandchild"},
+    "dispatcher": set(),  # city-wide for reports, not for agencies' data
+    "admin": set(RELATIONS) - {"unassigned"},
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_may_import_an_agencys_files(role):
+    a = actor(role)
+    scope = policy.dossier_import_scope(a)
+    for relation, unit_id in RELATIONS.items():
+        if unit_id is None:
+            continue
+        expected = relation in IMPORTS_FOR[role]
+        assert policy.may_import_for_agency(a, unit_id) == expected, (role, relation)
+        assert (scope is None or unit_id in scope) == expected, (role, relation)
+    assert (scope is None) == (role == "admin")
+    assert policy.may_import_for_agency(policy.system_actor(datetime.now(UTC)), OTHER)  # the CLI
+
+
 # -------------------------------------------------- health book (issue 20)
 
 # may_read_health_record: (account's identity level, its verified hash vs the record's

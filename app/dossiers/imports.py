@@ -53,7 +53,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import IO, Any, BinaryIO, Literal
+from typing import IO, Any, Literal
 
 import msgspec
 from sqlalchemy import select
@@ -616,7 +616,7 @@ class Upload:
     """A file as the edge received it: a binary file at its start (spooled to disk when
     large), its name and media type as given, and the format if the sender named it."""
 
-    source: BinaryIO
+    source: IO[bytes]
     file_name: str | None = None
     media_type: str | None = None
     declared_format: str | None = None
