@@ -207,7 +207,9 @@ failure_code, failure_params, lines, imported, unchanged, skipped, duplicates, e
 def _job_out(row: Any, locale: str, files: list[ImportFileOut] | None = None) -> ImportJobOut:
     failure = None
     if row["failure_code"]:
-        params = msgspec.json.decode(row["failure_params"] or "{}")
+        params = row["failure_params"] or {}
+        if isinstance(params, str | bytes):  # a connection without the app's JSON codec
+            params = msgspec.json.decode(params)
         failure = i18n.translate(row["failure_code"], locale, params)
     return ImportJobOut(
         id=row["id"],
