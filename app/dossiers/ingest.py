@@ -33,6 +33,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 import asyncpg
@@ -164,10 +165,20 @@ def _pg_type(column: str) -> str:
 class _Dossier:
     """A dossier as the batch sees it (its row's values, changed in memory)."""
 
-    __slots__ = ("row", "new", "changed", "fees", "results", "supplied_at", "had_sources")
+    __slots__ = (
+        "row",
+        "original",
+        "new",
+        "changed",
+        "fees",
+        "results",
+        "supplied_at",
+        "had_sources",
+    )
 
     def __init__(self, row: dict[str, Any], new: bool) -> None:
         self.row = row
+        self.original = None if new else dict(row)  # to write back only what changed
         self.new = new
         self.changed = new
         self.fees: list[dict[str, Any]] | None = None  # None: unchanged
@@ -194,12 +205,28 @@ _INSERT_DOSSIERS = (
     "ON CONFLICT (code) DO NOTHING"
 )
 _MUTABLE = [c for c in _COLUMNS if c not in ("id", "code", "agency_id")]
-_UPDATE_DOSSIERS = (
-    "UPDATE dossiers AS d SET "
-    + ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
-    + ", fees = coalesce(u.fees::jsonb, d.fees), results = coalesce(u.results::jsonb, d.results)"
-    + f", updated_at = ${_N + 3} FROM {_UNNEST} WHERE d.id = u.id"
-)
+
+
+@lru_cache(maxsize=256)
+def _update_statement(columns: tuple[str, ...], fees: bool, results: bool) -> str:
+    """UPDATE of the columns some dossier of the batch changed (the others are left
+    alone: less to write, and an unchanged row version for the rest)."""
+    names = ["id", *columns] + ["fees"] * fees + ["results"] * results
+    types = [_pg_type(c) for c in ("id", *columns)] + ["text"] * (fees + results)
+    sets = [f"{c} = u.{c}" for c in columns]
+    if fees:
+        sets.append("fees = coalesce(u.fees::jsonb, d.fees)")
+    if results:
+        sets.append("results = coalesce(u.results::jsonb, d.results)")
+    n = len(names)
+    sets.append(f"updated_at = ${n + 1}")
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+    return (
+        f"UPDATE dossiers AS d SET {', '.join(sets)} FROM unnest({arrays}) AS u({', '.join(names)})"
+        " WHERE d.id = u.id"
+    )
+
+
 _INSERT_EVENTS = (
     "INSERT INTO dossier_events (dossier_id, agency_id, event_id, at, seq, kind, from_status,"
     " to_status, applied, handler, content, received_at) "
@@ -610,7 +637,17 @@ async def _write(driver: Any, work: _Work, now: datetime) -> None:
             raise _Race  # another batch created one of them first
     changed = [d for d in dossiers if d.changed and not d.new]
     if changed:
-        await driver.execute(_UPDATE_DOSSIERS, *_columns_of(changed), now)
+        columns = tuple(
+            c for c in _MUTABLE if any(d.row[c] != (d.original or {}).get(c) for d in changed)
+        )
+        fees = any(d.fees is not None for d in changed)
+        results = any(d.results is not None for d in changed)
+        args: list[list[Any]] = [[d.row[c] for d in changed] for c in ("id", *columns)]
+        if fees:
+            args.append([_json(d.fees) for d in changed])
+        if results:
+            args.append([_json(d.results) for d in changed])
+        await driver.execute(_update_statement(columns, fees, results), *args, now)
     if work.timeline:
         columns = [list(c) for c in zip(*work.timeline, strict=True)]
         status = await driver.execute(_INSERT_EVENTS, work.agency_id, now, *columns)
