@@ -957,3 +957,38 @@ async def test_an_import_whose_job_was_lost_is_run_by_the_reconciler(
     clock.advance(timedelta(seconds=61))
     await run_worker(clock)
     await assert_results(app, import_id, s)
+
+
+async def test_a_job_out_of_time_hands_the_rest_to_its_successor(
+    app,
+    client,
+    clock,
+    place,
+    manager,  # noqa: F811
+):
+    s = scenario(f"H{secrets.token_hex(3)}", 10)
+    r = await upload(client, manager["headers"], place.agency_code, s.body)
+    import_id = uuid.UUID(r.json()["id"])
+    redis = app.state.redis
+    queue = app.state.settings.queue_name
+    for job in await redis.queued_jobs(queue_name=queue):  # the upload's job: run by hand
+        await redis.zrem(queue, job.job_id)
+        await redis.delete(f"arq:job:{job.job_id}")
+    small = msgspec.structs.replace(app.state.settings, dossier_import_chunk_lines=7)
+    result = await imports.run_import(
+        app.state.sessionmaker,
+        redis,
+        app.state.storage,
+        small,
+        clock.now,
+        import_id,
+        budget_seconds=0,  # out of time after its first chunk
+    )
+    assert (result.status, result.chunks) == ("running", 1)
+    row = await import_row(app, import_id)
+    assert row.status == "running" and row.lines_done == result.lines_done >= 7
+    successor = imports.job_id(import_id, row.lines_done)
+    queued = [job.job_id for job in await redis.queued_jobs(queue_name=queue)]
+    assert queued == [f"{queue}:{successor}"]
+    await run_worker(clock)
+    await assert_results(app, import_id, s)
