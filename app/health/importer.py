@@ -92,13 +92,13 @@ WITH ranked AS (
         PARTITION BY source_id ORDER BY last_updated DESC NULLS LAST, line DESC) AS rn
     FROM stage_health_patients s
 ), firsts AS (
-    SELECT * FROM ranked WHERE rn = 1
+    SELECT r.*, row_number() OVER (PARTITION BY citizen_id_hash ORDER BY line) AS holder
+    FROM ranked r WHERE rn = 1
 ), clash AS (  -- one citizen ID, two patients: the one stored (or the batch's first) keeps it
     SELECT f.line FROM firsts f
-    WHERE EXISTS (SELECT 1 FROM health_patients p
+    WHERE f.holder > 1
+       OR EXISTS (SELECT 1 FROM health_patients p
                   WHERE p.citizen_id_hash = f.citizen_id_hash AND p.source_id <> f.source_id)
-       OR EXISTS (SELECT 1 FROM firsts g
-                  WHERE g.citizen_id_hash = f.citizen_id_hash AND g.line < f.line)
 ), up AS (
     INSERT INTO health_patients AS t (source_id, citizen_id_hash, citizen_id_last4, full_name,
         birth_date, sex, last_updated, content_hash)
