@@ -84,7 +84,8 @@ Status = Literal[
 ]
 assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
 
-DOSSIER_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$"
+# no "/": a code travels as one path segment (/public/dossiers/{code})
+DOSSIER_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
 EVENT_ID_PATTERN = r"^[!-~]{1,128}$"  # printable ASCII, no spaces
 DossierCode = Annotated[
     str, Meta(pattern=DOSSIER_CODE_PATTERN, description="The agency's dossier code (mã hồ sơ)")

@@ -649,13 +649,13 @@ async def _write(driver: Any, work: _Work, now: datetime) -> None:
             args.append([_json(d.results) for d in changed])
         await driver.execute(_update_statement(columns, fees, results), *args, now)
     if work.timeline:
-        columns = [list(c) for c in zip(*work.timeline, strict=True)]
-        status = await driver.execute(_INSERT_EVENTS, work.agency_id, now, *columns)
+        event_columns = [list(c) for c in zip(*work.timeline, strict=True)]
+        status = await driver.execute(_INSERT_EVENTS, work.agency_id, now, *event_columns)
         if _inserted(status) != len(work.timeline):
             raise _Race  # another batch stored one of these events first
     if work.supplements:
-        columns = [list(c) for c in zip(*work.supplements, strict=True)]
-        await driver.execute(_INSERT_SUPPLEMENTS, *columns)
+        supplement_columns = [list(c) for c in zip(*work.supplements, strict=True)]
+        await driver.execute(_INSERT_SUPPLEMENTS, *supplement_columns)
     supplied = [d for d in dossiers if d.supplied_at is not None]
     if supplied:
         await driver.execute(

@@ -301,9 +301,11 @@ async def test_from_a_signed_batch_to_the_residents_inbox(
     """The real ingest: a dossier filed before its applicant had an account; the account
     verified at level 2 sees it, and hears of the agency's next moves."""
     code = new_dossier_code()
-    citizen = "001099012345"  # the conftest's applicant
+    citizen = new_citizen_id()  # its own: other tests file under the conftest's default
     now = agency.now()
-    r = await agency.post_events([agency.upsert(code, at=now - timedelta(hours=3))])
+    r = await agency.post_events(
+        [agency.upsert(code, at=now - timedelta(hours=3), citizen_id=citizen)]
+    )
     assert r.status_code == 200 and r.json()["results"][0]["result"] == "applied", r.text
 
     me = await sign_in_resident(client, caplog)
