@@ -185,7 +185,7 @@ async def resume_stale_jobs(session: AsyncSession, now: datetime, stale_seconds:
     rows = await pg.fetch(
         "SELECT id, progressed_at FROM health_import_jobs"
         f" WHERE status IN ({lifecycle.sql_in(lifecycle.UNFINISHED_STATUSES)})"
-        " AND progressed_at < $1 - make_interval(secs => $2)",
+        " AND progressed_at < $1::timestamptz - make_interval(secs => $2)",
         now,
         float(stale_seconds),
     )
