@@ -87,24 +87,16 @@ AND coalesce(excluded.last_updated, '-infinity') >= coalesce({t}.last_updated, '
 """
 
 UPSERT_PATIENTS = f"""
-WITH ranked AS (
-    SELECT s.*, row_number() OVER (
-        PARTITION BY source_id ORDER BY last_updated DESC NULLS LAST, line DESC) AS rn
-    FROM stage_health_patients s
-), firsts AS (
-    SELECT r.*, row_number() OVER (PARTITION BY citizen_id_hash ORDER BY line) AS holder
-    FROM ranked r WHERE rn = 1
-), clash AS (  -- one citizen ID, two patients: the one stored (or the batch's first) keeps it
-    SELECT f.line FROM firsts f
-    WHERE f.holder > 1
-       OR EXISTS (SELECT 1 FROM health_patients p
-                  WHERE p.citizen_id_hash = f.citizen_id_hash AND p.source_id <> f.source_id)
+WITH clash AS (  -- a citizen ID another patient already holds: that one keeps it
+    SELECT s.line FROM stage_health_patients s
+    WHERE EXISTS (SELECT 1 FROM health_patients p
+                  WHERE p.citizen_id_hash = s.citizen_id_hash AND p.source_id <> s.source_id)
 ), up AS (
     INSERT INTO health_patients AS t (source_id, citizen_id_hash, citizen_id_last4, full_name,
         birth_date, sex, last_updated, content_hash)
     SELECT source_id, citizen_id_hash, citizen_id_last4, full_name, birth_date, sex,
         last_updated, content_hash
-    FROM firsts WHERE line NOT IN (SELECT line FROM clash)
+    FROM stage_health_patients WHERE line NOT IN (SELECT line FROM clash)
     ON CONFLICT (source_id) DO UPDATE SET
         citizen_id_hash = excluded.citizen_id_hash,
         citizen_id_last4 = excluded.citizen_id_last4,
@@ -115,48 +107,31 @@ WITH ranked AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM up) AS written,
-       (SELECT count(*) FROM firsts) AS distinct_rows,
-       ARRAY(SELECT line FROM ranked WHERE rn > 1 ORDER BY line) AS duplicates,
-       ARRAY(SELECT line FROM clash ORDER BY line) AS clashes
+       ARRAY(SELECT line FROM clash ORDER BY line) AS refused
 """
 
 UPSERT_PARTIES = f"""
-WITH ranked AS (
-    SELECT s.*, row_number() OVER (PARTITION BY resource_type, source_id
-        ORDER BY last_updated DESC NULLS LAST, line DESC) AS rn
-    FROM stage_health_parties s
-), up AS (
+WITH up AS (
     INSERT INTO health_parties AS t (resource_type, source_id, name, last_updated, content_hash)
-    SELECT resource_type, source_id, name, last_updated, content_hash FROM ranked WHERE rn = 1
+    SELECT resource_type, source_id, name, last_updated, content_hash FROM stage_health_parties
     ON CONFLICT (resource_type, source_id) DO UPDATE SET
         name = excluded.name, last_updated = excluded.last_updated,
         content_hash = excluded.content_hash
     WHERE {_NEWER.format(t="t")}
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM up) AS written,
-       (SELECT count(*) FROM ranked WHERE rn = 1) AS distinct_rows,
-       ARRAY(SELECT line FROM ranked WHERE rn > 1 ORDER BY line) AS duplicates,
-       ARRAY[]::bigint[] AS clashes
+SELECT (SELECT count(*) FROM up) AS written, ARRAY[]::bigint[] AS refused
 """
 
 UPSERT_RESOURCES = f"""
-WITH ranked AS (
-    SELECT s.*, row_number() OVER (PARTITION BY resource_type, source_id
-        ORDER BY last_updated DESC NULLS LAST, line DESC) AS rn
-    FROM stage_health_resources s
-), firsts AS (
-    SELECT r.*, p.id AS patient_id
-    FROM ranked r LEFT JOIN health_patients p ON p.source_id = r.patient_source
-    WHERE r.rn = 1
-), up AS (
+WITH up AS (
     INSERT INTO health_resources AS t (resource_type, source_id, patient_id, section, active,
         code, code_system, display, status, effective_at, sort_at, value_num, value_text,
         unit, performer_ref, detail, last_updated, content_hash)
-    SELECT resource_type, source_id, patient_id, section, active, code, code_system, display,
-        status, effective_at, sort_at, value_num, value_text, unit, performer_ref, detail,
-        last_updated, content_hash
-    FROM firsts WHERE patient_id IS NOT NULL
+    SELECT s.resource_type, s.source_id, p.id, s.section, s.active, s.code, s.code_system,
+        s.display, s.status, s.effective_at, s.sort_at, s.value_num, s.value_text, s.unit,
+        s.performer_ref, s.detail, s.last_updated, s.content_hash
+    FROM stage_health_resources s JOIN health_patients p ON p.source_id = s.patient_source
     ON CONFLICT (resource_type, source_id) DO UPDATE SET
         patient_id = excluded.patient_id, section = excluded.section,
         active = excluded.active, code = excluded.code, code_system = excluded.code_system,
@@ -170,9 +145,10 @@ WITH ranked AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM up) AS written,
-       (SELECT count(*) FROM firsts WHERE patient_id IS NOT NULL) AS distinct_rows,
-       ARRAY(SELECT line FROM ranked WHERE rn > 1 ORDER BY line) AS duplicates,
-       ARRAY(SELECT line FROM firsts WHERE patient_id IS NULL ORDER BY line) AS clashes
+       ARRAY(SELECT s.line FROM stage_health_resources s
+             WHERE NOT EXISTS (SELECT 1 FROM health_patients p
+                               WHERE p.source_id = s.patient_source)
+             ORDER BY s.line) AS refused
 """
 
 ADVANCE_FILE = """
@@ -312,6 +288,50 @@ class Parser:
         )
 
 
+def _newest_first(row: tuple[Any, ...], updated: int) -> tuple[bool, Any, int]:
+    """Sort key of duplicates: a ``lastUpdated`` beats none, newer beats older, then the
+    later line."""
+    stamp = row[updated]
+    return stamp is not None, stamp or fhir.NEG_INFINITY, row[0]
+
+
+def dedupe(
+    rows: list[tuple[Any, ...]], key: slice, updated: int
+) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """The rows of a batch with one per key (the newest), and the lines of the others.
+    Done here rather than in SQL: an INSERT ... ON CONFLICT may not touch a row twice, and
+    a dict is cheaper than a window over the staged rows."""
+    best: dict[Any, int] = {}
+    losers: list[int] = []
+    for i, row in enumerate(rows):
+        k = row[key]
+        j = best.get(k)
+        if j is None:
+            best[k] = i
+        elif _newest_first(row, updated) > _newest_first(rows[j], updated):
+            losers.append(rows[j][0])
+            best[k] = i
+        else:
+            losers.append(row[0])
+    if not losers:
+        return rows, losers
+    return [rows[i] for i in sorted(best.values())], losers
+
+
+def claimed_twice(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """Patients of a batch whose citizen ID an earlier line of the batch gave to another
+    patient: those lines are refused (the first keeps it)."""
+    holder: dict[bytes, str] = {}
+    kept, refused = [], []
+    for row in rows:
+        first = holder.setdefault(row[2], row[1])
+        if first == row[1]:
+            kept.append(row)
+        else:
+            refused.append(row[0])
+    return kept, refused
+
+
 async def write_batch(
     pg: asyncpg.Connection, job_id: uuid.UUID, position: int, batch: Batch
 ) -> Counts:
@@ -319,27 +339,35 @@ async def write_batch(
     the caller's transaction (the one that also advances the cursor)."""
     counts = Counts(lines=batch.lines, skipped=batch.skipped)
     errors = list(batch.errors)
+    patients, duplicates = dedupe(batch.patients, slice(1, 2), 7)
+    patients, twice = claimed_twice(patients)
+    errors += [(line, "health_citizen_id_conflict", None) for line in twice]
+    parties, more = dedupe(batch.parties, slice(1, 3), 4)
+    duplicates += more
+    resources, more = dedupe(batch.resources, slice(1, 3), 17)
+    duplicates += more
     # patients first: a resource may name a patient of the same batch
     plan = (
-        ("stage_health_patients", STAGE_PATIENT_COLUMNS, batch.patients, UPSERT_PATIENTS,
+        ("stage_health_patients", STAGE_PATIENT_COLUMNS, patients, UPSERT_PATIENTS,
          "health_citizen_id_conflict"),
-        ("stage_health_parties", STAGE_PARTY_COLUMNS, batch.parties, UPSERT_PARTIES, None),
-        ("stage_health_resources", STAGE_RESOURCE_COLUMNS, batch.resources, UPSERT_RESOURCES,
+        ("stage_health_parties", STAGE_PARTY_COLUMNS, parties, UPSERT_PARTIES, None),
+        ("stage_health_resources", STAGE_RESOURCE_COLUMNS, resources, UPSERT_RESOURCES,
          "health_unknown_patient"),
     )  # fmt: skip
-    for table, columns, rows, upsert, clash_code in plan:
+    for table, columns, rows, upsert, refusal in plan:
         if not rows:
             continue
         await pg.copy_records_to_table(table, records=rows, columns=columns)
         result = await pg.fetchrow(upsert)
         assert result is not None
+        refused = result["refused"]
         counts.imported += result["written"]
-        counts.unchanged += result["distinct_rows"] - result["written"]
-        counts.duplicates += len(result["duplicates"])
-        errors += [(line, "health_duplicate_resource", None) for line in result["duplicates"]]
-        if clash_code:
-            errors += [(line, clash_code, None) for line in result["clashes"]]
-    counts.errors = sum(1 for _, code, _ in errors if code != "health_duplicate_resource")
+        counts.unchanged += len(rows) - len(refused) - result["written"]
+        if refusal:
+            errors += [(line, refusal, None) for line in refused]
+    counts.duplicates = len(duplicates)
+    counts.errors = len(errors)
+    errors += [(line, "health_duplicate_resource", None) for line in duplicates]
     if errors:
         await pg.copy_records_to_table(
             "health_import_errors",
