@@ -624,7 +624,47 @@ SCENARIOS: list[Scenario] = [
         floor="floor-db",
         description="nearby at a fixed 50 req/s: latency under load (issue 17: p95 < 20 ms).",
     ),
+    # ---- dossiers at 10 million (issue 19; bench/seed_dossiers.py, bench/dossier_reads.py)
+    Scenario(
+        name="dossier_lookup",
+        path="/api/v1/public/dossiers/{{code}}",
+        setup=lambda base_url: _dossier_setup("lookup_codes", base_url),
+        floor="floor-db",
+        description="public lookup by code (tra cứu hồ sơ), random codes over 10 M dossiers",
+    ),
+    Scenario(
+        name="dossier_lookup_1000rps",
+        path="/api/v1/public/dossiers/{{code}}",
+        setup=lambda base_url: _dossier_setup("lookup_codes", base_url),
+        rate=1000,
+        floor="floor-db",
+        description="public lookup at 1,000 req/s (issue 19: p99 < 20 ms)",
+    ),
+    Scenario(
+        name="dossier_list",
+        path="/api/v1/me/dossiers",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=lambda base_url: _dossier_setup("dossier_residents", base_url),
+        floor="floor-db",
+        description="a level-2 resident's dossiers (issue 19: p99 < 30 ms)",
+    ),
+    Scenario(
+        name="dossier_list_300rps",
+        path="/api/v1/me/dossiers",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=lambda base_url: _dossier_setup("dossier_residents", base_url),
+        rate=300,
+        floor="floor-db",
+        description="a resident's dossiers at 300 req/s (issue 19: p99 < 30 ms)",
+    ),
 ]
+
+
+async def _dossier_setup(name: str, base_url: str) -> Values:
+    """The dossier scenarios' setups live in bench/dossier_reads.py (imported on use)."""
+    from bench import dossier_reads
+
+    return await getattr(dossier_reads, name)(base_url)
 
 
 # ------------------------------------------------------- self-test: the floor vs itself

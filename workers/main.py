@@ -27,6 +27,7 @@ from app.core.storage import make_storage
 from app.core.tasks import in_transaction
 from app.dossiers.tasks import (
     import_dossier_file,
+    rebuild_agency_index,
     reconcile_dossier_imports,
     refresh_agency_index,
     sweep_dossier_overdue,
@@ -105,8 +106,6 @@ class WorkerSettings:
         push_notification_batch,
         send_announcement,
         import_dossier_file,
-        sweep_dossier_overdue,
-        refresh_agency_index,
         run_health_import,
     ]
     cron_jobs = [
@@ -133,6 +132,8 @@ class WorkerSettings:
         # 3 minutes, a minute after the units' (app/dossiers/index.py)
         _cron(sweep_dossier_overdue, second=35, run_at_startup=True),
         _cron(refresh_agency_index, minute=set(range(2, 60, 3)), second=5, run_at_startup=True),
+        # nightly (02:40 in Hanoi if the worker runs on UTC): the whole index from every dossier
+        _cron(rebuild_agency_index, hour={19}, minute={40}, run_at_startup=False),
         # health book imports that stopped moving (a worker killed, a run lost in Redis)
         _cron(reconcile_health_imports, second=10, run_at_startup=True),
     ]

@@ -133,6 +133,9 @@ class Dossier(Base):
     finished_on_time: Mapped[bool | None] = mapped_column(Boolean)
     # set by the overdue sweep (app/dossiers/tasks.py) when due_at passed while open
     overdue_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # migration 0021: working days from receipt to the first finish on the city's calendar,
+    # frozen by the sweep (app/dossiers/index.py) as reports' handling_working_days
+    handling_working_days: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))
     # DanhSachLePhi / DanhSachGiayToKetQua as received, normalised (schemas.py)
     fees: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, server_default="[]")
     results: Mapped[list[dict[str, Any]]] = mapped_column(
@@ -182,6 +185,18 @@ class Dossier(Base):
             postgresql_where=text(
                 "status IN ('received', 'processing', 'supplement_requested')"
                 " AND overdue_at IS NOT NULL"
+            ),
+        ),
+        # migration 0021: what changed (the ingest, the sweep) or was rated since the
+        # agency index's previous refresh (app/dossiers/index.py)
+        Index("ix_dossiers_updated_at", "updated_at"),
+        Index("ix_dossiers_rated_at", "rated_at", postgresql_where=text("rated_at IS NOT NULL")),
+        # migration 0021: the finished dossiers whose working days the sweep has to measure
+        Index(
+            "ix_dossiers_unmeasured",
+            "id",
+            postgresql_where=text(
+                "status IN ('completed', 'returned', 'refused') AND handling_working_days IS NULL"
             ),
         ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from typing import Any
@@ -48,22 +49,38 @@ async def reconcile_dossier_imports(ctx: dict[str, Any]) -> int:
 
 async def sweep_dossier_overdue(ctx: dict[str, Any]) -> dict[str, int]:
     """Every minute: open dossiers past their due date marked overdue, those whose due
-    date moved past now unmarked (app/dossiers/index.py; two indexed UPDATEs)."""
-    result = await in_transaction(ctx, index.sweep_overdue, ctx["clock"].now())
-    if result.marked or result.cleared:
-        log.info(
-            "dossier_overdue_swept", extra={"marked": result.marked, "cleared": result.cleared}
-        )
-    return {"marked": result.marked, "cleared": result.cleared}
-
-
-async def refresh_agency_index(ctx: dict[str, Any]) -> int | None:
-    """Rebuild the agency index (agency_stats) in one transaction; None when another
-    worker is already rebuilding it."""
+    date moved past now unmarked, the working days of those finished since frozen
+    (app/dossiers/index.py; three indexed UPDATEs)."""
     result = await in_transaction(
-        ctx, index.refresh_agency_stats, ctx["deadlines"].calendar, ctx["clock"].now()
+        ctx, index.sweep_overdue, ctx["clock"].now(), ctx["deadlines"].calendar
     )
+    counts = {"marked": result.marked, "cleared": result.cleared, "measured": result.measured}
+    if any(counts.values()):
+        log.info("dossier_overdue_swept", extra=counts)
+    return counts
+
+
+async def refresh_agency_index(ctx: dict[str, Any], full: bool = False) -> int | None:
+    """Refresh the agency index (agency_stats) in one transaction: the months of what
+    changed since the previous refresh (or everything, ``full``); None when another
+    worker is already refreshing it."""
+    refresh = functools.partial(index.refresh_agency_stats, full=full)
+    result = await in_transaction(ctx, refresh, ctx["deadlines"].calendar, ctx["clock"].now())
     if result is None:
         return None
-    log.info("agency_index_refreshed", extra={"cells": result.cells, "build_ms": result.build_ms})
+    log.info(
+        "agency_index_refreshed",
+        extra={
+            "mode": result.mode,
+            "months": result.months,
+            "cells": result.cells,
+            "build_ms": result.build_ms,
+        },
+    )
     return result.cells
+
+
+async def rebuild_agency_index(ctx: dict[str, Any]) -> int | None:
+    """Nightly: the whole agency index from every dossier (the all-time median, and the
+    reconciliation of anything a refresh of changes could miss)."""
+    return await refresh_agency_index(ctx, full=True)

@@ -116,13 +116,14 @@ async def overdue_of(app, dossier_id: uuid.UUID) -> datetime | None:
 
 async def sweep(app, now: datetime) -> index.SweepResult:
     async with db.transaction(app.state.sessionmaker, None) as session:
-        return await index.sweep_overdue(session, now)
+        return await index.sweep_overdue(session, now, CAL)
 
 
-async def refresh(app, now: datetime = NOW) -> index.RefreshResult:
+async def refresh(app, now: datetime = NOW, *, full: bool = True) -> index.RefreshResult:
     async with db.transaction(app.state.sessionmaker, None) as session:
-        result = await index.refresh_agency_stats(session, CAL, now)
+        result = await index.refresh_agency_stats(session, CAL, now, full=full)
     assert result is not None
+    assert result.mode == ("full" if full else "changes")
     return result
 
 
@@ -171,7 +172,7 @@ async def test_the_sweep_marks_open_dossiers_past_due_and_nothing_else(app):
 
     # idempotent: the same instant again changes nothing, anywhere
     again = await sweep(app, now)
-    assert (again.marked, again.cleared) == (0, 0)
+    assert (again.marked, again.cleared, again.measured) == (0, 0, 0)
     assert await overdue_of(app, late["processing"]) == now  # the first mark stands
 
     # a later sweep keeps the first mark's time
@@ -196,6 +197,40 @@ async def test_the_sweep_marks_open_dossiers_past_due_and_nothing_else(app):
     assert await overdue_of(app, late["supplement_requested"]) == now
 
 
+async def test_the_sweep_freezes_the_working_days_of_finished_dossiers(app):
+    unit_id, _ = await new_unit(app)
+    agency_id, _ = await new_agency(app, unit_id)
+    received, finished = local(2026, 2, 12, 16), local(2026, 2, 24, 10)  # across Tết
+    done, _ = await add_dossier(
+        app, agency_id, received, "completed", completed=finished, on_time=True
+    )
+    refused, _ = await add_dossier(app, agency_id, received, "refused", closed=finished)
+    still_open, _ = await add_dossier(app, agency_id, received, "processing")
+    swept = await sweep(app, NOW)
+    assert swept.measured >= 2
+    rows = await execute(
+        app,
+        "SELECT id, handling_working_days, updated_at FROM dossiers WHERE id = ANY(:ids)",
+        ids=[done, refused, still_open],
+    )
+    days = {row[0]: row[1] for row in rows}
+    want = CAL.working_days_between(received, finished)
+    assert float(days[done]) == pytest.approx(want, abs=0.011) and 1 < want < 5
+    assert float(days[refused]) == pytest.approx(want, abs=0.011)
+    assert days[still_open] is None
+    assert {row[2] for row in rows if row[0] != still_open} == {NOW}  # a change: refreshed
+    # frozen: a later return does not measure it again
+    await execute(
+        app,
+        "UPDATE dossiers SET status = 'returned', closed_at = :t WHERE id = :id",
+        t=NOW,
+        id=done,
+    )
+    assert (await sweep(app, NOW + timedelta(minutes=1))).measured == 0
+    rows = await execute(app, "SELECT handling_working_days FROM dossiers WHERE id = :id", id=done)
+    assert float(rows[0][0]) == pytest.approx(want, abs=0.011)
+
+
 async def test_the_sweep_uses_the_partial_indexes(app):
     """Both statements are planned on their partial index (no scan of every dossier)."""
     async with db.transaction(app.state.sessionmaker, None) as session:
@@ -207,6 +242,12 @@ async def test_the_sweep_uses_the_partial_indexes(app):
             )
             name = "ix_dossiers_open_due" if statement is index._MARK_OVERDUE else None
             assert (name or "ix_dossiers_open_overdue") in plan, plan
+        params = index.calendar_params(CAL, NOW)
+        params.update(tz="Asia/Ho_Chi_Minh", now=NOW, window=NOW - timedelta(days=7000), batch=10)
+        plan = "\n".join(
+            row[0] for row in await session.execute(text(f"EXPLAIN {index._MEASURE_SQL}"), params)
+        )
+        assert "ix_dossiers_unmeasured" in plan, plan
         await session.rollback()
 
 
@@ -234,17 +275,11 @@ async def test_working_days_in_sql_are_the_calendars(app):
         rows = await session.execute(
             text(
                 f"""
-                WITH {index.CALENDAR_CTE},
-                pairs AS (
-                    SELECT n, s AT TIME ZONE 'Asia/Ho_Chi_Minh' AS s,
-                           e AT TIME ZONE 'Asia/Ho_Chi_Minh' AS e
-                      FROM unnest(CAST(:s AS timestamptz[]), CAST(:e AS timestamptz[]))
-                           WITH ORDINALITY AS p(s, e, n)
-                )
-                SELECT n, {index.WORKING_DAYS_SQL}
-                  FROM pairs
-                  LEFT JOIN cal cs ON cs.day = CAST(s AS date)
-                  LEFT JOIN cal ce ON ce.day = CAST(e AS date)
+                SELECT n, {index.working_days_sql("s", "e")}
+                  FROM (SELECT n, s AT TIME ZONE 'Asia/Ho_Chi_Minh' AS s,
+                               e AT TIME ZONE 'Asia/Ho_Chi_Minh' AS e
+                          FROM unnest(CAST(:s AS timestamptz[]), CAST(:e AS timestamptz[]))
+                               WITH ORDINALITY AS p(s, e, n)) AS pairs
                  ORDER BY n
                 """
             ),
@@ -349,6 +384,7 @@ def _days(*spans: tuple[datetime, datetime]) -> float | None:
 
 
 async def test_the_rebuild_counts_every_figure_of_a_hand_made_set(app, hand_made):
+    await sweep(app, NOW)  # the working days of the finished ones frozen
     result = await refresh(app)
     assert result.cells >= 4
     stats = await stats_of(app, hand_made["agency_id"])
@@ -481,6 +517,91 @@ def test_percentages_are_honest():
     assert index.pct(2, 3) == 66.7
 
 
+async def all_stats(app) -> dict[tuple[uuid.UUID, str], tuple]:
+    rows = await execute(
+        app,
+        "SELECT agency_id, period, received, finished, finished_on_time, finished_late, open,"
+        " open_overdue, online, rated, satisfied, accepted, not_satisfied,"
+        " median_handling_working_days, refreshed_at FROM agency_stats",
+    )
+    return {(row[0], row[1]): tuple(row[2:]) for row in rows}
+
+
+async def test_the_refresh_of_what_changed_equals_a_full_rebuild(app, hand_made):
+    """Dossiers changed (updated_at), rated (rated_at) or ingested late into an old month
+    since the previous refresh: recomputing only their months, the last 30 days and 'all'
+    as the sum of the months gives the full rebuild's figures, row for row; only the
+    all-time median waits for the next full rebuild."""
+    d = hand_made["dossiers"]
+    t1 = datetime.now(UTC).replace(microsecond=0)
+    await sweep(app, t1)
+    await refresh(app, t1, full=True)
+    before = await all_stats(app)
+    t2 = t1 + timedelta(minutes=3)
+    # finished late (October), overdue now (November), rated (only rated_at moves), a
+    # dossier received in October ingested now, one received yesterday
+    await execute(
+        app,
+        "UPDATE dossiers SET status = 'completed', completed_at = :t, finished_on_time = false,"
+        " updated_at = :t WHERE id = :id",
+        t=t2,
+        id=d["oct_open_overdue"][0],
+    )
+    await execute(
+        app,
+        "UPDATE dossiers SET status = 'processing', overdue_at = :t, updated_at = :t"
+        " WHERE id = :id",
+        t=t2,
+        id=d["nov_open"][0],
+    )
+    await execute(
+        app,
+        "UPDATE dossiers SET rating = 'satisfied', rated_at = :t WHERE id = :id",
+        t=t2,
+        id=d["nov_recent"][0],
+    )
+    late, _ = await add_dossier(
+        app,
+        hand_made["agency_id"],
+        local(2026, 10, 14, 9),
+        "returned",
+        due=local(2026, 10, 20, 17),
+        completed=local(2026, 10, 16, 15),
+        closed=local(2026, 10, 17, 9),
+        on_time=True,
+        online=True,
+    )
+    fresh, _ = await add_dossier(
+        app, hand_made["agency_id"], t1 - timedelta(days=1), "received", due=t1 + timedelta(5)
+    )
+    await execute(
+        app, "UPDATE dossiers SET updated_at = :t WHERE id = ANY(:ids)", t=t2, ids=[late, fresh]
+    )
+
+    await sweep(app, t2)  # measures the two finished since: a change of their months
+    changes = await refresh(app, t2, full=False)
+    assert 3 <= changes.months < len(before)  # October, November and this month at least
+    incremental = await all_stats(app)
+    await refresh(app, t2, full=True)
+    rebuilt = await all_stats(app)
+
+    assert set(incremental) == set(rebuilt)
+    differs = []
+    for key, row in rebuilt.items():
+        got = incremental[key]
+        if key[1] == "all":
+            # every count equal; the median is the previous full rebuild's
+            assert got[:11] == row[:11], key
+            assert got[11] == before[key][11], key
+            differs.append(got[11] != row[11])
+        else:
+            assert got == row, key
+    mine = incremental[(hand_made["agency_id"], "all")]
+    assert mine[:2] == (10, 6)  # received, finished: the two new, one more finished
+    assert rebuilt[(hand_made["agency_id"], "2026-10")][0] == 4
+    assert any(differs)  # this agency's all-time median moved with the new finishes
+
+
 async def test_a_second_rebuild_waits_for_none(app):
     """Two workers: the one that does not get the lock returns None and writes nothing."""
     async with db.transaction(app.state.sessionmaker, None) as first:
@@ -575,3 +696,23 @@ async def test_the_console_index_is_scoped_and_denied_outside(app, client, caplo
         "/api/v1/console/agencies/NO-SUCH-AGENCY/service-index", headers=dispatcher["headers"]
     )
     assert r.status_code == 404 and r.json()["code"] == "dossier_index.agency_not_found"
+
+
+async def test_the_worker_tasks(app, hand_made):
+    """The crons as the worker runs them (app/dossiers/tasks.py), each in its own boundary."""
+    from app.dossiers import tasks
+
+    ctx = {
+        "sessionmaker": app.state.sessionmaker,
+        "redis": app.state.redis,
+        "clock": app.state.clock,
+        "deadlines": app.state.deadlines,
+    }
+    counts = await tasks.sweep_dossier_overdue(ctx)
+    assert set(counts) == {"marked", "cleared", "measured"}
+    assert (await tasks.sweep_dossier_overdue(ctx)) == {"marked": 0, "cleared": 0, "measured": 0}
+    cells = await tasks.rebuild_agency_index(ctx)
+    total = (await execute(app, "SELECT count(*) FROM agency_stats"))[0][0]
+    assert cells == total and total >= 5
+    assert await tasks.refresh_agency_index(ctx) == total
+    assert (await stats_of(app, hand_made["agency_id"]))["all"]["received"] == 8

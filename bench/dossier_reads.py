@@ -1,0 +1,230 @@
+"""Issue 19's targets at 10 million dossiers: the public lookup, a resident's list, the
+agency index rebuild and the overdue sweep.
+
+    # once: 10 M dossiers in their own database (bench/seed_dossiers.py)
+    uv run python -m bench.seed_dossiers --count 10000000
+
+    # the reads, through the harness (scenarios dossier_* in bench/scenarios.py, whose
+    # setups are below); the lookup's per-address limit raised, every request is 127.0.0.1
+    DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/city_bench_dossiers \\
+    DOSSIER_LOOKUP_RATE_PER_IP=1000000000/minute \\
+        uv run python -m bench.run --start-app -r 3 -d 10 \\
+        -s dossier_lookup,dossier_lookup_1000rps,dossier_list,dossier_list_300rps
+
+    # the rebuild and the sweep, in process, N times each; --explain prints the plan
+    uv run python -m bench.dossier_reads rebuild --runs 3 [--explain]
+
+The setups pick codes at random over the whole seeded range (so most lookups miss the
+cache, as enumeration or a city's worth of residents would), and make level-2 residents
+whose verified citizen ID is one of the seeded applicants' (``citizen_id(i)``; four in
+five from the frequent applicants, ≈ 14 dossiers each, the rest with one or two), with
+access tokens minted by the app's code (same ``SECRET_KEY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from bench.seed_dossiers import (
+    CODE_PREFIX,
+    DEFAULT_URL,
+    FREQUENT_APPLICANTS,
+    OTHER_APPLICANTS,
+    citizen_id,
+    dossier_code,
+)
+
+LOOKUP_CODES = 50_000
+RESIDENTS = 2_000
+
+
+def _url() -> str:
+    return os.environ.get("DATABASE_URL") or DEFAULT_URL
+
+
+async def lookup_codes(base_url: str) -> dict[str, list[str]]:
+    """Codes of seeded dossiers, uniformly over the range."""
+    engine = create_async_engine(_url())
+    try:
+        async with engine.connect() as conn:
+            last = await conn.scalar(
+                text("SELECT max(code) FROM dossiers WHERE code LIKE :p"),
+                {"p": CODE_PREFIX + "%"},
+            )
+    finally:
+        await engine.dispose()
+    if not last:
+        raise SystemExit("no seeded dossiers: run python -m bench.seed_dossiers first")
+    count = int(last[len(CODE_PREFIX) :])
+    rng = random.Random(7)
+    return {"code": [dossier_code(rng.randint(1, count)) for _ in range(LOOKUP_CODES)]}
+
+
+async def dossier_residents(base_url: str) -> dict[str, list[str]]:
+    """Level-2 residents bound to seeded applicants' citizen IDs, with access tokens."""
+    from app.core.auth import Principal, issue_access_token
+    from app.core.security import keyed_hash
+    from app.settings import get_settings
+
+    settings = get_settings()
+    rng = random.Random(11)
+    people = set()
+    while len(people) < RESIDENTS:
+        if rng.random() < 0.8:
+            people.add(rng.randrange(FREQUENT_APPLICANTS))
+        else:
+            people.add(FREQUENT_APPLICANTS + rng.randrange(OTHER_APPLICANTS))
+    rows = []
+    for i in sorted(people):
+        cid = citizen_id(i)
+        rows.append((uuid.uuid4(), keyed_hash(settings.citizen_id_hash_key, cid), cid[-4:]))
+    engine = create_async_engine(_url())
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    """
+                    INSERT INTO users (id, kind, identity_level, citizen_id_hash,
+                                       citizen_id_last4)
+                    SELECT id, 'resident', 2, h, l
+                      FROM unnest(CAST(:ids AS uuid[]), CAST(:hashes AS bytea[]),
+                                  CAST(:last4 AS text[])) AS t(id, h, l)
+                    ON CONFLICT (citizen_id_hash) WHERE citizen_id_hash IS NOT NULL
+                    DO NOTHING
+                    """
+                ),
+                {
+                    "ids": [r[0] for r in rows],
+                    "hashes": [r[1] for r in rows],
+                    "last4": [r[2] for r in rows],
+                },
+            )
+            found = await conn.execute(
+                text("SELECT id FROM users WHERE citizen_id_hash = ANY(CAST(:h AS bytea[]))"),
+                {"h": [r[1] for r in rows]},
+            )
+            ids = [row[0] for row in found]
+            await conn.execute(text("ANALYZE users"))
+    finally:
+        await engine.dispose()
+    tokens = [
+        issue_access_token(
+            settings, Principal(user_id=i, kind="resident", identity_level=2, sid=uuid.uuid4())
+        )
+        for i in ids
+    ]
+    return {"token": tokens}
+
+
+# ----------------------------------------------------------------------------- rebuild
+
+
+async def rebuild(args: argparse.Namespace) -> None:
+    from app.core.calendar import working_calendar
+    from app.dossiers import index
+
+    engine = create_async_engine(_url())
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    calendar = working_calendar()
+    try:
+        async with engine.connect() as conn:
+            total = await conn.scalar(text("SELECT count(*) FROM dossiers"))
+            agencies = await conn.scalar(text("SELECT count(*) FROM agencies"))
+        print(f"dossiers: {total:,}, agencies: {agencies}")
+        timings = []
+        for run in range(1, args.runs + 1):
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            async with sessionmaker() as session, session.begin():
+                result = await index.refresh_agency_stats(session, calendar, now, full=True)
+            wall = (time.perf_counter() - started) * 1000
+            assert result is not None, "another rebuild held the lock"
+            timings.append(wall)
+            print(
+                f"full rebuild {run}: {result.cells} cells, build {result.build_ms} ms, "
+                f"with commit {wall:.0f} ms",
+                flush=True,
+            )
+        print(f"full rebuild median of {len(timings)}: {statistics.median(timings):.0f} ms")
+        changes = []
+        for run in range(1, args.runs + 1):
+            async with engine.begin() as conn:  # what a few minutes of ingest touch
+                await conn.execute(
+                    text(
+                        """
+                        UPDATE dossiers SET updated_at = now()
+                         WHERE id IN (
+                               (SELECT id FROM dossiers TABLESAMPLE SYSTEM (0.1)
+                                 WHERE received_at > now() - interval '60 days'
+                                 LIMIT :recent)
+                               UNION ALL
+                               (SELECT id FROM dossiers TABLESAMPLE SYSTEM (0.01)
+                                 LIMIT :older))
+                        """
+                    ),
+                    {"recent": args.touch * 4 // 5, "older": args.touch // 5},
+                )
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            async with sessionmaker() as session, session.begin():
+                result = await index.refresh_agency_stats(session, calendar, now)
+            wall = (time.perf_counter() - started) * 1000
+            assert result is not None and result.mode == "changes"
+            changes.append(wall)
+            print(
+                f"refresh of changes {run}: {result.months} rows recomputed, "
+                f"build {result.build_ms} ms, with commit {wall:.0f} ms",
+                flush=True,
+            )
+        print(f"refresh of changes median of {len(changes)}: {statistics.median(changes):.0f} ms")
+        sweeps = []
+        for run in range(1, args.runs + 1):
+            started = time.perf_counter()
+            async with sessionmaker() as session, session.begin():
+                swept = await index.sweep_overdue(session, datetime.now(UTC))
+            sweeps.append((time.perf_counter() - started) * 1000)
+            print(
+                f"sweep {run}: marked {swept.marked}, cleared {swept.cleared}, {sweeps[-1]:.1f} ms",
+                flush=True,
+            )
+        print(f"sweep median of {len(sweeps)}: {statistics.median(sweeps):.1f} ms")
+        if args.explain:
+            async with engine.connect() as conn, conn.begin() as tx:
+                await conn.execute(text(f"SELECT {index.SESSION_SETTINGS}"))
+                await conn.execute(text("DELETE FROM agency_stats"))
+                rows = await conn.execute(
+                    text(f"EXPLAIN (ANALYZE, BUFFERS) {index.BUILD_SQL}"),
+                    index.build_params(calendar, datetime.now(UTC)),
+                )
+                print("\n".join(row[0] for row in rows))
+                await tx.rollback()
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.dossier_reads", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("rebuild", help="time the agency index rebuild and the overdue sweep")
+    r.add_argument("--runs", type=int, default=3)
+    r.add_argument("--explain", action="store_true")
+    r.add_argument("--touch", type=int, default=1000, help="dossiers changed between refreshes")
+    args = ap.parse_args(argv)
+    if args.command == "rebuild":
+        asyncio.run(rebuild(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
