@@ -12,13 +12,14 @@ import sys
 import time
 import uuid
 from contextvars import ContextVar
+from typing import Any
 
+import msgspec
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-access_log = structlog.get_logger("city.access")
 
 
 def _add_request_id(
@@ -39,9 +40,23 @@ _SHARED: list[structlog.typing.Processor] = [
 ]
 
 
+class _JsonFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, plus a fast path for the access log's records: their event
+    dict is complete (``access_record``) and holds only strings and numbers, so msgspec
+    writes it as it stands, the JSON structlog's renderer would write for it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.__dict__.get("_city_access"):
+            return _encode_json(record.msg).decode()
+        return super().format(record)
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
 def json_formatter() -> logging.Formatter:
     """Renders any log record, from structlog or the standard library, as one JSON line."""
-    return structlog.stdlib.ProcessorFormatter(
+    return _JsonFormatter(
         foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -71,6 +86,34 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "arq.worker", "granian.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+_ACCESS = logging.getLogger("city.access")
+_ACCESS_STAMP = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+
+def access_record(event: dict[str, Any]) -> logging.LogRecord:
+    """The access log's record, as ``access_log.info("request", **event)`` would make it
+    through structlog's chain (same keys, same order: the fields, then event, level,
+    logger, timestamp, request id), without the chain: no bound logger, no frame walk
+    for the caller, no copy of the dict in the formatter (issue 18 item 9: that path
+    was ~110 µs of each request)."""
+    event["event"] = "request"
+    structlog.contextvars.merge_contextvars(None, "info", event)
+    event["level"] = "info"
+    event["logger"] = "city.access"
+    _ACCESS_STAMP(None, "info", event)
+    _add_request_id(None, "info", event)
+    return _ACCESS.makeRecord(
+        "city.access",
+        logging.INFO,
+        __file__,
+        0,
+        event,
+        (),
+        None,
+        extra={"_logger": _ACCESS, "_name": "info", "_city_access": True},
+    )
 
 
 class RequestIdMiddleware:
@@ -109,11 +152,15 @@ class RequestIdMiddleware:
         finally:
             path = scope.get("path", "")
             if not path.startswith(("/health", "/metrics")):
-                access_log.info(
-                    "request",
-                    method=scope.get("method"),
-                    path=path,
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
+                if _ACCESS.isEnabledFor(logging.INFO):
+                    _ACCESS.handle(
+                        access_record(
+                            {
+                                "method": scope.get("method"),
+                                "path": path,
+                                "status": status,
+                                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                            }
+                        )
+                    )
             request_id_var.reset(token)

@@ -7,13 +7,15 @@ import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.types import ASGIApp, Receive, Scope, Send
-from prometheus_client import Gauge
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
 
 from app.complaints import lifecycle
@@ -182,6 +184,95 @@ class HealthController(Controller):
             Readiness(status="ready" if ok else "unavailable", checks=checks, worker=worker),
             status_code=200 if ok else 503,
         )
+
+
+# The request metrics Litestar's PrometheusMiddleware recorded (PrometheusConfig(app_name=
+# "city", prefix="city", group_path=True)), same names, labels and buckets, kept by a
+# pure-ASGI middleware of our own (issue 18 item 9): Litestar's built a Request, merged
+# label dicts and looked up four labelled children under their locks on every request
+# (~90 µs of a 1,200 µs areas lookup); here each (method, route, status) finds its
+# children in a dict.
+REQUEST_LABELS = ("method", "path", "status_code", "app_name")
+APP_NAME = "city"
+REQUESTS_TOTAL = Counter("city_requests_total", "Total requests", REQUEST_LABELS)
+REQUEST_DURATION = Histogram(
+    "city_request_duration_seconds", "Request duration, in seconds", REQUEST_LABELS
+)
+REQUESTS_IN_PROGRESS = Gauge(
+    "city_requests_in_progress",
+    "Total requests currently in progress",
+    REQUEST_LABELS,
+    multiprocess_mode="livesum",
+)
+REQUEST_ERRORS = Counter("city_requests_error_total", "Total errors in requests", REQUEST_LABELS)
+# not measured: the scrape itself and the probes (as the access log leaves them out)
+UNMEASURED_PREFIXES = ("/metrics", "/health")
+
+_in_progress: dict[tuple[str, str], Any] = {}
+_finished: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _in_progress_child(method: str, path: str) -> Any:
+    try:
+        return _in_progress[method, path]
+    except KeyError:
+        # status_code is 200 while in progress, as Litestar's middleware labelled it
+        child = _in_progress[method, path] = REQUESTS_IN_PROGRESS.labels(
+            method, path, 200, APP_NAME
+        )
+        return child
+
+
+def _finished_children(method: str, path: str, status: int) -> tuple[Any, Any]:
+    try:
+        return _finished[method, path, status]
+    except KeyError:
+        labels = (method, path, status, APP_NAME)
+        children = _finished[method, path, status] = (
+            REQUESTS_TOTAL.labels(*labels),
+            REQUEST_DURATION.labels(*labels),
+        )
+        return children
+
+
+class RequestMetricsMiddleware:
+    """Counts every routed request by method, route template and status; its duration
+    (to the last body message) in a histogram; requests in progress; 5xx answers.
+    Exposed by ``/metrics``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(
+            UNMEASURED_PREFIXES
+        ):
+            await self.app(scope, receive, send)
+            return
+        method = str(scope.get("method") or "websocket")  # a websocket is labelled by its type
+        path = scope.get("path_template") or scope["path"]
+        in_progress = _in_progress_child(method, path)
+        started = perf_counter()
+        span = [200, 0.0]  # status, seconds to the last body message
+
+        async def send_measured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                span[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                span[1] = perf_counter() - started
+            await send(message)
+
+        in_progress.inc()
+        try:
+            await self.app(scope, receive, send_measured)
+        finally:
+            in_progress.dec()
+            status = int(span[0])
+            total, duration = _finished_children(method, path, status)
+            if status >= 500:  # a series only for what failed, as before
+                REQUEST_ERRORS.labels(method, path, status, APP_NAME).inc()
+            total.inc()
+            duration.observe(span[1])
 
 
 class MetricsTokenMiddleware:

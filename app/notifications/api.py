@@ -42,7 +42,7 @@ class InboxController(Controller):
     async def list_notifications(
         self,
         request: Request,
-        session: DbSession,
+        state: State,
         cursor: Annotated[
             str | None,
             QueryParameter(max_length=20, description="next_cursor of the previous page"),
@@ -50,8 +50,9 @@ class InboxController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         unread: Annotated[bool, QueryParameter(description="only the unread ones")] = False,
     ) -> NotificationPage:
+        # one statement on a pooled connection, no session (app.core.reads)
         return await service.list_notifications(
-            session, request.user.user_id, cursor=cursor, limit=limit, unread_only=unread
+            state.engine, request.user.user_id, cursor=cursor, limit=limit, unread_only=unread
         )
 
     @get("/unread-count", summary="How many of my notifications are unread")

@@ -26,7 +26,7 @@ from app.core import i18n
 from app.core.db import rowcount
 from app.core.errors import BadRequest, FieldError, NotFound
 from app.core.jobs import enqueue
-from app.core.reads import Query
+from app.core.reads import Query, Reader
 from app.notifications.models import Notification
 from app.notifications.push import PUSH_BATCH_JOB, PUSH_JOB_BATCH, push_batch_job_id
 from app.notifications.schemas import NotificationOut, NotificationPage
@@ -207,7 +207,7 @@ def _inbox_query(after_cursor: bool, unread_only: bool) -> Query:
 
 
 async def list_notifications(
-    session: AsyncSession,
+    db: Reader,
     user_id: uuid.UUID,
     *,
     cursor: str | None = None,
@@ -219,7 +219,7 @@ async def list_notifications(
     values = {"user_id": user_id, "limit": limit + 1}
     if cursor is not None:
         values["before"] = parse_cursor(cursor)
-    rows = await query.fetch(session, **values)
+    rows = await query.fetch(db, **values)
     more = len(rows) > limit
     items = []
     for nid, kind, title, body, raw, created_at, read_at in rows[:limit]:

@@ -11,7 +11,6 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 
-from app.core.db import DbSession
 from app.core.i18n import negotiate
 from app.places import service
 from app.places.schemas import AreaOut, CategoryOut, UnitOut
@@ -38,11 +37,11 @@ class PlacesController(Controller):
     async def lookup(
         self,
         state: State,
-        session: DbSession,
         lat: Annotated[float, QueryParameter(ge=-90, le=90)],
         lon: Annotated[float, QueryParameter(ge=-180, le=180)],
     ) -> AreaOut:
-        return await service.area_at(session, state.reference, lon, lat)
+        # one statement on a pooled connection, no session (app.core.reads)
+        return await service.area_at(state.engine, state.reference, lon, lat)
 
     @get("/areas/{code:str}", summary="One ward or commune")
     async def area(

@@ -6,7 +6,7 @@ from sqlalchemy import Float, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
-from app.core.reads import Query
+from app.core.reads import Query, Reader
 from app.places.models import Area
 from app.places.reference import ReferenceData
 from app.places.schemas import AreaOut, CategoryOut, UnitOut
@@ -43,10 +43,10 @@ async def find_area(session: AsyncSession, code: str) -> AreaOut:
     )
 
 
-async def area_code_at(session: AsyncSession, lon: float, lat: float) -> str | None:
+async def area_code_at(db: Reader, lon: float, lat: float) -> str | None:
     """The area whose boundary contains the WGS84 point, or None (outside the city).
     A point exactly on a shared border goes to the lowest code, deterministically."""
-    row = await _AREA_AT.fetchrow(session, lon=lon, lat=lat)
+    row = await _AREA_AT.fetchrow(db, lon=lon, lat=lat)
     return row[0] if row is not None else None
 
 
@@ -59,10 +59,8 @@ _AREA_AT = Query(
 )
 
 
-async def area_at(
-    session: AsyncSession, reference: ReferenceData, lon: float, lat: float
-) -> AreaOut:
-    code = await area_code_at(session, lon, lat)
+async def area_at(db: Reader, reference: ReferenceData, lon: float, lat: float) -> AreaOut:
+    code = await area_code_at(db, lon, lat)
     if code is None:
         raise NotFound("point_outside_city")
     return await get_area(reference, code)
