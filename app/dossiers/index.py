@@ -217,8 +217,8 @@ SESSION_SETTINGS = "set_config('jit', 'off', true), set_config('work_mem', '256M
 TOUCH_MARGIN = timedelta(minutes=10)
 
 
-def _items(where: str) -> str:
-    """Each dossier once, with what the figures count; ``where`` picks the dossiers."""
+def _items(source: str) -> str:
+    """Each dossier once, with what the figures count; ``source``: the dossiers ``d``."""
     return f"""
 items AS (
     SELECT d.agency_id, d.received_at, d.online, d.rating, d.finished_on_time,
@@ -228,8 +228,7 @@ items AS (
            date_trunc('month', d.received_at AT TIME ZONE CAST(:tz AS text)) AS month,
            d.received_at > :since AND d.received_at <= :now AS recent,
            CASE WHEN d.status IN ({_FINISHED}) THEN d.handling_working_days END AS working_days
-    FROM dossiers d
-    {where}
+    FROM {source}
 )"""
 
 
@@ -261,7 +260,7 @@ _SELECT = (
 # one row per month of receipt and the last 30 days (its "not recent" group is dropped
 # by HAVING), as unit_stats.
 BUILD_SQL = f"""
-WITH {_items("")},
+WITH {_items("dossiers d")},
 figures AS (
     SELECT agency_id,
            CASE WHEN GROUPING(month) = 0 THEN to_char(month, 'YYYY-MM')
@@ -304,8 +303,8 @@ WITH touched AS (
 ),
 {
     _items(
-        "JOIN touched t ON d.agency_id = t.agency_id AND d.received_at >= t.first"
-        " AND d.received_at < t.after"
+        "touched t CROSS JOIN LATERAL (SELECT * FROM dossiers x WHERE x.agency_id = t.agency_id"
+        " AND x.received_at >= t.first AND x.received_at < t.after) d"
     )
 },
 figures AS (
@@ -318,7 +317,7 @@ SELECT {_SELECT} FROM figures
 _RECENT_SQL = f"""
 WITH {
     _items(
-        "WHERE d.agency_id = ANY(CAST(:every_agency AS uuid[]))"
+        "dossiers d WHERE d.agency_id = ANY(CAST(:every_agency AS uuid[]))"
         " AND d.received_at > :since AND d.received_at <= :now"
     )
 },
