@@ -160,6 +160,10 @@ def render(
         "own_unit_codes": _own_unit_codes(actor, snapshot),
         # the unit pages the navigation offers: only those the policy lets this actor open
         "manage_codes": _manage_codes(actor, snapshot),
+        # the dossier pages (issue 19): imports for whoever may load an agency's files,
+        # the agencies' lateness for every staff member (the page shows their scope)
+        "nav_dossier_imports": bool(actor and policy.dossier_import_scope(actor) != frozenset()),
+        "nav_dossier_supervision": bool(actor and actor.is_staff),
     }
     return Template(template_name=name, context={**base, **context}, status_code=status_code)
 
