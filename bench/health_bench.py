@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -198,7 +199,7 @@ async def _explain(database_url: str, settings) -> float:
         await tr.start()
         plan = await conn.fetchval(
             "EXPLAIN (ANALYZE, FORMAT JSON) " + SUMMARY_SQL,
-            pid, user, None, "summary", None, None, None, None,
+            pid, user, datetime.now(UTC), "summary", None, None, None, None,
         )  # fmt: skip
         await tr.rollback()
     finally:
@@ -235,6 +236,7 @@ async def bench_lookup(args: argparse.Namespace) -> dict:
             values={"token": tokens},
             concurrency=args.concurrency,
             duration=args.duration,
+            rate=args.rate,
             expect=[200],
         )
         result = await asyncio.to_thread(run_load, spec, engine="wrk", warmup=2.0)
@@ -255,6 +257,7 @@ async def bench_lookup(args: argparse.Namespace) -> dict:
         "access_log_rows": logged,
         "users": args.users,
         "concurrency": args.concurrency,
+        "rate": args.rate,
         "rps": result["rps"],
         "latency_ms": result["latency_ms"],
         "errors": result["errors"],
@@ -277,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     look.add_argument("--users", type=int, default=2000)
     look.add_argument("--duration", type=float, default=20)
     look.add_argument("--concurrency", type=int, default=16)
+    look.add_argument("--rate", type=float, help="open loop: requests started per second")
     args = parser.parse_args(argv)
     _env(args.database_url)
     runner = bench_import if args.command == "import" else bench_lookup
