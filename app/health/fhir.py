@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Union
 
 import msgspec
@@ -308,9 +309,15 @@ def _invalid(line: bytes | str, exc: msgspec.ValidationError) -> AnyResource:
 def instant(value: str | None) -> datetime | None:
     """A FHIR date, dateTime or instant as a UTC datetime; a partial date ("2024",
     "2024-05") is its first day; a date or a time without zone is Hanoi's.
-    Raises ValueError for what is none of these."""
+    Raises ValueError for what is none of these. Exports repeat their instants (a
+    lastUpdated per batch of the source, visit dates): the last few thousand are cached."""
     if not value:
         return None
+    return _instant(value)
+
+
+@lru_cache(maxsize=8192)
+def _instant(value: str) -> datetime:
     n = len(value)
     if n == 4:
         return datetime(int(value), 1, 1, tzinfo=HANOI).astimezone(UTC)
