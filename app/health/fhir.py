@@ -307,7 +307,8 @@ def _invalid(line: bytes | str, exc: msgspec.ValidationError) -> AnyResource:
 
 
 def instant(value: str | None) -> datetime | None:
-    """A FHIR date, dateTime or instant as a UTC datetime; a partial date ("2024",
+    """A FHIR date, dateTime or instant as an aware datetime (in the zone it was given
+    in; PostgreSQL stores the instant); a partial date ("2024",
     "2024-05") is its first day; a date or a time without zone is Hanoi's.
     Raises ValueError for what is none of these. Exports repeat their instants (a
     lastUpdated per batch of the source, visit dates): the last few thousand are cached."""
@@ -320,15 +321,15 @@ def instant(value: str | None) -> datetime | None:
 def _instant(value: str) -> datetime:
     n = len(value)
     if n == 4:
-        return datetime(int(value), 1, 1, tzinfo=HANOI).astimezone(UTC)
+        return datetime(int(value), 1, 1, tzinfo=HANOI)
     if n == 7:
-        return datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=HANOI).astimezone(UTC)
+        return datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=HANOI)
     if n == 10:
-        return datetime.combine(date.fromisoformat(value), time(), HANOI).astimezone(UTC)
+        return datetime.combine(date.fromisoformat(value), time(), HANOI)
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=HANOI)
-    return parsed.astimezone(UTC)
+    return parsed
 
 
 def local_ref(reference: Reference | None, resolve: dict[str, str] | None = None) -> str | None:
