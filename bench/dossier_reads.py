@@ -162,7 +162,8 @@ async def prepare(args: argparse.Namespace) -> None:
                        least(completed_at, closed_at) AT TIME ZONE CAST(:tz AS text) AS e
                   FROM dossiers
                  WHERE agency_id = :agency AND handling_working_days IS NULL
-                   AND status IN ('completed', 'returned', 'refused')) m
+                   AND status IN ('completed', 'returned', 'refused')
+                   AND received_at > now() - CAST(:days AS int) * interval '1 day') m
          WHERE id = m.measured_id
         """
     )
@@ -175,7 +176,9 @@ async def prepare(args: argparse.Namespace) -> None:
         total = 0
         for agency in agencies:
             async with engine.begin() as conn:
-                total += (await conn.execute(measure, {**params, "agency": agency})).rowcount
+                total += (
+                    await conn.execute(measure, {**params, "agency": agency, "days": args.days})
+                ).rowcount
         print(f"measured {total:,} finished dossiers in {time.perf_counter() - started:.0f} s")
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -277,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--runs", type=int, default=3)
     r.add_argument("--explain", action="store_true")
     r.add_argument("--touch", type=int, default=1000, help="dossiers changed between refreshes")
-    sub.add_parser("prepare", help="freeze the seeded dossiers' working days (once)")
+    p = sub.add_parser("prepare", help="freeze the seeded dossiers' working days (once)")
+    p.add_argument("--days", type=int, default=100_000, help="only those received since")
     args = ap.parse_args(argv)
     if args.command == "rebuild":
         asyncio.run(rebuild(args))
