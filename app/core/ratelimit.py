@@ -12,17 +12,26 @@ limit; :meth:`RateLimiter.check` + :meth:`RateLimiter.count` refuse only once en
 *failures* were counted, so people who get it right are never throttled by others.
 :meth:`RateLimiter.failures` / :meth:`RateLimiter.record_failure` keep the failure
 times themselves (a Redis sorted set per key), for slowing down rather than locking out.
+
+:meth:`RateLimiter.hit` is on hot paths (every public dossier lookup), so it does what
+the library's sliding-window counter does, for every window of the rule, in ONE Lua call
+(the library makes one per window, each with its own key building and script dispatch):
+the same keys, the same arithmetic, windows counted in order up to the first that is
+full (issue 19, second pass). Rules are parsed once per distinct string.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import secrets
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from limits import parse_many
+from limits import RateLimitItem
+from limits import parse_many as _parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
@@ -33,6 +42,54 @@ log = logging.getLogger("city.ratelimit")
 
 # failure times kept per key at most (a key under attack must not grow without bound)
 MAX_FAILURES_KEPT = 1000
+
+# limits' acquire_sliding_window.lua (5.x), looped over the windows of a rule: KEYS are
+# (previous, current) per window, ARGV (limit, expiry seconds) per window then the amount.
+# Returns 0 when every window took the hit, else the 1-based number of the first window
+# that was full (the windows before it have counted the hit, as the library's loop does).
+_ACQUIRE_ALL = """
+local amount = tonumber(ARGV[#ARGV])
+for w = 1, #KEYS / 2 do
+    local previous_key = KEYS[2 * w - 1]
+    local current_key = KEYS[2 * w]
+    local limit = tonumber(ARGV[2 * w - 1])
+    local expiry = tonumber(ARGV[2 * w]) * 1000
+    if amount > limit then
+        return w
+    end
+    local current_ttl = tonumber(redis.call('pttl', current_key))
+    if current_ttl > 0 and current_ttl < expiry then
+        redis.call('rename', current_key, previous_key)
+        redis.call('set', current_key, 0, 'PX', current_ttl + expiry)
+    end
+    local previous_count = tonumber(redis.call('get', previous_key)) or 0
+    local previous_ttl = tonumber(redis.call('pttl', previous_key)) or 0
+    local current_count = tonumber(redis.call('get', current_key)) or 0
+    current_ttl = tonumber(redis.call('pttl', current_key)) or 0
+    if previous_ttl <= 0 then
+        previous_ttl = 0
+    end
+    if current_ttl <= 0 then
+        current_ttl = 0
+    end
+    local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
+    if (weighted_count + amount) > limit then
+        return w
+    end
+    if redis.call('exists', current_key) == 1 then
+        redis.call('incrby', current_key, amount)
+    else
+        redis.call('set', current_key, amount, 'PX', expiry * 2)
+    end
+end
+return 0
+"""
+
+
+@functools.lru_cache(maxsize=256)
+def parse_many(rule: str) -> tuple[RateLimitItem, ...]:
+    """The windows of a rule ("60/minute;1000/hour"), parsed once per distinct rule."""
+    return tuple(_parse_many(rule))
 
 
 class RateLimiter:
@@ -45,14 +102,25 @@ class RateLimiter:
         self._redis_url = redis_url
         self._redis: Redis | None = None
         self._prefix = prefix
+        self._acquire_all: Any = None
 
     async def hit(self, rule: str, *identifiers: str, fail_open: bool = False) -> None:
         """Count one attempt against every window of ``rule``; 429 when any is full.
         Redis unreachable: 503, or with ``fail_open`` a logged warning and no limit."""
+        items = parse_many(rule)
         try:
-            for item in parse_many(rule):
-                if not await self._limiter.hit(item, *identifiers):
-                    raise await self._too_many(item, identifiers)
+            keys: list[str] = []
+            args: list[int] = []
+            for item in items:
+                # the library's keys: "<prefix>:{<key_for>}/-1" and "<prefix>:{<key_for>}"
+                current = f"{self._prefix}:{{{item.key_for(*identifiers)}}}"
+                keys += (f"{current}/-1", current)
+                args += (item.amount, item.get_expiry())
+            if self._acquire_all is None:
+                self._acquire_all = self._client().register_script(_ACQUIRE_ALL)
+            full = int(await self._acquire_all(keys=keys, args=[*args, 1]))
+            if full:
+                raise await self._too_many(items[full - 1], identifiers)
         except TooManyRequests:
             raise
         except Exception as exc:

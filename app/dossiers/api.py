@@ -47,15 +47,16 @@ class MyDossierController(Controller):
     async def mine(
         self,
         request: Request,
-        session: DbSession,
+        state: State,
         status: FromQuery[Status | None] = None,
         cursor: Annotated[
             str | None, QueryParameter(max_length=200, description="next_cursor of the last page")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> DossierPage:
+        # one statement on a pooled connection, no session (app.core.reads)
         return await service.my_dossiers(
-            session, await actor_of(request), _language(request), status, cursor, limit
+            state.engine, await actor_of(request), _language(request), status, cursor, limit
         )
 
     @post(
@@ -131,7 +132,7 @@ class PublicDossierController(Controller):
         ),
     )
     async def lookup(
-        self, request: Request, state: State, session: DbSession, code: FromPath[str]
+        self, request: Request, state: State, code: FromPath[str]
     ) -> Response[PublicDossier]:
         settings = state.settings
         # against enumeration; no personal data here, so Redis down must not stop lookups
@@ -142,7 +143,8 @@ class PublicDossierController(Controller):
             fail_open=True,
         )
         language = _language(request)
-        found = await service.public_dossier(session, code, language, state.clock.now())
+        # one statement on a pooled connection, no session (app.core.reads)
+        found = await service.public_dossier(state.engine, code, language, state.clock.now())
         return Response(
             found,
             headers={

@@ -50,7 +50,7 @@ from app import policy
 from app.accounts.models import User
 from app.core import audit, i18n
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound
-from app.core.reads import Query
+from app.core.reads import Query, Reader
 from app.core.security import keyed_hash
 from app.dossiers import lifecycle
 from app.dossiers.models import Agency, Dossier, DossierEvent, DossierLink, DossierSupplement
@@ -374,7 +374,7 @@ def _summary(row: Any, actor: Actor, language: str) -> DossierSummary | None:
 
 
 async def my_dossiers(
-    session: AsyncSession,
+    db: Reader,
     actor: Actor,
     language: str,
     status: str | None = None,
@@ -385,7 +385,7 @@ async def my_dossiers(
     values: dict[str, Any] = {"user_id": actor.user_id, "limit": limit + 1, "status": status}
     if cursor:
         values["at"], values["before"] = _decode_cursor(cursor)
-    rows = await _mine_query(bool(status), bool(cursor)).fetch(session, **values)
+    rows = await _mine_query(bool(status), bool(cursor)).fetch(db, **values)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [s for s in (_summary(row, actor, language) for row in rows) if s is not None]
@@ -602,12 +602,10 @@ async def rate(session: AsyncSession, actor: Actor, code: str, rating: str) -> R
 # ---------------------------------------------------------------- the public lookup
 
 
-async def public_dossier(
-    session: AsyncSession, code: str, language: str, now: datetime
-) -> PublicDossier:
+async def public_dossier(db: Reader, code: str, language: str, now: datetime) -> PublicDossier:
     """A dossier by its code, for anyone: no personal data. A code that cannot exist is
     answered exactly as one that does not."""
-    row = await _PUBLIC.fetchrow(session, code=code) if valid_code(code) else None
+    row = await _PUBLIC.fetchrow(db, code=code) if valid_code(code) else None
     if row is None:
         raise NotFound("dossier_not_found")
     status = row[1]
