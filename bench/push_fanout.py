@@ -493,6 +493,7 @@ async def one_run(
     from app.core.auth import Principal, RoleGrant
     from app.notifications.announcements import create_announcement
     from app.notifications.schemas import AnnouncementIn, AnnouncementText, AnnouncementTexts
+    from app.policy import build_actor
 
     await clean(engine)
     standin.call("reset")
@@ -549,7 +550,10 @@ async def one_run(
         )
         started = time.monotonic()
         async with db.transaction(sessionmaker, redis) as session:
-            created = await create_announcement(session, principal, body, datetime.now(UTC))
+            # an admin's actor (the action layer takes an actor since issue 18 item 3)
+            now = datetime.now(UTC)
+            actor = build_actor(principal, frozenset(), now)
+            created = await create_announcement(session, actor, body, now)
         peak_sampled = rss_idle
         written_at = None
         first_push_after = None
