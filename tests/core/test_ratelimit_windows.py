@@ -10,7 +10,7 @@ import pytest
 from limits import parse_many as library_parse_many
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from app.core.errors import TooManyRequests
+from app.core.errors import ServiceUnavailable, TooManyRequests
 from app.core.ratelimit import RateLimiter, parse_many
 
 
@@ -57,3 +57,14 @@ async def test_the_windows_before_a_full_one_have_counted(limiter):
 def test_rules_are_parsed_once():
     assert parse_many("60/minute;1000/hour") is parse_many("60/minute;1000/hour")
     assert [i.amount for i in parse_many("60/minute;1000/hour")] == [60, 1000]
+
+
+async def test_redis_unreachable_fails_closed_unless_told_to_fail_open():
+    limiter = RateLimiter("redis://127.0.0.1:1/0", prefix="unreachable")  # nothing listens
+    try:
+        with pytest.raises(ServiceUnavailable):
+            await limiter.hit("5/minute;10/hour", "w", "someone")
+        await limiter.hit("5/minute;10/hour", "w", "someone", fail_open=True)  # no limit
+    finally:
+        if limiter._redis is not None:
+            await limiter._redis.aclose()
