@@ -132,7 +132,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # city's health-record system uses. Patients without one are reported, not imported.
     health_citizen_id_system: str = "urn:vn:cccd"
     health_import_dir: str = "var/health-imports"  # Bulk Data downloads land here
-    health_import_batch_lines: int = 5000  # lines per committed batch (the resume point)
+    health_import_batch_lines: int = 20000  # lines per committed batch (the resume point)
     health_import_slice_seconds: int = 60  # one job run's share, then it re-enqueues itself
     health_import_stale_seconds: int = 120  # an unfinished job not moving: resumed
     health_bundle_max_bytes: int = 67_108_864  # a Bundle file is read whole (NDJSON streams)

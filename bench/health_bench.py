@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     imp = sub.add_parser("import", help="seed NDJSON and import it")
     imp.add_argument("--patients", type=int, default=2_500_000)
     imp.add_argument("--per-patient", type=int, default=5)
-    imp.add_argument("--batch", type=int, default=5000)
+    imp.add_argument("--batch", type=int, default=20000)  # HEALTH_IMPORT_BATCH_LINES
     imp.add_argument("--dir", help="where the seeded files are (made if missing)")
     imp.add_argument("--keep", action="store_true", help="do not empty the tables first")
     imp.add_argument("--again", action="store_true", help="import the same files twice")
