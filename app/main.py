@@ -66,6 +66,7 @@ from app.notifications.api import (
     InboxController,
     PreferencesController,
 )
+from app.open311.router import open311_router
 from app.places.api import PlacesController
 from app.places.reference import ReferenceData
 from app.routing.api import RoutingRuleController
@@ -224,7 +225,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         include_in_schema=False,
     )
     app = Litestar(
-        route_handlers=[api, pages, HealthController, MetricsController, serve_file, favicon],
+        route_handlers=[
+            api,
+            pages,
+            open311_router({"session": Provide(provide_session)}),
+            HealthController,
+            MetricsController,
+            serve_file,
+            favicon,
+        ],
         template_config=TemplateConfig(directory=WEB_DIR / "templates", engine=JinjaTemplateEngine),
         lifespan=[lifespan],
         state=State({"settings": settings}),

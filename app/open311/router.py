@@ -1,0 +1,18 @@
+"""The GeoReport v2 root, ``/open311/v2``: its own router, its own error format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Router
+
+from app.open311.api import Open311ReadController
+from app.open311.write_api import Open311WriteController
+
+
+def open311_router(dependencies: dict[str, Any]) -> Router:
+    return Router(
+        path="/open311/v2",
+        route_handlers=[Open311ReadController, Open311WriteController],
+        dependencies=dependencies,
+    )
