@@ -380,3 +380,9 @@ def may_manage_health_imports(actor: Actor) -> bool:
     """Start an import and read the import jobs (counts, errors, duration; never a
     record): admins, and the system (the CLI)."""
     return actor.admin
+
+
+# ---------------------------------------------------------------- open311 (issue 21)
+
+
+# ---------------------------------------------------------------- staff second factor (issue 22)
