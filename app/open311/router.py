@@ -6,13 +6,14 @@ from typing import Any
 
 from litestar import Router
 
-from app.open311.api import Open311ReadController
-from app.open311.write_api import Open311WriteController
+from app.open311.api import Open311Controller
+from app.open311.formats import EXCEPTION_HANDLERS
 
 
 def open311_router(dependencies: dict[str, Any]) -> Router:
     return Router(
         path="/open311/v2",
-        route_handlers=[Open311ReadController, Open311WriteController],
+        route_handlers=[Open311Controller],
         dependencies=dependencies,
+        exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -1,0 +1,162 @@
+"""GeoReport v2's two formats and its error shape.
+
+Every resource is named with its format as a suffix (``services.xml``,
+``requests/PA-2026-00001.json``): ``resource_format`` splits it. Answers are a list of
+objects (or one object: a service definition, the discovery document) rendered as JSON
+or as the specification's XML, where a list is a root element holding one element per
+item and a nested list (``attributes``, ``values``, ``endpoints``, ``formats``) holds
+its items under the singular name. Errors are the specification's list of
+``code`` + ``description`` in the format asked for (JSON when it cannot be told).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.types import ExceptionHandlersMap
+
+from app.core.errors import EXCEPTION_HANDLERS as APP_HANDLERS
+from app.core.errors import AppError, input_error
+
+log = logging.getLogger("city.open311")
+FORMATS = ("json", "xml")
+MEDIA_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
+# a nested list's element and its items' (the specification's names)
+LIST_ITEMS = {
+    "attributes": "attribute",
+    "values": "value",
+    "endpoints": "endpoint",
+    "formats": "format",
+}
+# characters XML 1.0 cannot carry, even escaped: dropped from text
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+class Open311Error(Exception):
+    """An error as GeoReport v2 states it: an HTTP status, a numeric ``code`` (the status
+    unless told) and a ``description`` in plain words (never personal data)."""
+
+    def __init__(self, status: int, description: str, code: int | None = None) -> None:
+        self.status = status
+        self.code = status if code is None else code
+        self.description = description
+        super().__init__(description)
+
+
+def resource_format(name: str, resource: str) -> str:
+    """``services.json`` → ``json`` for the resource ``services``; a missing or unknown
+    suffix, or another resource's name, is a 404 in the spec's error shape."""
+    base, dot, fmt = name.rpartition(".")
+    if not dot or base != resource or fmt not in FORMATS:
+        raise Open311Error(404, f"Unknown resource '{name}': use {resource}.json or {resource}.xml")
+    return fmt
+
+
+def split_id(name: str) -> tuple[str, str]:
+    """``PA-2026-00001.xml`` → (``PA-2026-00001``, ``xml``)."""
+    ident, dot, fmt = name.rpartition(".")
+    if not dot or not ident or fmt not in FORMATS:
+        raise Open311Error(404, f"Unknown resource '{name}': add .json or .xml")
+    return ident, fmt
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return _NOT_XML.sub("", str(value)).translate(_ESCAPES)
+
+
+def _element(tag: str, value: Any, out: list[str]) -> None:
+    if isinstance(value, Mapping):
+        out.append(f"<{tag}>")
+        for key, inner in value.items():
+            _element(key, inner, out)
+        out.append(f"</{tag}>")
+    elif isinstance(value, list | tuple):
+        item = LIST_ITEMS.get(tag, "item")
+        out.append(f"<{tag}>")
+        for inner in value:
+            _element(item, inner, out)
+        out.append(f"</{tag}>")
+    elif value is None:
+        out.append(f"<{tag}/>")
+    else:
+        out.append(f"<{tag}>{_text(value)}</{tag}>")
+
+
+def to_xml(
+    root: str, item: str | None, data: Sequence[Mapping[str, Any]] | Mapping[str, Any]
+) -> bytes:
+    """``<root><item>…</item>…</root>`` for a list, ``<root>…</root>`` for one object."""
+    out = ['<?xml version="1.0" encoding="utf-8"?>']
+    if isinstance(data, Mapping):
+        _element(root, data, out)
+    else:
+        out.append(f"<{root}>")
+        for row in data:
+            _element(item or "item", row, out)
+        out.append(f"</{root}>")
+    return "".join(out).encode()
+
+
+def render(
+    fmt: str,
+    root: str,
+    item: str | None,
+    data: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    """The answer in ``fmt``: JSON as the data is, XML under ``root``/``item``."""
+    body = msgspec.json.encode(data) if fmt == "json" else to_xml(root, item, data)
+    return Response(body, status_code=status, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+def error_response(fmt: str, status: int, errors: list[tuple[int, str]]) -> Response[bytes]:
+    rows = [{"code": code, "description": description} for code, description in errors]
+    return render(fmt, "errors", "error", rows, status=status)
+
+
+def _format_of(request: Request) -> str:
+    """The format the caller asked for, from the path's suffix (``.xml``); JSON otherwise."""
+    return "xml" if request.url.path.endswith(".xml") else "json"
+
+
+def open311_error_handler(request: Request, exc: Exception) -> Response[bytes]:
+    """Every error under ``/open311/v2`` in the specification's shape: ours, the app's
+    domain errors (a rate limit, Redis down) and the framework's (a bad parameter)."""
+    fmt = _format_of(request)
+    if isinstance(exc, Open311Error):
+        return error_response(fmt, exc.status, [(exc.code, exc.description)])
+    app_error = exc if isinstance(exc, AppError) else input_error(exc)
+    if app_error is not None:
+        headers = {}
+        if app_error.retry_after is not None:
+            headers["Retry-After"] = str(app_error.retry_after)
+        fields = ", ".join(e.field for e in app_error.errors or [])
+        description = app_error.code.replace("_", " ") + (f": {fields}" if fields else "")
+        response = error_response(fmt, app_error.status, [(app_error.status, description)])
+        response.headers.update(headers)
+        return response
+    if isinstance(exc, HTTPException):
+        return error_response(fmt, exc.status_code, [(exc.status_code, str(exc.detail))])
+    log.exception("open311: unhandled error on %s", request.url.path)
+    return error_response(fmt, 500, [(500, "Internal error; try again later")])
+
+
+# every kind the app's handlers know (a layer's handler for a kind wins over the app's)
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    kind: open311_error_handler for kind in (*APP_HANDLERS, Open311Error)
+}
