@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # secrets (development defaults; production must set them)
     secret_key: str = "dev-secret-change-me"
     citizen_id_hash_key: str = "dev-citizen-id-key-change-me"
+    # seals secrets the app must read back (agencies' signing secrets, staff TOTP seeds):
+    # AES-256-GCM under a key derived from this one per purpose (app/core/sealed.py)
+    data_encryption_key: str = "dev-data-encryption-key-change-me"
 
     # tokens
     access_token_ttl_seconds: int = 900

@@ -35,7 +35,7 @@ def settings_problems(settings: Settings) -> list[str]:
     """What is wrong with the settings themselves (no I/O)."""
     defaults = Settings()
     problems = []
-    for name in ("secret_key", "citizen_id_hash_key"):
+    for name in ("secret_key", "citizen_id_hash_key", "data_encryption_key"):
         value: str = getattr(settings, name)
         env = name.upper()
         if value == getattr(defaults, name) or value.lower() in KNOWN_PLACEHOLDERS:
@@ -47,6 +47,8 @@ def settings_problems(settings: Settings) -> list[str]:
             )
     if settings.secret_key == settings.citizen_id_hash_key:
         problems.append("SECRET_KEY and CITIZEN_ID_HASH_KEY are the same: use two keys")
+    if settings.data_encryption_key in (settings.secret_key, settings.citizen_id_hash_key):
+        problems.append("DATA_ENCRYPTION_KEY must differ from SECRET_KEY and CITIZEN_ID_HASH_KEY")
     if settings.sms_backend == "log":
         problems.append("SMS_BACKEND=log writes sign-in codes to the log: use `http`")
     return problems

@@ -16,6 +16,7 @@ REQUIRED = {
     "POSTGRES_PASSWORD": "placeholder-db",
     "SECRET_KEY": "placeholder-secret",
     "CITIZEN_ID_HASH_KEY": "placeholder-hash",
+    "DATA_ENCRYPTION_KEY": "placeholder-seal",
     "MINIO_ROOT_PASSWORD": "placeholder-minio",
     "SMS_HTTP_URL": "http://sms.invalid",
 }

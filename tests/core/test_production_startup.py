@@ -23,6 +23,7 @@ from tests.conftest import DATABASE_URL
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET = "k" * 24 + uuid.uuid4().hex  # 56 bytes
 GOOD_HASH_KEY = "h" * 24 + uuid.uuid4().hex
+GOOD_SEAL_KEY = "k" * 24 + uuid.uuid4().hex
 
 
 def fetch(sql: str, *args):
@@ -57,6 +58,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         DATABASE_URL=DATABASE_URL,
         SECRET_KEY=GOOD_SECRET,
         CITIZEN_ID_HASH_KEY=GOOD_HASH_KEY,
+        DATA_ENCRYPTION_KEY=GOOD_SEAL_KEY,
         SMS_BACKEND="http",
         SMS_HTTP_URL="http://127.0.0.1:9/sms",
         UV_PYTHON_DOWNLOADS="never",
@@ -156,16 +158,20 @@ def test_settings_problems(secret_key, hash_key, expected):
         environment="production",
         secret_key=secret_key,
         citizen_id_hash_key=hash_key,
+        data_encryption_key=GOOD_SEAL_KEY,
         sms_backend="http",
     )
     [problem] = settings_problems(settings)
     assert problem.startswith(expected)
-    assert (
-        settings_problems(
-            Settings(secret_key=GOOD_SECRET, citizen_id_hash_key="y" * 32, sms_backend="http")
-        )
-        == []
+    good = {"secret_key": GOOD_SECRET, "citizen_id_hash_key": "y" * 32, "sms_backend": "http"}
+    assert settings_problems(Settings(**good, data_encryption_key=GOOD_SEAL_KEY)) == []
+    # the key that seals agency and TOTP secrets: not the default, not another key
+    assert settings_problems(Settings(**good))[0].startswith(
+        "DATA_ENCRYPTION_KEY is a development default"
     )
+    assert settings_problems(Settings(**good, data_encryption_key=GOOD_SECRET)) == [
+        "DATA_ENCRYPTION_KEY must differ from SECRET_KEY and CITIZEN_ID_HASH_KEY"
+    ]
 
 
 def test_demo_staff_found_in_process(demo_admin):
@@ -174,6 +180,7 @@ def test_demo_staff_found_in_process(demo_admin):
         database_url=DATABASE_URL,
         secret_key=GOOD_SECRET,
         citizen_id_hash_key=GOOD_HASH_KEY,
+        data_encryption_key=GOOD_SEAL_KEY,
         sms_backend="http",
     )
     with pytest.raises(UnsafeForProduction) as caught:
