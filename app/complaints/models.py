@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -25,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models import Base, created_at, uuid_pk
@@ -67,6 +68,8 @@ class Report(Base):
     hide_identity: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     # filed by staff on behalf of a resident (phone, counter): counted apart in the index
     filed_by_staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    # answers to the category's extra questions (Open311 attributes), keyed by their code
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # set by routing: the unit responsible and its deadline (see app/routing)
     unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"), index=True)
     routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import Boolean, ForeignKey, Index, SmallInteger, String, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models import Base, created_at, uuid_pk
@@ -59,3 +70,34 @@ class Category(Base):
     deadline_working_days: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at = created_at()
+
+
+ATTRIBUTE_DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
+"""GeoReport v2's attribute datatypes (a service definition's ``datatype``)."""
+
+
+class CategoryAttribute(Base):
+    """An extra question a category asks when a report is filed (Open311's service
+    attribute): a street light's pole number, a pothole's size. ``values`` lists the
+    choices of a single/multi value list as ``{"key", "name_vi", "name_en"}``; the
+    answers are kept on the report (``reports.attributes``, keyed by ``code``)."""
+
+    __tablename__ = "category_attributes"
+
+    category_code: Mapped[str] = mapped_column(
+        ForeignKey("categories.code", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    datatype: Mapped[str] = mapped_column(Text, nullable=False)
+    required: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    description_vi: Mapped[str] = mapped_column(Text, nullable=False)
+    description_en: Mapped[str] = mapped_column(Text, nullable=False)
+    datatype_description_vi: Mapped[str | None] = mapped_column(Text)
+    datatype_description_en: Mapped[str | None] = mapped_column(Text)
+    values: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+
+    __table_args__ = (CheckConstraint(f"datatype IN {ATTRIBUTE_DATATYPES!r}", name="datatype"),)
