@@ -1,10 +1,11 @@
 """Hanoi's reference data (dữ liệu danh mục): areas, report categories, responsible units.
 
-``load_reference_data`` is an idempotent upsert, three set-based statements:
+``load_reference_data`` is an idempotent upsert, a few set-based statements:
 
 - areas (phường / xã): the 126 communes and wards with synthetic boundaries
   (``synthetic = true``); a boundary the city imported (``synthetic = false``) is kept;
-- categories (lĩnh vực phản ánh) with their deadline in working days (ngày làm việc);
+- categories (lĩnh vực phản ánh) with their deadline in working days (ngày làm việc)
+  and the extra questions some of them ask (a pothole's size, a light pole's number);
 - units (đơn vị xử lý): the city dispatcher (điều phối), one People's Committee
   (UBND phường / xã) per area, city departments (sở) and utilities (doanh nghiệp
   cung cấp dịch vụ). Units are upserted by code, so their ids survive reloads.
@@ -64,6 +65,114 @@ CATEGORIES: tuple[CategorySeed, ...] = (
     CategorySeed("construction-order", "Trật tự xây dựng", "Construction order", 10),
     CategorySeed("public-order", "An ninh, trật tự công cộng", "Public order", 5),
     CategorySeed("other", "Khác", "Other", 10),
+)
+
+
+class AttributeValue(msgspec.Struct, frozen=True):
+    """One choice of a list question."""
+
+    key: str
+    name_vi: str
+    name_en: str
+
+
+class AttributeSeed(msgspec.Struct, frozen=True):
+    """An extra question a category asks (Open311's service attribute)."""
+
+    category_code: str
+    code: str
+    datatype: str  # string | number | datetime | text | singlevaluelist | multivaluelist
+    required: bool
+    description_vi: str
+    description_en: str
+    datatype_description_vi: str | None = None
+    datatype_description_en: str | None = None
+    values: tuple[AttributeValue, ...] = ()
+
+
+_YES_NO = (AttributeValue("yes", "Có", "Yes"), AttributeValue("no", "Không", "No"))
+
+# in each category, the questions in the order asked (their position)
+CATEGORY_ATTRIBUTES: tuple[AttributeSeed, ...] = (
+    AttributeSeed(
+        "street-lighting",
+        "pole_number",
+        "string",
+        False,
+        "Số hiệu cột đèn",
+        "Light pole number",
+        "Số sơn trên thân cột, ví dụ HK-0123",
+        "The number painted on the pole, e.g. HK-0123",
+    ),
+    AttributeSeed(
+        "street-lighting",
+        "lamp_state",
+        "singlevaluelist",
+        False,
+        "Đèn đang thế nào?",
+        "What is the lamp doing?",
+        values=(
+            AttributeValue("off", "Không sáng", "Not lit"),
+            AttributeValue("flickering", "Chập chờn", "Flickering"),
+            AttributeValue("lit_by_day", "Sáng cả ban ngày", "Lit during the day"),
+        ),
+    ),
+    AttributeSeed(
+        "roads",
+        "pothole_size",
+        "singlevaluelist",
+        False,
+        "Kích thước ổ gà",
+        "Size of the pothole",
+        values=(
+            AttributeValue("small", "Nhỏ (dưới 30 cm)", "Small (under 30 cm)"),
+            AttributeValue("medium", "Vừa (30 cm đến 1 m)", "Medium (30 cm to 1 m)"),
+            AttributeValue("large", "Lớn (trên 1 m)", "Large (over 1 m)"),
+        ),
+    ),
+    AttributeSeed(
+        "trees-parks",
+        "blocking_road",
+        "singlevaluelist",
+        True,
+        "Cây đổ có chắn đường không?",
+        "Is a fallen tree blocking the road?",
+        values=_YES_NO,
+    ),
+    AttributeSeed(
+        "drainage-flooding",
+        "water_depth_cm",
+        "number",
+        False,
+        "Nước ngập sâu khoảng bao nhiêu (cm)?",
+        "About how deep is the water (cm)?",
+        "Một số, tính bằng xentimét",
+        "A number, in centimetres",
+    ),
+    AttributeSeed(
+        "waste",
+        "waste_kinds",
+        "multivaluelist",
+        False,
+        "Loại rác",
+        "Kinds of waste",
+        values=(
+            AttributeValue("household", "Rác sinh hoạt", "Household waste"),
+            AttributeValue("construction", "Phế thải xây dựng", "Construction debris"),
+            AttributeValue("bulky", "Đồ cồng kềnh", "Bulky items"),
+            AttributeValue("hazardous", "Chất thải nguy hại", "Hazardous waste"),
+        ),
+    ),
+    AttributeSeed(
+        "noise",
+        "started_at",
+        "datetime",
+        False,
+        "Tiếng ồn bắt đầu từ khi nào?",
+        "When did the noise start?",
+        "Ngày giờ theo ISO 8601, ví dụ 2026-12-05T22:30:00+07:00",
+        "An ISO 8601 date and time, e.g. 2026-12-05T22:30:00+07:00",
+    ),
 )
 
 CITY_UNITS: tuple[UnitSeed, ...] = (
@@ -183,6 +292,31 @@ SET name_vi = EXCLUDED.name_vi,
 """)
 
 
+# texts, type and choices follow the reference data; ``active`` is left as the city set it
+_UPSERT_ATTRIBUTES = text("""
+INSERT INTO category_attributes (category_code, code, position, datatype, required,
+    description_vi, description_en, datatype_description_vi, datatype_description_en, values)
+SELECT v.category_code, v.code, v.position, v.datatype, v.required, v.description_vi,
+       v.description_en, v.datatype_description_vi, v.datatype_description_en, v.values
+FROM unnest(CAST(:category_codes AS text[]), CAST(:codes AS text[]),
+            CAST(:positions AS smallint[]), CAST(:datatypes AS text[]),
+            CAST(:required AS boolean[]), CAST(:descriptions_vi AS text[]),
+            CAST(:descriptions_en AS text[]), CAST(:datatype_descriptions_vi AS text[]),
+            CAST(:datatype_descriptions_en AS text[]), CAST(:values AS jsonb[]))
+     AS v(category_code, code, position, datatype, required, description_vi, description_en,
+          datatype_description_vi, datatype_description_en, values)
+ON CONFLICT (category_code, code) DO UPDATE
+SET position = EXCLUDED.position,
+    datatype = EXCLUDED.datatype,
+    required = EXCLUDED.required,
+    description_vi = EXCLUDED.description_vi,
+    description_en = EXCLUDED.description_en,
+    datatype_description_vi = EXCLUDED.datatype_description_vi,
+    datatype_description_en = EXCLUDED.datatype_description_en,
+    values = EXCLUDED.values
+""")
+
+
 # only into an empty table: once the city manages its rules, a reload never brings back
 # a rule an admin deleted
 _DEFAULT_RULES = text("""
@@ -223,6 +357,32 @@ async def upsert_categories(session: AsyncSession, categories: tuple[CategorySee
     )
 
 
+async def upsert_category_attributes(
+    session: AsyncSession, attributes: tuple[AttributeSeed, ...]
+) -> None:
+    """Categories' extra questions, numbered in each category in the order given."""
+    positions: dict[str, int] = {}
+    numbered = []
+    for a in attributes:
+        positions[a.category_code] = positions.get(a.category_code, 0) + 1
+        numbered.append((positions[a.category_code], a))
+    await session.execute(
+        _UPSERT_ATTRIBUTES,
+        {
+            "category_codes": [a.category_code for _, a in numbered],
+            "codes": [a.code for _, a in numbered],
+            "positions": [p for p, _ in numbered],
+            "datatypes": [a.datatype for _, a in numbered],
+            "required": [a.required for _, a in numbered],
+            "descriptions_vi": [a.description_vi for _, a in numbered],
+            "descriptions_en": [a.description_en for _, a in numbered],
+            "datatype_descriptions_vi": [a.datatype_description_vi for _, a in numbered],
+            "datatype_descriptions_en": [a.datatype_description_en for _, a in numbered],
+            "values": [msgspec.json.encode(a.values).decode() for _, a in numbered],
+        },
+    )
+
+
 async def upsert_units(session: AsyncSession, units: list[UnitSeed]) -> None:
     """Responsible units (đơn vị xử lý), by code: existing rows keep their ids."""
     await session.execute(
@@ -247,6 +407,7 @@ async def load_reference_data(session: AsyncSession) -> None:
     wards, tiles = await asyncio.to_thread(_wards_and_tiles)
     await upsert_areas(session, wards, tiles)
     await upsert_categories(session, CATEGORIES)
+    await upsert_category_attributes(session, CATEGORY_ATTRIBUTES)
     await upsert_units(session, reference_units(wards))
     await session.execute(
         _DEFAULT_RULES,
