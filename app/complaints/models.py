@@ -70,6 +70,8 @@ class Report(Base):
     filed_by_staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     # answers to the category's extra questions (Open311 attributes), keyed by their code
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # filed by a third-party app with this Open311 key: counted apart in the index
+    open311_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("open311_keys.id"))
     # set by routing: the unit responsible and its deadline (see app/routing)
     unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"), index=True)
     routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
