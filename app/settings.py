@@ -129,6 +129,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     dossier_import_max_bytes: int = 200_000_000
     dossier_import_chunk_lines: int = 500
     dossier_import_job_seconds: int = 30
+    # runs of one import that may start without committing a chunk (crashes, a killed
+    # worker) before it is marked failed; its stored file is deleted this many days after
+    # it finished (the daily purge, which also deletes stored files no import names)
+    dossier_import_max_attempts: int = 5
+    dossier_import_file_retention_days: int = 30
 
     # health book (issue 20): the FHIR identifier system whose value is the citizen ID
     # (CCCD) on the health system's Patient resources; set it to the system URI the
@@ -161,6 +166,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # before a new one is issued stay valid (the agency's switch-over window)
     ingest_max_body_bytes: int = 4_194_304
     agency_secret_overlap_hours: int = 24
+    # failed ingest sign-ins (401s), in the `limits` syntax (app/dossiers/ingest.py
+    # FailedSignIns): per client address, whatever the agency (past it: 429 before the
+    # body is read); and per agency code from all addresses (past it, only addresses that
+    # failed for that code themselves get 429: the agency's own system is never slowed)
+    ingest_auth_failures_per_ip: str = "30/minute;300/hour"
+    ingest_auth_failures_per_agency: str = "100/10minutes"
 
     # demo data
     load_demo_data: bool = True

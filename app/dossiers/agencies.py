@@ -6,7 +6,7 @@ audit-logged with ids only (never a secret).
 Rotation: issuing a secret leaves the ones valid before valid until now +
 ``AGENCY_SECRET_OVERLAP_HOURS`` (their ``expires_at``), so the agency can switch without
 a refused batch; revoking one ends it at once. A new secret is returned once and never
-shown again.
+shown again; it is stored sealed (``signing.seal_secret``), never in clear.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from app.dossiers.ingest_schemas import (
 from app.dossiers.models import Agency, AgencySecret, AgencyStatusCode
 from app.places.models import Unit
 from app.policy import Actor
+from app.settings import get_settings
 
 
 def _require(actor: Actor) -> None:
@@ -187,10 +188,18 @@ async def agency_detail(
 
 
 async def issue_secret(
-    session: AsyncSession, actor: Actor, code: str, overlap: timedelta
+    session: AsyncSession,
+    actor: Actor,
+    code: str,
+    overlap: timedelta,
+    *,
+    sealing_key: str | None = None,
 ) -> SecretIssued:
-    """A new secret; the valid ones before it expire after ``overlap`` (rotation)."""
+    """A new secret; the valid ones before it expire after ``overlap`` (rotation). It is
+    stored sealed under ``sealing_key`` (default: the settings' ``DATA_ENCRYPTION_KEY``)
+    and returned in clear this once."""
     _require(actor)
+    key = sealing_key if sealing_key is not None else get_settings().data_encryption_key
     agency = await _agency(session, code, lock=True)  # one rotation at a time
     until = actor.now + overlap
     previous = await session.scalars(
@@ -203,8 +212,12 @@ async def issue_secret(
         if _valid(s, actor.now) and (s.expires_at is None or s.expires_at > until):
             s.expires_at = until
             ending.append(str(s.id))
+    plain = signing.new_secret()
     secret = AgencySecret(
-        id=uuid.uuid4(), agency_id=agency.id, secret=signing.new_secret(), created_at=actor.now
+        id=uuid.uuid4(),
+        agency_id=agency.id,
+        secret=signing.seal_secret(key, plain),
+        created_at=actor.now,
     )
     session.add(secret)
     await session.flush()
@@ -219,7 +232,7 @@ async def issue_secret(
     )
     return SecretIssued(
         id=secret.id,
-        secret=secret.secret,
+        secret=plain,
         created_at=secret.created_at,
         previous_valid_until=until if ending else None,
     )

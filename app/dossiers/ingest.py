@@ -30,8 +30,10 @@ change per status move, supplement request or due-date change a resident cares a
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal, Protocol
@@ -41,10 +43,21 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import BadRequest, Conflict, FieldError, PayloadTooLarge
+from app.core.errors import (
+    BadRequest,
+    Conflict,
+    FieldError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+from app.core.ratelimit import RateLimiter
 from app.dossiers import formats, lifecycle, notices, signing
 from app.dossiers.formats import EventProblem, ParsedEvent
 from app.dossiers.notices import DossierChange
+from app.settings import Settings
+
+log = logging.getLogger("city.dossiers")
 
 # an event dated later than this past our clock is refused (it would pin the status)
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -731,26 +744,85 @@ class _Agency(msgspec.Struct, frozen=True):
 # ---------------------------------------------------------------- the HTTP edge's service
 
 _AGENCY = (
-    "SELECT a.id, a.active, coalesce(array_agg(s.secret) FILTER (WHERE s.id IS NOT NULL),"
-    " '{}') AS secrets FROM agencies a LEFT JOIN agency_secrets s ON s.agency_id = a.id"
+    "SELECT a.id, a.active,"
+    " coalesce(array_agg(s.id) FILTER (WHERE s.id IS NOT NULL), '{}') AS secret_ids,"
+    " coalesce(array_agg(s.secret) FILTER (WHERE s.id IS NOT NULL), '{}') AS secrets"
+    " FROM agencies a LEFT JOIN agency_secrets s ON s.agency_id = a.id"
     " AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $2)"
     " WHERE a.code = $1 GROUP BY a.id"
 )
 
 
 async def signed_agency(
-    session: AsyncSession, agency_code: str, headers: Mapping[str, str], body: bytes, now: datetime
+    session: AsyncSession,
+    agency_code: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    sealing_key: str,
 ) -> tuple[uuid.UUID, str]:
     """The agency that signed this request and the batch's ``webhook-id``; 401 when the
     headers are missing or stale, the agency unknown or inactive, or no signature
-    matches one of its valid secrets (the last three answer alike)."""
+    matches one of its valid secrets (the last three answer alike). The stored secrets
+    are opened with ``sealing_key`` (``DATA_ENCRYPTION_KEY``)."""
     signed = signing.read_headers(headers, now)
     driver = await driver_of(session)
     row = await driver.fetchrow(_AGENCY, agency_code, now) if len(agency_code) <= 40 else None
     if row is None or not row["active"]:
         raise signing.SignatureRefused()
-    signing.verify(signed, row["secrets"], body)
+    secrets = signing.open_secrets(sealing_key, zip(row["secret_ids"], row["secrets"], strict=True))
+    signing.verify(signed, secrets, body)
     return row["id"], signed.webhook_id
+
+
+@dataclass(frozen=True, slots=True)
+class FailedSignIns:
+    """The ingest's 401s counted with ``app/core/ratelimit.py`` (issue 19, second pass), so
+    a flood of bad requests costs one Redis check each instead of a database read and an
+    HMAC of up to ``INGEST_MAX_BODY_BYTES`` per secret:
+
+    - per client address, whatever the agency (``INGEST_AUTH_FAILURES_PER_IP``): past it
+      that address gets 429 with Retry-After before its body is read or anything verified;
+    - per agency code from all addresses (``INGEST_AUTH_FAILURES_PER_AGENCY``): past it an
+      address that has itself failed for that code in the window gets 429; one that has
+      not is served. So the agency's own system, signing right, is never slowed by other
+      addresses' failures (as the staff sign-in's account-wide count, ``accounts``).
+
+    Only failures count: a valid batch is never refused here. Redis unreachable: the
+    gate is skipped with a warning (the batch is signed; losing Redis must not stop the
+    agencies' push), unlike sign-in codes, which fail closed."""
+
+    limiter: RateLimiter
+    per_ip: str
+    per_agency: str
+    ip: str
+    agency_code: str
+
+    @property
+    def _code(self) -> str:
+        return self.agency_code[:40]  # the longest code; longer ones are refused as unknown
+
+    async def check(self) -> None:
+        try:
+            await self.limiter.check(self.per_ip, "ingest-auth-ip", self.ip)
+            try:
+                await self.limiter.check(self.per_agency, "ingest-auth-agency", self._code)
+            except TooManyRequests:
+                mine = await self.limiter.used(
+                    self.per_agency, "ingest-auth-agency-ip", self._code, self.ip
+                )
+                if mine > 0:
+                    raise
+        except ServiceUnavailable:
+            log.warning("ingest_auth_limit_skipped", extra={"reason": "redis"})
+
+    async def count(self) -> None:
+        try:
+            await self.limiter.count(self.per_ip, "ingest-auth-ip", self.ip)
+            await self.limiter.count(self.per_agency, "ingest-auth-agency", self._code)
+            await self.limiter.count(self.per_agency, "ingest-auth-agency-ip", self._code, self.ip)
+        except ServiceUnavailable:
+            log.warning("ingest_auth_failure_not_counted", extra={"reason": "redis"})
 
 
 Shape = Literal["native", "portal"]
@@ -788,11 +860,22 @@ async def receive(
     agency_code: str,
     shape: Shape,
     headers: Mapping[str, str],
-    body: bytes,
+    read_body: Callable[[], Awaitable[bytes]],
     now: datetime,
-    id_key: str,
+    settings: Settings,
+    failures: FailedSignIns,
 ) -> BatchOutcome:
-    """A signed batch from an agency's system, end to end (the controller's one call)."""
-    agency_id, webhook_id = await signed_agency(session, agency_code, headers, body, now)
-    events = parse_body(shape, body, id_key)
+    """A signed batch from an agency's system, end to end (the controller's one call):
+    an address past its failed sign-ins is refused (429) before the body is read; a
+    refused signature (401) is counted."""
+    await failures.check()
+    body = await read_body()
+    try:
+        agency_id, webhook_id = await signed_agency(
+            session, agency_code, headers, body, now, settings.data_encryption_key
+        )
+    except signing.SignatureRefused:
+        await failures.count()
+        raise
+    events = parse_body(shape, body, settings.citizen_id_hash_key)
     return await ingest_batch(session, agency_id, webhook_id, body, events, now)

@@ -27,6 +27,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from app.core import i18n
 from app.core.auth import require_staff
+from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.dossiers import agencies, ingest
 from app.dossiers.formats import EventBatchIn, PortalBatchIn
@@ -139,7 +140,8 @@ WebhookSignature = Annotated[
 class IngestController(Controller):
     """Agencies' systems push dossiers and their progress here, signed with the agency's
     secret (Standard Webhooks). 401 for an unsigned, badly signed, stale or replayed-late
-    request or an unknown agency (alike); 413 past the size or 500 events; the same
+    request or an unknown agency (alike); 429 with Retry-After for an address past its
+    failed attempts (``ingest.FailedSignIns``); 413 past the size or 500 events; the same
     ``webhook-id`` again answers the stored result (409 with another body)."""
 
     path = "/ingest/agencies/{agency_code:str}"
@@ -149,14 +151,23 @@ class IngestController(Controller):
         self, request: Request, session: DbSession, agency_code: str, shape: ingest.Shape
     ) -> IngestResultOut:
         state = request.app.state
+        settings = state.settings
+        failures = ingest.FailedSignIns(
+            state.limiter,
+            settings.ingest_auth_failures_per_ip,
+            settings.ingest_auth_failures_per_agency,
+            client_ip(request),
+            agency_code,
+        )
         outcome = await ingest.receive(
             session,
             agency_code,
             shape,
             request.headers,
-            await request.body(),
+            request.body,
             state.clock.now(),
-            state.settings.citizen_id_hash_key,
+            settings,
+            failures,
         )
         return render(outcome, i18n.negotiate(request.headers.get("accept-language")))
 
@@ -233,9 +244,13 @@ class AgencyAdminController(Controller):
     async def issue_secret(
         self, request: Request, session: DbSession, code: FromPath[str]
     ) -> SecretIssued:
-        hours = request.app.state.settings.agency_secret_overlap_hours
+        settings = request.app.state.settings
         return await agencies.issue_secret(
-            session, await actor_of(request), code, timedelta(hours=hours)
+            session,
+            await actor_of(request),
+            code,
+            timedelta(hours=settings.agency_secret_overlap_hours),
+            sealing_key=settings.data_encryption_key,
         )
 
     @delete(

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Numeric,
+    SmallInteger,
     String,
     Text,
     func,
@@ -77,10 +78,13 @@ class AgencySecret(Base):
     agency_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False, index=True
     )
+    # sealed (app/core/sealed.py, purpose "agency-secret"; migration 0060): never in clear
     secret: Mapped[str] = mapped_column(Text, nullable=False)
     created_at = created_at()
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("secret LIKE 'v1.%'", name="secret_sealed"),)
 
 
 class AgencyStatusCode(Base):
@@ -321,6 +325,12 @@ class DossierImport(Base):
     # last chunk committed (an unfinished import idle for a while gets a job again)
     file_name: Mapped[str | None] = mapped_column(Text)
     progressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # migration 0060: runs started since the last committed chunk (bounded by
+    # DOSSIER_IMPORT_MAX_ATTEMPTS), the exception type of the last crashed run, and when
+    # the stored file was deleted (DOSSIER_IMPORT_FILE_RETENTION_DAYS after the end)
+    attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    file_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
@@ -331,6 +341,12 @@ class DossierImport(Base):
             "progressed_at",
             postgresql_where=text("status IN ('queued', 'running')"),
         ),
+        Index(
+            "ix_dossier_imports_file_kept",
+            "finished_at",
+            postgresql_where=text("status IN ('done', 'failed') AND file_purged_at IS NULL"),
+        ),
+        Index("uq_dossier_imports_object_key", "object_key", unique=True),
     )
 
 

@@ -10,6 +10,12 @@ timestamp is within 5 minutes of now and one of its signatures matches one of th
 agency's valid secrets: during a rotation the old secret (until its ``expires_at``) and
 the new one are both valid.
 
+Secrets are stored sealed (``seal_secret``: AES-256-GCM under ``DATA_ENCRYPTION_KEY``'s
+key for the purpose ``agency-secret``, ``app/core/sealed.py``; migration 0060 sealed the
+ones stored before), so a database dump reveals none; verification opens them
+(``open_secrets``). A value that does not open (the key was changed without resealing)
+is logged as ``agency_secret_unreadable`` (the secret's id only) and counts as no secret.
+
 What a refusal says: ``ingest_unsigned`` (a header missing or malformed),
 ``ingest_timestamp_out_of_window``, or ``ingest_signature_invalid`` — which also stands
 for an unknown or inactive agency, so a caller cannot tell a code that exists from one
@@ -19,15 +25,21 @@ that does not.
 from __future__ import annotations
 
 import hmac
+import logging
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from standardwebhooks.webhooks import Webhook
 
+from app.core import sealed
 from app.core.errors import Unauthenticated
 
+log = logging.getLogger("city.dossiers")
+
+SEAL_PURPOSE = "agency-secret"
 TOLERANCE = timedelta(minutes=5)
 WEBHOOK_ID = re.compile(r"^[!-~]{1,128}$")  # printable ASCII, the batch table's key
 _TIMESTAMP = re.compile(r"^\d{1,12}$")
@@ -98,3 +110,25 @@ def new_secret() -> str:
     import secrets
 
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def seal_secret(key: str, secret: str) -> str:
+    """The form a secret is stored in (``agency_secrets.secret``)."""
+    return sealed.seal(key, SEAL_PURPOSE, secret)
+
+
+@lru_cache(maxsize=1024)
+def _open(key: str, stored: str) -> str:
+    return sealed.unseal(key, SEAL_PURPOSE, stored)
+
+
+def open_secrets(key: str, stored: Iterable[tuple[uuid.UUID, str]]) -> list[str]:
+    """The secrets of (id, sealed value) pairs, in order; one that does not open with this
+    key is logged by id and left out (a request it would have verified gets 401)."""
+    opened = []
+    for secret_id, value in stored:
+        try:
+            opened.append(_open(key, value))
+        except sealed.SealBroken:
+            log.error("agency_secret_unreadable", extra={"secret_id": str(secret_id)})
+    return opened

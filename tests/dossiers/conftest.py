@@ -35,6 +35,7 @@ from app.dossiers.ingest_schemas import AgencyIn, StatusCodeIn, StatusCodesIn
 from app.places.models import Unit
 
 _counter = itertools.count(1)
+CLIENT_ADDRESS = "203.0.113.7"  # the test client's (tests/conftest.py)
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
@@ -198,14 +199,24 @@ def _at(value: datetime | str) -> str:
 
 
 @pytest.fixture
-def ingest_clock(app):
+async def ingest_clock(app):
     """The API's clock fixed at the real time (signatures are checked against it); tests
-    move it with ``advance``/``set``."""
+    move it with ``advance``/``set``. The failed sign-ins counted for the test client's
+    address (every test calls from it) are cleared before and after."""
+
+    async def clear() -> None:
+        settings = app.state.settings
+        await app.state.limiter.clear(
+            settings.ingest_auth_failures_per_ip, "ingest-auth-ip", CLIENT_ADDRESS
+        )
+
     real = app.state.clock
     fixed = FixedClock(datetime.now(UTC).replace(microsecond=0))
     app.state.clock = fixed
+    await clear()
     yield fixed
     app.state.clock = real
+    await clear()
 
 
 async def register_agency(app, client, *, code: str | None = None) -> SignedAgency:

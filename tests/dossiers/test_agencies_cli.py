@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.cli import main
+from app.core.sealed import unseal
 from tests.dossiers.conftest import signed_headers
 from tests.test_cli import fetch
 
@@ -47,12 +48,13 @@ def test_agency_create_rotate_and_map_from_the_cli(database, capsys, settings):
     assert status == 0
     second = re.search(r"(whsec_\S+)", out)[1]
     assert second != first and "stay valid until" in out
-    [old] = fetch(
-        "SELECT s.expires_at - s.created_at AS left FROM agency_secrets s "
-        "JOIN agencies a ON a.id = s.agency_id WHERE a.code = $1 AND s.secret = $2",
+    old, _ = fetch(
+        "SELECT s.secret, s.expires_at - s.created_at AS left FROM agency_secrets s "
+        "JOIN agencies a ON a.id = s.agency_id WHERE a.code = $1 ORDER BY s.created_at",
         code,
-        first,
     )
+    # stored sealed (migration 0060): the first one is the secret printed first
+    assert unseal(settings.data_encryption_key, "agency-secret", old["secret"]) == first
     assert old["left"].total_seconds() <= 2 * 3600 + 60
 
     status, out, _ = run_cli(
