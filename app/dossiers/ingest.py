@@ -7,7 +7,11 @@ per event, in the batch's order:
 - ``applied``: the event is the newest the dossier has seen; its fields and status (if
   any) are applied and it is in the timeline;
 - ``recorded``: an older event that arrived after a newer one: kept in the timeline
-  (``applied = false``) without moving the status or overwriting newer fields;
+  (``applied = false``) without moving the status or overwriting newer fields; a
+  supplement request it carries is stored all the same (what is needed, the old and new
+  due dates), and its new due date becomes the dossier's only if it is the newest request
+  the dossier has (by the time of the event that asked): a late request never overrides
+  a newer one. Its ``supplied_at`` is the first applied move to ``processing`` after it;
 - ``duplicate``: an event id this agency already sent (in an earlier batch or earlier in
   this one): nothing happens;
 - ``refused``: with a catalogue code (``event_*``) and the field at fault; the event
@@ -187,6 +191,7 @@ class _Dossier:
         "results",
         "supplied_at",
         "had_sources",
+        "newest_supplement",
     )
 
     def __init__(self, row: dict[str, Any], new: bool) -> None:
@@ -198,6 +203,8 @@ class _Dossier:
         self.results: list[dict[str, Any]] | None = None
         self.supplied_at: datetime | None = None  # supplements handed in at this instant
         self.had_sources: set[str] = set()  # supplement requests already stored
+        # when the newest supplement request stored or queued was made (its event's time)
+        self.newest_supplement: datetime | None = None
 
 
 _SELECT = (
@@ -260,7 +267,15 @@ _INSERT_SUPPLEMENTS = (
 )
 _SEEN = "SELECT event_id FROM dossier_events WHERE agency_id = $1 AND event_id = ANY($2::text[])"
 _SUPPLEMENT_SOURCES = (
-    "SELECT dossier_id, source_id FROM dossier_supplements WHERE dossier_id = ANY($1::uuid[])"
+    "SELECT dossier_id, source_id, requested_at FROM dossier_supplements"
+    " WHERE dossier_id = ANY($1::uuid[])"
+)
+# requests stored from late events: supplied at the first applied move to processing after
+_SUPPLIED_LATE = (
+    "UPDATE dossier_supplements AS s SET supplied_at = ("
+    " SELECT min(e.at) FROM dossier_events e WHERE e.dossier_id = s.dossier_id"
+    " AND e.applied AND e.to_status = 'processing' AND e.at > s.requested_at)"
+    " WHERE s.id = ANY($1::uuid[]) AND s.supplied_at IS NULL"
 )
 _SUPPLIED = (
     "UPDATE dossier_supplements AS s SET supplied_at = u.at "
@@ -334,6 +349,7 @@ class _Work:
         self.dossiers: dict[str, _Dossier] = {}
         self.timeline: list[tuple[Any, ...]] = []
         self.supplements: list[tuple[Any, ...]] = []
+        self.late_supplements: list[uuid.UUID] = []  # ids of those stored from late events
         self.changes: list[DossierChange] = []
 
     def sort_out(
@@ -365,7 +381,10 @@ class _Work:
         if self.dossiers and any(p.event.supplements for p in todo):
             by_id = {d.row["id"]: d for d in self.dossiers.values()}
             for r in await driver.fetch(_SUPPLEMENT_SOURCES, list(by_id)):
-                by_id[r["dossier_id"]].had_sources.add(r["source_id"])
+                d = by_id[r["dossier_id"]]
+                d.had_sources.add(r["source_id"])
+                if d.newest_supplement is None or r["requested_at"] > d.newest_supplement:
+                    d.newest_supplement = r["requested_at"]
 
     def apply(self, e: ParsedEvent) -> EventResult:
         target = e.status if e.status is not None else self.mapping.get(e.status_code or "")
@@ -376,7 +395,7 @@ class _Work:
                 return refused(problem)
             d = self.dossiers[e.dossier_code] = _new_dossier(e, self.agency_id, target)
             self.timeline.append(_timeline(d, e, None, d.row["status"], True))
-            _add_supplements(d, e, self.supplements, changes=None)
+            _add_supplements(d, e, self.supplements, self.now, changes=None)
             return EventResult(e.id, "applied")
         row = d.row
         if row["agency_id"] != self.agency_id:
@@ -389,11 +408,24 @@ class _Work:
             params = {"from_status": row["status"], "to_status": target}
             return refused(EventProblem(e.id, "event_transition_invalid", field, params))
         if placed == "late" or (e.at, e.seq) < (row["status_at"], row["status_seq"]):
-            # older than what the dossier shows: history only
+            # older than what the dossier shows: history, and the supplements it asked for
             self.timeline.append(_timeline(d, e, None, target, False))
+            if e.supplements:
+                self._late_supplements(d, e)
             return EventResult(e.id, "recorded")
         self._update(d, e, target if placed == "apply" else None)
         return EventResult(e.id, "applied")
+
+    def _late_supplements(self, d: _Dossier, e: ParsedEvent) -> None:
+        """A late event's supplement requests: stored; the due date moves only if one is
+        the dossier's newest request (then residents hear of the new due date)."""
+        before = len(self.supplements)
+        before_due = d.row["due_at"]
+        _add_supplements(d, e, self.supplements, self.now, changes=None)
+        self.late_supplements.extend(s[0] for s in self.supplements[before:])
+        if d.row["due_at"] != before_due:
+            d.changed = True
+            self.changes.append(_change(d, e, "due_changed"))
 
     def _update(self, d: _Dossier, e: ParsedEvent, target: str | None) -> None:
         """The newest event of an existing dossier: its fields, supplements and move."""
@@ -401,7 +433,7 @@ class _Work:
         before_status, before_due = row["status"], row["due_at"]
         _apply_fields(d, e, self.now)
         changes: list[DossierChange] = []
-        added = _add_supplements(d, e, self.supplements, changes=changes)
+        added = _add_supplements(d, e, self.supplements, self.now, changes=changes)
         if target is None:
             self.timeline.append(_timeline(d, e, None, None, True))
         else:
@@ -551,11 +583,14 @@ def _add_supplements(
     d: _Dossier,
     e: ParsedEvent,
     out: list[tuple[Any, ...]],
+    now: datetime,
     changes: list[DossierChange] | None,
 ) -> int:
     """Queue the event's supplement requests not stored yet; a new due date they carry
-    becomes the dossier's. Returns how many were new."""
+    becomes the dossier's if the event is at least as new as every request the dossier
+    has (stored, or earlier in this batch). Returns how many were new."""
     added = 0
+    newest = d.newest_supplement is None or e.at >= d.newest_supplement
     for s in e.supplements:
         source = s.source_id or e.id
         if source in d.had_sources:
@@ -574,8 +609,10 @@ def _add_supplements(
             )
         )
         added += 1
-        if s.new_due_at is not None:
-            d.row["due_at"] = s.new_due_at
+        if newest:
+            d.newest_supplement = e.at
+            if s.new_due_at is not None:
+                _set_due(d.row, s.new_due_at, now)
         if changes is not None:
             changes.append(
                 DossierChange(
@@ -585,7 +622,7 @@ def _add_supplements(
                     at=e.at,
                     needed=s.needed,
                     supply_by=s.supply_by,
-                    due_at=s.new_due_at or d.row["due_at"],
+                    due_at=d.row["due_at"],
                 )
             )
     return added
@@ -674,6 +711,8 @@ async def _write(driver: Any, work: _Work, now: datetime) -> None:
         await driver.execute(
             _SUPPLIED, [d.row["id"] for d in supplied], [d.supplied_at for d in supplied]
         )
+    if work.late_supplements:
+        await driver.execute(_SUPPLIED_LATE, work.late_supplements)
 
 
 # ---------------------------------------------------------------- signed batches
