@@ -25,6 +25,11 @@ from sqlalchemy.pool import NullPool
 
 from app.accounts.api import AuthController, MeController, StaffAdminController
 from app.accounts.sms import make_sms_sender
+from app.accounts.totp_api import (
+    MySecondFactorController,
+    SecondFactorResetController,
+    SecondFactorSignInController,
+)
 from app.accounts.vneid import VneidClient
 from app.complaints.api import (
     ModerationController,
@@ -78,6 +83,7 @@ from app.web.api import ConsolePages, content_security_policy, page_error_handle
 from app.web.dossier_imports import DossierImportPages
 from app.web.dossier_supervision import DossierSupervisionPages
 
+from app.web.two_factor import SecondFactorResetPages, TwoFactorPages
 API_VERSION = "0.1.0"
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -171,6 +177,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MeController,
             StaffAdminController,
             PlacesController,
+            SecondFactorSignInController,  # staff second factor (issue 22 item 3)
+            MySecondFactorController,
+            SecondFactorResetController,
             PhotoController,
             ReportController,
             PublicReportController,
@@ -205,6 +214,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DossierSupervisionPages,
             create_static_files_router(
                 path="/console/static",
+            TwoFactorPages,  # staff second factor (issue 22 item 3)
+            SecondFactorResetPages,
                 directories=[WEB_DIR / "static"],
                 include_in_schema=False,
                 cache_control=CacheControlHeader(max_age=3600),

@@ -69,6 +69,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     staff_login_max_delay_seconds: int = 60
     # failures per client address across all accounts (generous: offices share one NAT IP)
     staff_login_rate_per_ip: str = "300/15minutes"
+    # ---- staff second factor (issue 22 item 3): TOTP (RFC 6238). Roles whose accounts
+    # must use it (comma-separated; empty: nobody must, anyone may); they cannot get a
+    # session with a password alone and are sent to enrolment until they have one
+    staff_totp_required_roles: str = "manager,admin"
+    staff_totp_issuer: str = "iCity"  # the name authenticator apps show beside the account
+    # the step between password and code (a challenge token) lives this long
+    staff_second_factor_challenge_seconds: int = 300
+    # wrong codes (TOTP or recovery) per account and per client address; past either a 429
+    # with Retry-After (only failures count: the right code is never slowed by others')
+    staff_second_factor_failures_per_account: str = "10/15minutes;50/day"
+    staff_second_factor_failures_per_ip: str = "30/15minutes;300/day"
     # proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); empty:
     # the TCP peer is the client. Rate limits and the audit log use the result.
     trusted_proxies: str = ""

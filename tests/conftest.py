@@ -47,6 +47,9 @@ os.environ.update(
         "REPORT_RATE_PER_RESIDENT": "1000/minute",
         "PHOTO_RATE_PER_RESIDENT": "1000/minute",
         "STORAGE_DIR": STORAGE_DIR,
+        # no role requires a second factor, so the suite's managers and admins sign in
+        # with a password; tests/accounts/test_totp*.py require it where they test it
+        "STAFF_TOTP_REQUIRED_ROLES": "",
         "LOG_LEVEL": "INFO",
     }
 )

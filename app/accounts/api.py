@@ -8,12 +8,13 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from app.accounts import schemas, service
+from app.accounts.totp_schemas import SecondFactorChallenge
 from app.accounts.vneid import VneidClient, new_pkce
 from app.core.auth import Principal, require_resident, require_roles, require_staff, require_user
 from app.core.client_address import client_ip
@@ -74,10 +75,22 @@ class AuthController(Controller):
             client_ip(request),
         )
 
-    @post("/staff/login", status_code=HTTP_200_OK, summary="Staff sign-in with email and password")
+    @post(
+        "/staff/login",
+        status_code=HTTP_200_OK,
+        summary="Staff sign-in with email and password",
+        # ---- staff second factor (issue 22 item 3)
+        description=(
+            "The tokens; or, for an account with an active second factor or whose role "
+            "requires one (STAFF_TOTP_REQUIRED_ROLES), a challenge: `second_factor_required` "
+            "(send a code to `next_step`) or `second_factor_enrolment_required` (enrol "
+            "first; the token opens nothing else)."
+        ),
+        cache_control=CacheControlHeader(no_store=True),
+    )
     async def staff_login(
         self, request: Request, state: State, session: DbSession, data: JSONBody[schemas.StaffLogin]
-    ) -> schemas.TokenPair:
+    ) -> schemas.TokenPair | SecondFactorChallenge:
         return await service.staff_login(
             session,
             state.settings,

@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     LargeBinary,
     SmallInteger,
@@ -162,3 +164,67 @@ class Device(Base):
     )
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disabled_reason: Mapped[str | None] = mapped_column(Text)
+
+
+# ---- staff second factor (issue 22 item 3): TOTP (RFC 6238), recovery codes, challenges
+
+
+class StaffSecondFactor(Base):
+    """A staff member's authenticator (xác thực hai lớp): the TOTP seed, sealed
+    (``app.core.sealed``, purpose ``totp-seed``), never stored in clear. Pending until the
+    first code confirms it (``confirmed_at``); ``last_used_step`` is the newest 30-second
+    step a code was accepted for, so a code works once."""
+
+    __tablename__ = "staff_second_factors"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    seed_sealed: Mapped[str] = mapped_column(Text, nullable=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    # the per-user salt of the recovery codes' hashes (replaced with the codes)
+    recovery_salt: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    created_at = created_at()
+
+
+class StaffRecoveryCode(Base):
+    """One of ten single-use recovery codes, as HMAC-SHA256 under the user's salt."""
+
+    __tablename__ = "staff_recovery_codes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_staff_recovery_codes_user_hash", "user_id", "code_hash", unique=True),
+    )
+
+
+class StaffSignInChallenge(Base):
+    """The step between a right password and a session: ``verify`` (a code is due) or
+    ``enrol`` (the role requires a second factor the account has not set up). Only the
+    token's keyed hash is stored; it works once, for STAFF_SECOND_FACTOR_CHALLENGE_SECONDS,
+    and gives the session ``kind`` the password step asked for (app or console)."""
+
+    __tablename__ = "staff_sign_in_challenges"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
+    purpose: Mapped[str] = mapped_column(String(10), nullable=False)
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at = created_at()
+
+    __table_args__ = (
+        CheckConstraint("purpose IN ('verify', 'enrol')", name="purpose"),
+        CheckConstraint("kind IN ('app', 'console')", name="kind"),
+    )

@@ -44,6 +44,7 @@ from app.accounts.models import (
 )
 from app.accounts.phones import normalize_phone
 from app.accounts.sms import SmsSender
+from app.accounts.totp_schemas import SecondFactorChallenge
 from app.complaints import service as complaints_service
 from app.core import audit, jobs
 from app.core.auth import (
@@ -406,7 +407,7 @@ async def staff_login(
     now: datetime,
     user_agent: str | None,
     kind: str = "app",
-) -> schemas.TokenPair:
+) -> schemas.TokenPair | SecondFactorChallenge:
     """Password sign-in for staff. Only failures count, per (account, address) and per
     account, within STAFF_LOGIN_FAILURE_WINDOW_SECONDS; an address that failed too often
     waits a growing delay (429 with Retry-After), never a lock-out: an address with no
@@ -433,7 +434,52 @@ async def staff_login(
     await audit.record(
         session, actor_id=user.id, actor_kind="staff", action="auth.sign_in_password", ip=ip
     )
+    # ---- staff second factor (issue 22 item 3): with an active factor, or a role that
+    # requires one, the password gives a challenge (a code, or enrolment), not a session
+    from app.accounts import totp  # totp builds on this module
+
+    challenge = await totp.challenge_if_needed(session, settings, user, now, kind)
+    if challenge is not None:
+        return challenge
+    # ---- end staff second factor
     return await _issue(session, settings, user, now, uuid.uuid4(), user_agent, kind)
+
+
+# ---- staff second factor (issue 22 item 3): what app/accounts/totp.py needs of sessions
+
+
+async def issue_staff_session(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    now: datetime,
+    user_agent: str | None,
+    kind: str,
+) -> schemas.TokenPair:
+    """A new sign-in session for a staff member who passed every factor."""
+    return await _issue(session, settings, user, now, uuid.uuid4(), user_agent, kind)
+
+
+async def revoke_all_sessions(
+    session: AsyncSession, settings: Settings, redis: Redis, user_id: uuid.UUID, now: datetime
+) -> int:
+    """Every open session of the account ends (refresh tokens revoked, access tokens on the
+    deny list after the commit, as sign-out does); returns how many."""
+    families = list(
+        await session.scalars(
+            select(RefreshToken.family_id)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .distinct()
+        )
+    )
+    if families:
+        await _revoke_families(session, families, now)
+    revocations = await _record_revocations(session, settings, families, now)
+    _deny_sessions_after_commit(redis, settings, revocations, now)
+    return len(families)
+
+
+# ---- end staff second factor
 
 
 async def create_staff(

@@ -367,6 +367,12 @@ class ConsolePages(Controller):
             )
             page.cookies.append(_pre_cookie(state, nonce))
             return page
+        # ---- staff second factor (issue 22 item 3): a code (or enrolment) comes first
+        if not isinstance(token, str):
+            from app.web.two_factor import challenge_redirect  # builds on this module
+
+            return challenge_redirect(state, token, target)
+        # ---- end staff second factor
         response = Redirect(target, status_code=303)
         response.cookies.append(
             Cookie(
@@ -836,13 +842,22 @@ class ConsolePages(Controller):
         self, request: Request, state: State, session: DbSession, code: FromPath[str]
     ) -> Template:
         user = await _user(request, state, session)
-        members = await accounts.unit_staff(session, _actor(request), code, client_ip(request))
+        actor = _actor(request)
+        members = await accounts.unit_staff(session, actor, code, client_ip(request))
+        # ---- staff second factor (issue 22 item 3): who has one, and the reset button
+        from app.accounts import totp
+
         return render(
             request,
             "staff.html",
             user,
             unit_code=code,
             members=members,
+            second_factor=await totp.active_for(session, [m.id for m in members]),
+            may_reset_second_factor=lambda member_id: policy.may_reset_second_factor(
+                actor, member_id
+            ),
+            done=request.query_params.get("done"),
         )
 
     @get("/units/{code:str}/audit")

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
 from app.accounts.models import RefreshToken, StaffRole, User
+from app.accounts.totp_schemas import SecondFactorChallenge
 from app.core.auth import Principal, RoleGrant
 from app.core.errors import AppError, Forbidden
 from app.core.ratelimit import RateLimiter
@@ -77,13 +78,16 @@ async def sign_in(
     ip: str,
     now: datetime,
     user_agent: str | None,
-) -> str:
+) -> str | SecondFactorChallenge:
     """Checks the password like the API's staff sign-in (same rate limits, same audit
     entry) and returns the session token for the cookie: a ``console`` session, which
-    lasts CONSOLE_SESSION_HOURS and which /api/v1/auth/refresh refuses."""
+    lasts CONSOLE_SESSION_HOURS and which /api/v1/auth/refresh refuses. When a second
+    factor is due (issue 22 item 3), the challenge instead (app/web/two_factor.py)."""
     pair = await accounts.staff_login(
         session, settings, limiter, email, password, ip, now, user_agent, kind="console"
     )
+    if isinstance(pair, SecondFactorChallenge):
+        return pair
     return pair.refresh_token
 
 
