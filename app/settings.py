@@ -184,6 +184,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ingest_auth_failures_per_ip: str = "30/minute;300/hour"
     ingest_auth_failures_per_agency: str = "100/10minutes"
 
+    # ---- Open311 read side (issue 21, helper O1): the one jurisdiction served (a request's
+    # jurisdiction_id, when given, must be this, else 404); the endpoint's public URL as
+    # the discovery document names it (empty: built from the request, e.g. behind a proxy
+    # that rewrites the host set it); the address developers write to for help and keys
+    open311_jurisdiction_id: str = "hanoi.gov.vn"
+    open311_base_url: str = ""
+    open311_contact_email: str = "open311@hanoi.gov.vn"
+
     # demo data
     load_demo_data: bool = True
 

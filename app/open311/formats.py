@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -26,7 +26,8 @@ from app.core.errors import AppError, input_error
 
 log = logging.getLogger("city.open311")
 FORMATS = ("json", "xml")
-MEDIA_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
+# Litestar adds "; charset=utf-8" to a text/* type itself
+MEDIA_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml"}
 # a nested list's element and its items' (the specification's names)
 LIST_ITEMS = {
     "attributes": "attribute",
@@ -74,11 +75,15 @@ def _text(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
-    return _NOT_XML.sub("", str(value)).translate(_ESCAPES)
+    if isinstance(value, str):
+        return _NOT_XML.sub("", value).translate(_ESCAPES)
+    return str(value)  # a number: nothing to escape
 
 
 def _element(tag: str, value: Any, out: list[str]) -> None:
-    if isinstance(value, Mapping):
+    if isinstance(value, str):
+        out.append(f"<{tag}>{_NOT_XML.sub('', value).translate(_ESCAPES)}</{tag}>")
+    elif isinstance(value, Mapping):
         out.append(f"<{tag}>")
         for key, inner in value.items():
             _element(key, inner, out)
@@ -95,10 +100,10 @@ def _element(tag: str, value: Any, out: list[str]) -> None:
         out.append(f"<{tag}>{_text(value)}</{tag}>")
 
 
-def to_xml(
-    root: str, item: str | None, data: Sequence[Mapping[str, Any]] | Mapping[str, Any]
-) -> bytes:
-    """``<root><item>…</item>…</root>`` for a list, ``<root>…</root>`` for one object."""
+def to_xml(root: str, item: str | None, data: Any) -> bytes:
+    """``<root><item>…</item>…</root>`` for a list, ``<root>…</root>`` for one object;
+    items are mappings or msgspec Structs (their fields in order)."""
+    data = msgspec.to_builtins(data) if not _plain(data) else data
     out = ['<?xml version="1.0" encoding="utf-8"?>']
     if isinstance(data, Mapping):
         _element(root, data, out)
@@ -110,16 +115,23 @@ def to_xml(
     return "".join(out).encode()
 
 
+def _plain(data: Any) -> bool:
+    if isinstance(data, Mapping):
+        return True
+    return isinstance(data, list | tuple) and all(isinstance(row, Mapping) for row in data)
+
+
 def render(
     fmt: str,
     root: str,
     item: str | None,
-    data: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    data: Any,
     *,
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
-    """The answer in ``fmt``: JSON as the data is, XML under ``root``/``item``."""
+    """The answer in ``fmt``: JSON as the data is, XML under ``root``/``item``. ``data``
+    is a list of objects or one object, each a mapping or a msgspec Struct."""
     body = msgspec.json.encode(data) if fmt == "json" else to_xml(root, item, data)
     return Response(body, status_code=status, media_type=MEDIA_TYPES[fmt], headers=headers)
 
