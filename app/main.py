@@ -82,8 +82,8 @@ from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexContr
 from app.web.api import ConsolePages, content_security_policy, page_error_handler
 from app.web.dossier_imports import DossierImportPages
 from app.web.dossier_supervision import DossierSupervisionPages
-
 from app.web.two_factor import SecondFactorResetPages, TwoFactorPages
+
 API_VERSION = "0.1.0"
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -176,10 +176,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthController,
             MeController,
             StaffAdminController,
-            PlacesController,
             SecondFactorSignInController,  # staff second factor (issue 22 item 3)
             MySecondFactorController,
             SecondFactorResetController,
+            PlacesController,
             PhotoController,
             ReportController,
             PublicReportController,
@@ -212,10 +212,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ConsolePages,
             DossierImportPages,
             DossierSupervisionPages,
-            create_static_files_router(
-                path="/console/static",
             TwoFactorPages,  # staff second factor (issue 22 item 3)
             SecondFactorResetPages,
+            create_static_files_router(
+                path="/console/static",
                 directories=[WEB_DIR / "static"],
                 include_in_schema=False,
                 cache_control=CacheControlHeader(max_age=3600),
