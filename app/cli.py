@@ -9,6 +9,9 @@ agency-secret-rotate     issue an agency a new signing secret (rotation with an 
 agency-status-code-set   map an agency's status codes to ours (CODE=STATUS ...)
 dossier-import           import an agency's NDJSON/CSV file of dossier events, inline
 health-import            import FHIR R4 NDJSON files or Bundles into the health book
+open311-key-create       issue a third-party app an Open311 API key (printed once)
+open311-key-list         the Open311 API keys (never the keys themselves)
+open311-key-revoke       revoke an Open311 API key (by id or shown prefix)
 """
 
 from __future__ import annotations
@@ -334,6 +337,53 @@ async def _agency_command(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _open311_key_command(args: argparse.Namespace) -> int:
+    """Third-party apps' Open311 keys (issue 21) as the system: the same service and
+    audit log as the admin API."""
+    import msgspec
+
+    from app import policy
+    from app.core import db
+    from app.core.clock import Clock
+    from app.core.errors import AppError
+    from app.open311 import keys
+
+    settings = get_settings()
+    engine = db.make_engine(settings)
+    try:
+        async with db.transaction(db.make_sessionmaker(engine), None) as session:
+            actor = policy.system_actor(Clock().now())
+            if args.command == "open311-key-create":
+                body = msgspec.convert({"name": args.name, "contact": args.contact}, keys.KeyIn)
+                issued = await keys.issue_key(session, actor, body)
+                print(f"issued key {issued.record.id} to {issued.record.name}")
+                print(f"API key (shown once): {issued.key}")
+            elif args.command == "open311-key-list":
+                for key in await keys.list_keys(session, actor):
+                    state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+                    used = key.last_used_at.isoformat() if key.last_used_at else "never used"
+                    print(f"{key.id}  {key.prefix}…  {state}  {used}  {key.name} <{key.contact}>")
+            else:
+                try:
+                    key_ids = [uuid.UUID(args.key)]
+                except ValueError:
+                    key_ids = [k.id for k in await keys.find_by_prefix(session, args.key)]
+                if len(key_ids) != 1:
+                    print(f"refused: {len(key_ids)} keys match {args.key!r}", file=sys.stderr)
+                    return 1
+                revoked = await keys.revoke_key(session, actor, key_ids[0])
+                print(f"revoked key {revoked.id} ({revoked.prefix}…, {revoked.name})")
+    except AppError as exc:
+        print(f"refused: {exc.code}", file=sys.stderr)
+        return 1
+    except msgspec.ValidationError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -410,6 +460,20 @@ def main(argv: list[str] | None = None) -> None:
     codes.add_argument("--remove", action="append", default=[], help="a code to unmap")
     codes.add_argument("pairs", nargs="*", help="e.g. 1=received 2=processing 9=completed")
     codes.set_defaults(func=lambda a: sys.exit(asyncio.run(_agency_command(a))))
+    open311_create = sub.add_parser(
+        "open311-key-create",
+        help="issue a third-party app an Open311 API key; prints the key once",
+    )
+    open311_create.add_argument("--name", required=True, help="the app's name")
+    open311_create.add_argument("--contact", required=True, help="whom to call about it")
+    open311_create.set_defaults(func=lambda a: sys.exit(asyncio.run(_open311_key_command(a))))
+    open311_list = sub.add_parser(
+        "open311-key-list", help="the Open311 API keys (id, prefix, state, last use, app)"
+    )
+    open311_list.set_defaults(func=lambda a: sys.exit(asyncio.run(_open311_key_command(a))))
+    open311_revoke = sub.add_parser("open311-key-revoke", help="revoke an Open311 API key")
+    open311_revoke.add_argument("key", help="the key's id, or the prefix the list shows")
+    open311_revoke.set_defaults(func=lambda a: sys.exit(asyncio.run(_open311_key_command(a))))
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -71,6 +71,7 @@ from app.notifications.api import (
     InboxController,
     PreferencesController,
 )
+from app.open311.admin_api import Open311KeyController
 from app.open311.router import open311_router
 from app.places.api import PlacesController
 from app.places.reference import ReferenceData
@@ -203,6 +204,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ConsoleAgencyIndexController,
             HealthRecordController,
             HealthImportController,
+            Open311KeyController,  # third-party apps' Open311 keys (issue 21)
         ],
         dependencies={"session": Provide(provide_session)},
     )

@@ -385,6 +385,12 @@ def may_manage_health_imports(actor: Actor) -> bool:
 # ---------------------------------------------------------------- open311 (issue 21)
 
 
+def may_manage_open311_keys(actor: Actor) -> bool:
+    """Issue, list and revoke third-party apps' Open311 API keys: admins, and the
+    system (the CLI)."""
+    return actor.admin
+
+
 # ---------------------------------------------------------------- staff second factor (issue 22)
 
 

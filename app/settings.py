@@ -184,6 +184,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ingest_auth_failures_per_ip: str = "30/minute;300/hour"
     ingest_auth_failures_per_agency: str = "100/10minutes"
 
+    # ---- Open311 write side (issue 21, helper O2): each third-party app's key may file
+    # this often (the `limits` syntax; over it a 429 in the spec's error shape)
+    open311_key_rate: str = "30/minute;2000/day"
+    # a filing's media_url is fetched by a job: at most this long in all, this many tries
+    # (then the failure is on the report's timeline), at most 3 redirects, the photo
+    # upload's size cap. Private, loopback and link-local addresses are refused unless
+    # this is true (tests only; production refuses to start with it)
+    open311_media_timeout_seconds: int = 20
+    open311_media_max_attempts: int = 3
+    open311_media_allow_private: bool = False
+
     # ---- Open311 read side (issue 21, helper O1): the one jurisdiction served (a request's
     # jurisdiction_id, when given, must be this, else 404); the endpoint's public URL as
     # the discovery document names it (empty: built from the request, e.g. behind a proxy

@@ -51,6 +51,11 @@ def settings_problems(settings: Settings) -> list[str]:
         problems.append("DATA_ENCRYPTION_KEY must differ from SECRET_KEY and CITIZEN_ID_HASH_KEY")
     if settings.sms_backend == "log":
         problems.append("SMS_BACKEND=log writes sign-in codes to the log: use `http`")
+    if settings.open311_media_allow_private:
+        problems.append(
+            "OPEN311_MEDIA_ALLOW_PRIVATE=true lets third-party apps make the worker fetch "
+            "private addresses: tests only"
+        )
     return problems
 
 

@@ -485,3 +485,22 @@ def test_the_health_book(role):
     assert policy.may_manage_health_imports(a) == (role in HEALTH_IMPORTS)
     system = policy.system_actor(datetime.now(UTC))
     assert not policy.may_read_health_record(system, 2, HEALTH_OWNER, HEALTH_OWNER)
+
+
+# -------------------------------------------------- Open311 keys (issue 21)
+
+# may_manage_open311_keys: admins only, whatever unit a manager holds; the CLI acts as the
+# system (the denials over HTTP: tests/open311/test_keys.py)
+MANAGES_OPEN311_KEYS = {
+    "resident": False,
+    "officer": False,
+    "manager": False,
+    "dispatcher": False,
+    "admin": True,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_manages_open311_keys(role):
+    assert policy.may_manage_open311_keys(actor(role)) is MANAGES_OPEN311_KEYS[role]
+    assert policy.may_manage_open311_keys(policy.system_actor(datetime.now(UTC)))  # the CLI

@@ -40,6 +40,7 @@ from app.notifications.tasks import (
     release_deferred_pushes,
     send_announcement,
 )
+from app.open311.tasks import fetch_open311_media, reconcile_open311_media
 from app.routing import service as routing
 from app.routing.tasks import close_unrated, reconcile, route_report, route_waiting, sweep_deadlines
 from app.settings import get_settings
@@ -107,6 +108,7 @@ class WorkerSettings:
         send_announcement,
         import_dossier_file,
         run_health_import,
+        fetch_open311_media,  # issue 21
     ]
     cron_jobs = [
         _cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
@@ -136,6 +138,8 @@ class WorkerSettings:
         _cron(rebuild_agency_index, hour={19}, minute={40}, run_at_startup=False),
         # health book imports that stopped moving (a worker killed, a run lost in Redis)
         _cron(reconcile_health_imports, second=10, run_at_startup=True),
+        # Open311 filings' media_url fetches whose job was lost or whose try may be retried
+        _cron(reconcile_open311_media, second=20, run_at_startup=True),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -13,6 +13,7 @@ import hashlib
 import math
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 import shapely
@@ -131,6 +132,9 @@ async def file_report(
     idempotency_key: str | None,
     now: datetime,
     filed_by_staff_id: uuid.UUID | None = None,
+    *,
+    attributes: dict[str, Any] | None = None,
+    open311_key_id: uuid.UUID | None = None,
 ) -> tuple[ReportCreated, bool]:
     """File a report. Returns (report, created); a retried submission with the same
     Idempotency-Key returns the first report and created=False.
@@ -138,6 +142,9 @@ async def file_report(
     ``filed_by_staff_id``: staff filing on a resident's behalf (a hotline call, a
     counter); the photos are the staff member's uploads, a complaint may come without
     one, and the service index counts the report apart from residents' own.
+    ``open311_key_id``: a third-party app filing through Open311 (its photo, if any,
+    comes later from its ``media_url``), counted apart too. ``attributes``: the answers
+    to the category's extra questions, checked by the caller.
 
     Filing is the busiest write, so it is one statement (one round trip) inside the
     request's transaction: it checks category and area, inserts the report, claims every
@@ -153,7 +160,12 @@ async def file_report(
             params={"max": settings.photos_per_report},
             errors=[FieldError(field="photo_ids", message="too many", source="body")],
         )
-    elif body.kind == "complaint" and not photo_ids and filed_by_staff_id is None:
+    elif (
+        body.kind == "complaint"
+        and not photo_ids
+        and filed_by_staff_id is None
+        and open311_key_id is None
+    ):
         refused = Unprocessable(
             "photo_required",
             errors=[FieldError(field="photo_ids", message="at least one", source="body")],
@@ -181,6 +193,8 @@ async def file_report(
         "idem": idempotency_key,
         "fingerprint": fingerprint,
         "staff": filed_by_staff_id,
+        "attributes": msgspec.json.encode(attributes).decode() if attributes else None,
+        "open311_key": open311_key_id,
         **photo_claim.claim_params(settings, now, filed_by_staff_id or reporter_id, photo_ids),
     }
     for _ in range(5):  # a code collision is about 1 in 10^11; never a 500 for it
@@ -290,10 +304,12 @@ _FILE_REPORT = text(
     ), report AS (
         INSERT INTO reports (id, code, kind, status, category_code, description, address_text,
                              location, area_code, reporter_id, hide_identity, idempotency_key,
-                             idempotency_fingerprint, filed_by_staff_id, created_at, updated_at)
+                             idempotency_fingerprint, filed_by_staff_id, attributes,
+                             open311_key_id, created_at, updated_at)
         SELECT :id, :code, :kind, 'submitted', :category, :description, :address,
                ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), checked.area_code, :reporter, :hide,
-               :idem, CAST(:fingerprint AS bytea), CAST(:staff AS uuid), :now, :now
+               :idem, CAST(:fingerprint AS bytea), CAST(:staff AS uuid),
+               CAST(:attributes AS jsonb), CAST(:open311_key AS uuid), :now, :now
           FROM checked
          WHERE checked.category_ok AND checked.area_code IS NOT NULL
         ON CONFLICT DO NOTHING

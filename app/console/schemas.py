@@ -103,6 +103,7 @@ class QueuePage(msgspec.Struct):
 class ReporterContact(msgspec.Struct):
     name: str | None
     phone: str | None
+    email: str | None = None  # given by a third-party app's user (Open311)
 
 
 class StaffPhotoOut(msgspec.Struct):
@@ -159,3 +160,7 @@ class StaffReportDetail(msgspec.Struct):
     timeline: list[StaffEventOut]
     allowed_actions: list[str]
     ratings: list[RatingOut] = msgspec.field(default_factory=list)  # oldest first
+    # filed by a third-party app through Open311 (counted apart in the index)
+    third_party: bool = False
+    # answers to the category's extra questions (Open311 attributes), by question code
+    attributes: dict[str, str | float | list[str]] = msgspec.field(default_factory=dict)

@@ -38,6 +38,7 @@ from app.core import audit
 from app.core.calendar import WorkingCalendar
 from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
 from app.core.storage import Storage
+from app.open311 import filing as open311_filing
 from app.places.models import Unit
 from app.policy import Actor
 
@@ -216,9 +217,17 @@ async def report_for_staff(
     unit = await session.get(Unit, report.unit_id) if report.unit_id else None
     contact = None
     if policy.may_see_reporter_contact(actor, report.unit_id):
-        reporter = await session.get(User, report.reporter_id)
-        if reporter is not None and reporter.deleted_at is None:
-            contact = ReporterContact(name=reporter.full_name, phone=reporter.phone)
+        if report.open311_key_id is not None:
+            # a third-party app's user: what the app sent (app/open311), not its account
+            sent = await open311_filing.submitter_contact(session, report.id)
+            if sent is not None and (sent.first_name or sent.last_name or sent.phone or sent.email):
+                name = " ".join(n for n in (sent.first_name, sent.last_name) if n) or None
+                contact = ReporterContact(name=name, phone=sent.phone, email=sent.email)
+        else:
+            reporter = await session.get(User, report.reporter_id)
+            if reporter is not None and reporter.deleted_at is None:
+                contact = ReporterContact(name=reporter.full_name, phone=reporter.phone)
+        if contact is not None:
             await audit.record(
                 session,
                 actor_id=actor.user_id,
@@ -267,6 +276,8 @@ async def report_for_staff(
         resolved_on_time=report.resolved_on_time,
         supporters_count=report.supporters_count,
         filed_by_staff=report.filed_by_staff_id is not None,
+        third_party=report.open311_key_id is not None,
+        attributes=report.attributes or {},
         hide_identity=report.hide_identity,
         reporter=contact,
         photos=[

@@ -64,6 +64,7 @@ class Open311Filing(Base):
     media_state: Mapped[str] = mapped_column(String(10), nullable=False)
     media_attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     media_error: Mapped[str | None] = mapped_column(Text)
+    media_tried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     media_done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at = created_at()
 

@@ -35,7 +35,8 @@ class PublicServiceIndexController(Controller):
         description=(
             "Per responsible unit: reports received, resolved, resolved on time, open and "
             "overdue, median working days to resolve, and the residents' ratings; reports "
-            "staff filed on a resident's behalf are counted apart (`staff_filed`). "
+            "staff filed on a resident's behalf are counted apart (`staff_filed`), and so "
+            "are those third-party apps filed through Open311 (`third_party`). "
             "Rebuilt periodically; `refreshed_at` says when."
         ),
     )

@@ -35,11 +35,12 @@ class ChannelFigures(msgspec.Struct):
 
 class PeriodFigures(msgspec.Struct):
     """A period's figures: reports filed by residents, and apart, those staff filed on a
-    resident's behalf (phone, counter)."""
+    resident's behalf (phone, counter) and those third-party apps filed (Open311)."""
 
     period: str  # 'all', 'last-30-days' or a month 'YYYY-MM' (local time)
     resident: ChannelFigures
     staff_filed: ChannelFigures
+    third_party: ChannelFigures  # filed by third-party apps through Open311
 
 
 class UnitServiceIndex(msgspec.Struct):
@@ -52,6 +53,7 @@ class UnitServiceIndex(msgspec.Struct):
     refreshed_at: datetime
     resident: ChannelFigures
     staff_filed: ChannelFigures
+    third_party: ChannelFigures  # filed by third-party apps through Open311
 
 
 class UnitServiceTrend(msgspec.Struct):

@@ -9,7 +9,8 @@ The rules:
 - A report counts for the unit now responsible for it (``unit_id``); reports not routed
   yet, withdrawn ones and duplicates are not counted at all.
 - Channel 'staff': filed by staff on a resident's behalf (``filed_by_staff_id``), kept
-  apart from what residents filed themselves ('resident').
+  apart from what residents filed themselves ('resident'); channel 'open311': filed by a
+  third-party app with an Open311 API key (``open311_key_id``), apart too.
 - Periods: 'all', 'last-30-days' (received in the 30 days before the refresh) and each
   month of receipt 'YYYY-MM' in local time (Asia/Ho_Chi_Minh).
 - Resolved: ``resolved_at`` set (the first resolution); on time: the verdict frozen then.
@@ -50,7 +51,7 @@ from app.stats.schemas import (
 ALL = "all"
 LAST_30_DAYS = "last-30-days"
 RECENT_WINDOW = timedelta(days=30)
-CHANNELS = ("resident", "staff")
+CHANNELS = ("resident", "staff", "open311")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # pg_try_advisory_xact_lock key: one rebuild at a time, whatever the number of workers
 _REFRESH_LOCK_KEY = 0x756E697473746174  # "unitstat"
@@ -78,7 +79,8 @@ SESSION_SETTINGS = "set_config('jit', 'off', true), set_config('work_mem', '256M
 BUILD_SQL = """
 WITH items AS (
     SELECT r.unit_id,
-           CASE WHEN r.filed_by_staff_id IS NULL THEN 'resident' ELSE 'staff' END AS channel,
+           CASE WHEN r.open311_key_id IS NOT NULL THEN 'open311'
+                WHEN r.filed_by_staff_id IS NULL THEN 'resident' ELSE 'staff' END AS channel,
            date_trunc('month', r.created_at AT TIME ZONE CAST(:tz AS text)) AS month,
            r.created_at > :since AND r.created_at <= :now AS recent,
            r.resolved_at IS NOT NULL AS resolved,
@@ -207,10 +209,15 @@ def _figures(row: UnitStats | None) -> ChannelFigures:
     )
 
 
-def _by_channel(rows: list[UnitStats]) -> tuple[ChannelFigures, ChannelFigures]:
-    """(resident, staff-filed) figures from a period's rows (at most one per channel)."""
+def _by_channel(rows: list[UnitStats]) -> tuple[ChannelFigures, ChannelFigures, ChannelFigures]:
+    """(resident, staff-filed, third-party) figures from a period's rows (at most one per
+    channel)."""
     channel = {row.channel: row for row in rows}
-    return _figures(channel.get("resident")), _figures(channel.get("staff"))
+    return (
+        _figures(channel.get("resident")),
+        _figures(channel.get("staff")),
+        _figures(channel.get("open311")),
+    )
 
 
 async def public_index(session: AsyncSession, period: str) -> list[UnitServiceIndex]:
@@ -227,7 +234,7 @@ async def public_index(session: AsyncSession, period: str) -> list[UnitServiceIn
         units.setdefault(code, (name_vi, name_en, []))[2].append(row)
     index = []
     for code, (name_vi, name_en, rows) in units.items():
-        resident, staff_filed = _by_channel(rows)
+        resident, staff_filed, third_party = _by_channel(rows)
         index.append(
             UnitServiceIndex(
                 unit_code=code,
@@ -237,6 +244,7 @@ async def public_index(session: AsyncSession, period: str) -> list[UnitServiceIn
                 refreshed_at=max(row.refreshed_at for row in rows),
                 resident=resident,
                 staff_filed=staff_filed,
+                third_party=third_party,
             )
         )
     return index
@@ -257,8 +265,10 @@ async def unit_index(session: AsyncSession, unit_id: uuid.UUID) -> UnitServiceTr
         periods.setdefault(row.period, []).append(row)
 
     def figures(period: str) -> PeriodFigures:
-        resident, staff_filed = _by_channel(periods.get(period, []))
-        return PeriodFigures(period=period, resident=resident, staff_filed=staff_filed)
+        resident, staff_filed, third_party = _by_channel(periods.get(period, []))
+        return PeriodFigures(
+            period=period, resident=resident, staff_filed=staff_filed, third_party=third_party
+        )
 
     return UnitServiceTrend(
         unit_code=unit.code,

@@ -114,6 +114,7 @@ def upgrade() -> None:
         sa.Column("media_state", sa.String(length=10), nullable=False),
         sa.Column("media_attempts", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("media_error", sa.Text(), nullable=True),
+        sa.Column("media_tried_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("media_done_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "created_at",

@@ -110,8 +110,10 @@ async def test_public_index_needs_no_sign_in_and_shows_no_one(client, unit_with_
         "refreshed_at",
         "resident",
         "staff_filed",
+        "third_party",
     }
     assert set(entry["resident"]) == set(entry["staff_filed"]) == CHANNEL_FIELDS
+    assert set(entry["third_party"]) == CHANNEL_FIELDS
     assert entry["period"] == "last-30-days"
     assert entry["resident"]["received"] == 1
     assert entry["resident"]["on_time_pct"] == 100.0
