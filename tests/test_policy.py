@@ -504,3 +504,26 @@ MANAGES_OPEN311_KEYS = {
 def test_who_manages_open311_keys(role):
     assert policy.may_manage_open311_keys(actor(role)) is MANAGES_OPEN311_KEYS[role]
     assert policy.may_manage_open311_keys(policy.system_actor(datetime.now(UTC)))  # the CLI
+
+
+# -------------------------------------------------- staff second factor (issue 22)
+
+# may_reset_second_factor(actor, target): admins, for a colleague (never their own); the
+# system too. Over HTTP: tests/accounts/test_totp.py and test_totp_console.py
+RESETS_SECOND_FACTOR = {
+    # role: (a colleague's, their own)
+    "resident": (False, False),
+    "officer": (False, False),
+    "manager": (False, False),
+    "dispatcher": (False, False),
+    "admin": (True, False),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_resets_a_second_factor(role):
+    a = actor(role)
+    colleague, own = RESETS_SECOND_FACTOR[role]
+    assert policy.may_reset_second_factor(a, uuid.uuid4()) is colleague
+    assert policy.may_reset_second_factor(a, a.user_id) is own
+    assert policy.may_reset_second_factor(policy.system_actor(datetime.now(UTC)), uuid.uuid4())
