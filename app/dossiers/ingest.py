@@ -28,7 +28,9 @@ A concurrent batch that created the same dossier or event first is detected by t
 conflict counts, and the batch is applied again inside a savepoint (it then sees them).
 
 The caller owns the transaction; ``notices.dossier_changed`` is called inside it with one
-change per status move, supplement request or due-date change a resident cares about.
+change per status move, supplement request or due-date change a resident cares about,
+and ``notices.dossiers_appeared`` with the dossiers that now carry an applicant's citizen
+ID (new ones, or one given an ID): "we received your dossier", under its rules.
 """
 
 from __future__ import annotations
@@ -350,6 +352,8 @@ class _Work:
         self.timeline: list[tuple[Any, ...]] = []
         self.supplements: list[tuple[Any, ...]] = []
         self.late_supplements: list[uuid.UUID] = []  # ids of those stored from late events
+        # dossiers that now carry an applicant's citizen ID they did not (new ones included)
+        self.appeared: list[uuid.UUID] = []
         self.changes: list[DossierChange] = []
 
     def sort_out(
@@ -395,6 +399,8 @@ class _Work:
                 return refused(problem)
             d = self.dossiers[e.dossier_code] = _new_dossier(e, self.agency_id, target)
             self.timeline.append(_timeline(d, e, None, d.row["status"], True))
+            if d.row["applicant_id_hash"] is not None:
+                self.appeared.append(d.row["id"])
             _add_supplements(d, e, self.supplements, self.now, changes=None)
             return EventResult(e.id, "applied")
         row = d.row
@@ -431,7 +437,10 @@ class _Work:
         """The newest event of an existing dossier: its fields, supplements and move."""
         row = d.row
         before_status, before_due = row["status"], row["due_at"]
+        before_applicant = row["applicant_id_hash"]
         _apply_fields(d, e, self.now)
+        if row["applicant_id_hash"] is not None and row["applicant_id_hash"] != before_applicant:
+            self.appeared.append(row["id"])
         changes: list[DossierChange] = []
         added = _add_supplements(d, e, self.supplements, self.now, changes=changes)
         if target is None:
@@ -484,6 +493,8 @@ async def _apply(
         for p in todo:
             results[p.index] = work.apply(p.event)
         await _write(driver, work, now)
+        if work.appeared:
+            await notices.dossiers_appeared(session, [(i, None) for i in work.appeared], now)
         if work.changes:
             await notices.dossier_changed(session, work.changes, now)
     out = [r for r in results if r is not None]

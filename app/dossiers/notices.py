@@ -19,6 +19,25 @@ Kinds (each mutable for push in the preferences, kept in the inbox always):
 
 Dedupe keys are built from the change itself (dossier, kind, target, time), so an event
 the agency sends again — or a batch replayed, a job rerun — never notifies twice.
+
+**A dossier appears** (``dossiers_appeared``, issue 19 second pass): "we received your
+dossier X at agency Y; due date Z" (kind ``dossier_status``, so muting status notices
+mutes it too; its own texts ``notification.dossier_received``), to one resident at a
+time (audience ``user``), once per dossier and resident (dedupe key
+``dossier:{id}:received``, whoever triggers it):
+
+- when the ingest creates a dossier filed under a citizen ID (or gives an existing one
+  its first or another ID), to the level-2 account verified with that ID — but only if
+  the dossier was received (``received_at``, NgayTiepNhan) no earlier than the account
+  was verified. Dossiers imported in bulk with older receipt dates (an agency's backlog,
+  a file import of last year's dossiers) are listed for the resident, not announced: a
+  flood of notices on the first sign-in helps nobody. The verification time is that of
+  the account's ``account.identity_verified`` audit entry (written by
+  ``accounts.service.bind_citizen_identity`` in the transaction that raised the level;
+  the users table keeps no such column), or the account's creation for an account
+  verified without one;
+- when a resident links it (``service.link``, a new link), to that resident, whatever
+  the dossier's age: they asked for it.
 """
 
 from __future__ import annotations
@@ -44,6 +63,9 @@ SUPPLEMENT = "dossier_supplement"
 DUE_CHANGED = "dossier_due_changed"
 RESULT_READY = "dossier_result_ready"
 KINDS = (STATUS, SUPPLEMENT, DUE_CHANGED, RESULT_READY)
+
+
+RECEIVED_TEXTS = "dossier_received"  # notification.dossier_received.{title,body}
 
 
 class DossierChange(msgspec.Struct, frozen=True):
@@ -75,6 +97,9 @@ class DossierNotice(Notice):
     needed: str | None = None
     supply_by: datetime | None = None
     pickup: str | None = None
+    agency_vi: str = ""
+    agency_en: str = ""
+    texts: str | None = None  # the catalogue's notification.<texts> (default: the kind)
 
     def render(self, language: str) -> tuple[str, str]:
         params = {
@@ -85,8 +110,9 @@ class DossierNotice(Notice):
             "by": _when(self.supply_by, language),
             "due": _when(self.due, language),
             "pickup": self.pickup or i18n.text("dossier.pickup_unknown", language),
+            "agency": self.agency_en if language == "en" else self.agency_vi,
         }
-        key = f"notification.{self.kind}"
+        key = f"notification.{self.texts or self.kind}"
         return i18n.text(f"{key}.title", language, **params), i18n.text(
             f"{key}.body", language, **params
         )
@@ -194,4 +220,64 @@ async def dossier_changed(
         notice = _notice(change, procedure, pickup)
         if notice is not None:
             notices.append(notice)
+    await notify(session, notices, now)
+
+
+# the dossiers that appeared and for whom: a given resident (a link), or (NULL) the
+# level-2 account verified with the applicant's ID no later than the dossier's receipt
+_APPEARED = text(
+    f"""
+    SELECT d.id, d.code, d.procedure_name, d.due_at, a.name_vi, a.name_en, r.user_id
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS uuid[])) AS w(dossier_id, user_id)
+      JOIN dossiers d ON d.id = w.dossier_id
+      JOIN agencies a ON a.id = d.agency_id
+     CROSS JOIN LATERAL (
+        SELECT w.user_id WHERE w.user_id IS NOT NULL
+        UNION ALL
+        SELECT u.id FROM users u
+         WHERE w.user_id IS NULL
+           AND u.citizen_id_hash = d.applicant_id_hash
+           AND u.identity_level >= {DOSSIER_OWNER_LEVEL}
+           AND u.deleted_at IS NULL AND u.status = 'active'
+           AND d.received_at >= coalesce(
+                (SELECT max(l.at) FROM audit_log l
+                  WHERE l.actor_id = u.id AND l.action = 'account.identity_verified'),
+                u.created_at)
+     ) AS r(user_id)
+    """
+)
+
+
+async def dossiers_appeared(
+    session: AsyncSession,
+    appeared: list[tuple[uuid.UUID, uuid.UUID | None]],
+    now: datetime,
+) -> None:
+    """ "We received your dossier" for each (dossier, resident) — a resident None: the
+    verified applicant, if the dossier is not older than their verification (see the
+    module's docstring). One statement finds the recipients, one writes the rows."""
+    if not appeared:
+        return
+    rows = await session.execute(
+        _APPEARED,
+        {"ids": [d for d, _ in appeared], "users": [u for _, u in appeared]},
+    )
+    notices: list[Notice] = [
+        DossierNotice(
+            kind=STATUS,
+            texts=RECEIVED_TEXTS,
+            report_id=dossier_id,
+            report_code=code,
+            audience="user",
+            user_id=user_id,
+            dedupe_key=f"dossier:{dossier_id}:received",
+            procedure=procedure,
+            status="received",
+            due=due_at,
+            agency_vi=agency_vi,
+            agency_en=agency_en,
+            data={"report_code": None, "dossier_code": code, **resident_link(code)},
+        )
+        for dossier_id, code, procedure, due_at, agency_vi, agency_en, user_id in rows
+    ]
     await notify(session, notices, now)

@@ -52,7 +52,7 @@ from app.core import audit, i18n
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound
 from app.core.reads import Query, Reader
 from app.core.security import keyed_hash
-from app.dossiers import lifecycle
+from app.dossiers import lifecycle, notices
 from app.dossiers.models import Agency, Dossier, DossierEvent, DossierLink, DossierSupplement
 from app.dossiers.schemas import (
     AgencyRef,
@@ -526,6 +526,8 @@ async def link(
             object_id=str(dossier_id),
             ip=actor.ip,
         )
+        # "we received your dossier": once per dossier for this resident, ever
+        await notices.dossiers_appeared(session, [(dossier_id, actor.user_id)], actor.now)
     summary_row = await _SUMMARY_BY_ID.fetchrow(
         session, dossier_id=dossier_id, user_id=actor.user_id
     )

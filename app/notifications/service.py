@@ -34,8 +34,9 @@ from app.policy import DOSSIER_OWNER_LEVEL
 
 # followers: a report's reporter and supporters; unit: a unit's staff; dossier: whoever
 # follows an administrative dossier (``report_id`` is then the dossier's id): the residents
-# who linked it and the level-2 account whose citizen ID it was filed under (issue 19)
-Audience = Literal["followers", "unit", "dossier"]
+# who linked it and the level-2 account whose citizen ID it was filed under (issue 19);
+# user: the one account ``user_id`` (a dossier that just appeared for that resident)
+Audience = Literal["followers", "unit", "dossier", "user"]
 
 # each kind of notice (preferences.KINDS, but announcements: their texts are an admin's)
 # has ``notification.<kind>.title`` and ``.body`` in the catalogue (app/locale), with
@@ -59,6 +60,7 @@ class Notice:
     due: datetime | None = None
     data: dict[str, Any] = field(default_factory=dict)
     other_code: str = ""  # another report the message names (merged into)
+    user_id: uuid.UUID | None = None  # the one recipient (audience "user")
 
     def render(self, language: str) -> tuple[str, str]:
         params = {
@@ -85,9 +87,9 @@ _INSERT = text(
         CAST(:report_ids AS uuid[]), CAST(:unit_ids AS uuid[]), CAST(:audiences AS text[]),
         CAST(:kinds AS text[]), CAST(:titles_vi AS text[]), CAST(:titles_en AS text[]),
         CAST(:bodies_vi AS text[]), CAST(:bodies_en AS text[]), CAST(:datas AS text[]),
-        CAST(:dedupe_keys AS text[])
+        CAST(:dedupe_keys AS text[]), CAST(:user_ids AS uuid[])
     ) AS n(report_id, unit_id, audience, kind, title_vi, title_en, body_vi, body_en, data,
-           dedupe_key)
+           dedupe_key, user_id)
     CROSS JOIN LATERAL (
         SELECT rep.reporter_id AS user_id FROM reports rep
          WHERE n.audience = 'followers' AND rep.id = n.report_id
@@ -108,6 +110,8 @@ _INSERT = text(
            AND du.identity_level >= """
     + str(DOSSIER_OWNER_LEVEL)
     + """
+        UNION
+        SELECT n.user_id WHERE n.audience = 'user'
     ) AS r
     JOIN users u ON u.id = r.user_id AND u.deleted_at IS NULL AND u.status = 'active'
     ORDER BY r.user_id, n.dedupe_key
@@ -140,6 +144,7 @@ async def notify(session: AsyncSession, notices: list[Notice], now: datetime) ->
                 for n in notices
             ],
             "dedupe_keys": [n.dedupe_key for n in notices],
+            "user_ids": [n.user_id for n in notices],
         },
     )
     ids = [row[0] for row in result]
