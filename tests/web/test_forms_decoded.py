@@ -23,7 +23,9 @@ def test_every_form_handler_receives_a_struct_decoded_by_litestar():
         for h in getattr(route, "route_handlers", [])
         if "POST" in h.http_methods and h.handler_name != "unknown_action"
     }
-    assert len(handlers) == 19  # + the dossier file upload (issue 19 item 2)
+    # + the dossier file upload (issue 19 item 2), + the second factor's code, enrolment,
+    # recovery codes and reset forms (issue 22 item 3)
+    assert len(handlers) == 23
     for handler in handlers:
         data = handler.parsed_fn_signature.parameters["data"]
         assert isinstance(data.kwarg_definition, BodyKwarg), handler.handler_name
