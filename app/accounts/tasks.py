@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # importing the service registers its revocation loader (app.core.auth)
 from app.accounts import service as _accounts_service  # noqa: F401
-from app.accounts.models import OtpChallenge, RefreshToken, SessionRevocation
+from app.accounts.models import (
+    OtpChallenge,
+    RefreshToken,
+    SessionRevocation,
+    StaffSignInChallenge,
+)
 from app.core.auth import deny_list_marker_key, resync_deny_list
 from app.core.db import rowcount
 from app.core.tasks import in_transaction
@@ -24,7 +29,8 @@ OTP_KEEP = timedelta(days=1)  # kept a day for abuse investigations, then gone
 
 
 async def delete_expired_sign_in_data(session: AsyncSession, now: datetime) -> int:
-    """One DELETE each: one-time codes a day past their expiry, refresh tokens expired
+    """One DELETE each: one-time codes and staff sign-in challenges (the step between
+    password and second factor) a day past their expiry, refresh tokens expired
     or revoked a week ago, and revocations whose access tokens have all expired (the deny
     list no longer needs them). Returns rows deleted."""
     otp = await session.execute(
@@ -38,7 +44,11 @@ async def delete_expired_sign_in_data(session: AsyncSession, now: datetime) -> i
     revocations = await session.execute(
         delete(SessionRevocation).where(SessionRevocation.expires_at < now)
     )
-    return rowcount(otp) + rowcount(tokens) + rowcount(revocations)
+    # ---- staff second factor (issue 22 item 3): the password-to-code steps, like codes
+    challenges = await session.execute(
+        delete(StaffSignInChallenge).where(StaffSignInChallenge.expires_at < now - OTP_KEEP)
+    )
+    return rowcount(otp) + rowcount(tokens) + rowcount(revocations) + rowcount(challenges)
 
 
 async def purge_expired_sign_in_data(ctx: dict[str, Any]) -> int:

@@ -396,12 +396,7 @@ async def challenge_if_needed(
     if not active and not await _required_for(session, settings, user.id):
         return None
     purpose = "verify" if active else "enrol"
-    # this account's expired challenges go here: no sweep needed, rows stay few
-    await session.execute(
-        delete(StaffSignInChallenge).where(
-            StaffSignInChallenge.user_id == user.id, StaffSignInChallenge.expires_at <= now
-        )
-    )
+    # expired ones are purged by the worker a day later (app/accounts/tasks.py)
     token = random_token()
     ttl = settings.staff_second_factor_challenge_seconds
     session.add(

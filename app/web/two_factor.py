@@ -45,7 +45,13 @@ from app.web.api import (
     render,
 )
 from app.web.forms import CsrfForm
-from app.web.session import SESSION_COOKIE, check_csrf, csrf_token, new_pre_session
+from app.web.session import (
+    PRE_SESSION_COOKIE,
+    SESSION_COOKIE,
+    check_csrf,
+    csrf_token,
+    new_pre_session,
+)
 
 CHALLENGE_COOKIE = "city_console_2fa"
 CODE_PAGE = "/console/two-factor"
@@ -89,7 +95,7 @@ def challenge_redirect(state: State, challenge: SecondFactorChallenge, target: s
             max_age=challenge.expires_in,
         )
     )
-    response.cookies.append(Cookie(key="city_console_pre", value="", path="/console", max_age=0))
+    response.cookies.append(Cookie(key=PRE_SESSION_COOKIE, value="", path="/console", max_age=0))
     return response
 
 

@@ -525,3 +525,31 @@ async def test_an_admin_resets_a_colleagues_second_factor(app, client, clock):
     assert again.status_code == 404 and again.json()["code"] == "second_factor_not_found"
     # the officer signs in with the password again (no role requires it) and may re-enrol
     assert "access_token" in (await password_step(client, officer)).json()
+
+
+async def test_spent_and_expired_challenges_are_purged_a_day_later(app, client, clock):
+    """The worker's purge of sign-in data (every 10 minutes) takes the password-to-code
+    steps too, a day after they expired (kept that long for abuse investigations)."""
+    from app.accounts.tasks import delete_expired_sign_in_data
+    from app.core import db
+
+    email = await create_staff(app, [("officer", WARD)])
+    await enrolled(client, email, clock)
+    await password_step(client, email)
+    await password_step(client, email)
+    user_id = await user_id_of(app, email)
+
+    async def challenges() -> int:
+        async with app.state.engine.connect() as conn:
+            return (
+                await conn.execute(
+                    text("SELECT count(*) FROM staff_sign_in_challenges WHERE user_id = :u"),
+                    {"u": user_id},
+                )
+            ).scalar_one()
+
+    assert await challenges() == 2
+    for later, left in ((timedelta(hours=23), 2), (timedelta(days=1, minutes=10), 0)):
+        async with db.transaction(app.state.sessionmaker, None) as session:
+            await delete_expired_sign_in_data(session, clock.now() + later)
+        assert await challenges() == left
