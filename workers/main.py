@@ -27,6 +27,7 @@ from app.core.storage import make_storage
 from app.core.tasks import in_transaction
 from app.dossiers.tasks import (
     import_dossier_file,
+    purge_dossier_import_files,
     rebuild_agency_index,
     reconcile_dossier_imports,
     refresh_agency_index,
@@ -107,6 +108,7 @@ class WorkerSettings:
         push_notification_batch,
         send_announcement,
         import_dossier_file,
+        purge_dossier_import_files,  # issue 19 (also a daily cron)
         run_health_import,
         fetch_open311_media,  # issue 21
     ]
@@ -130,6 +132,8 @@ class WorkerSettings:
         _cron(close_unrated, minute=set(range(2, 60, 10)), second=20, run_at_startup=False),
         # dossier file imports whose job was lost (Redis) or whose worker died
         _cron(reconcile_dossier_imports, second=45, run_at_startup=True),
+        # daily: import files past DOSSIER_IMPORT_FILE_RETENTION_DAYS, and those no import names
+        _cron(purge_dossier_import_files, hour={20}, minute={53}, run_at_startup=False),
         # open dossiers past their due date (issue 19 item 7), and the agency index every
         # 3 minutes, a minute after the units' (app/dossiers/index.py)
         _cron(sweep_dossier_overdue, second=35, run_at_startup=True),

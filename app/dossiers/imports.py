@@ -32,7 +32,25 @@ committed offset (and event ids are idempotent per agency anyway). A job works f
 ``DOSSIER_IMPORT_JOB_SECONDS`` and hands the rest to the next job (``job_id`` names the
 job by the import and its progress, so a double enqueue is one job); the reconciler
 re-enqueues an unfinished import whose last chunk committed longer ago than
-``RECONCILE_AFTER_SECONDS``. A line is a physical line (NDJSON) or a CSV record (a quoted
+``RECONCILE_AFTER_SECONDS``.
+
+**Stored files are purged** (``purge_finished_files``, ``delete_orphaned_files``, the
+daily cron ``tasks.purge_dossier_import_files``): an import's file is deleted
+``DOSSIER_IMPORT_FILE_RETENTION_DAYS`` after the import finished (done or failed; the row,
+its counts and refused lines stay, ``file_purged_at`` says when), and a stored file under
+``dossier-imports/`` that no import row names (an upload whose transaction rolled back
+and whose delete was lost, a crash between the store and the row), written more than a
+day ago, is deleted — as the photos' orphan purge (``app/complaints/tasks.py``).
+
+**Bounded attempts.** Each run counts itself in ``attempts`` (committed before it works);
+a committed chunk sets it back to 0 (progress). A run that raises records the
+exception's type in ``last_error`` (not its message, which could quote a line) and
+re-raises; a killed worker records nothing. A run that finds ``attempts`` already at
+``DOSSIER_IMPORT_MAX_ATTEMPTS`` marks the import failed (``import_attempts_exhausted``,
+on the console's imports page) instead of trying again, and logs
+``dossier_import_failed``; the reconciler re-enqueues unfinished imports only, so it
+stops there. A crash after some progress is the resumable case above: the count starts
+again from the last committed chunk. A line is a physical line (NDJSON) or a CSV record (a quoted
 field may span lines); its number is the physical line it starts on. A last line cut
 short (no newline, and not a whole event) is refused as ``import_line_truncated``; the
 rest of the file is imported.
@@ -46,6 +64,7 @@ import codecs
 import csv
 import hashlib
 import io
+import logging
 import os
 import tempfile
 import time
@@ -56,7 +75,7 @@ from datetime import datetime, timedelta
 from typing import IO, Any, Literal
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -75,6 +94,8 @@ from app.core.storage import Storage, StorageNotFound
 from app.dossiers import formats, ingest
 from app.dossiers.models import Agency, DossierImport, DossierImportError
 from app.settings import Settings
+
+log = logging.getLogger("city.dossiers")
 
 JOB = "import_dossier_file"
 FORMATS = ("ndjson", "csv")
@@ -107,10 +128,12 @@ class UnsupportedFileType(AppError):
     code = "import_type_unsupported"
 
 
-def job_id(import_id: uuid.UUID, lines_done: int) -> str:
-    """The job that takes the import on from ``lines_done``: the first job, its
-    successors and the reconciler's name the same point the same way."""
-    return f"dossier-import:{import_id}:{lines_done}"
+def job_id(import_id: uuid.UUID, lines_done: int, attempts: int = 0) -> str:
+    """The job that takes the import on from ``lines_done`` after ``attempts`` runs
+    without progress: the first job, its successors and the reconciler name the same point
+    the same way (a double enqueue is one job); a run that crashed there is retried under
+    another name (arq keeps a finished job's id for a while)."""
+    return f"dossier-import:{import_id}:{lines_done}:{attempts}"
 
 
 # ---------------------------------------------------------------- CSV columns
@@ -878,6 +901,7 @@ async def _step(
     if errors:
         await session.execute(insert(DossierImportError).values(errors).on_conflict_do_nothing())
     row.bytes_done, row.lines_done = reader.offset, reader.line
+    row.attempts = 0  # progress: the runs that crashed before it no longer count
     row.accepted += accepted
     row.duplicates += duplicates
     row.refused += refused
@@ -889,9 +913,119 @@ async def _step(
     return "more"
 
 
+# ---------------------------------------------------------------- stored files purged
+
+PURGE_BATCH = 500  # rows marked (and their files deleted) per transaction
+ORPHAN_MIN_AGE = timedelta(days=1)  # an upload's file is younger until its row commits
+
+_EXPIRED_FILES = text(
+    """
+    UPDATE dossier_imports SET file_purged_at = :now
+     WHERE id IN (SELECT id FROM dossier_imports
+                   WHERE status IN ('done', 'failed') AND file_purged_at IS NULL
+                     AND finished_at < :cutoff
+                   ORDER BY finished_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING object_key
+    """
+)
+
+
+async def purge_finished_files(
+    session: AsyncSession,
+    storage: Storage,
+    now: datetime,
+    retention_days: int,
+    limit: int = PURGE_BATCH,
+) -> int:
+    """Up to ``limit`` imports finished more than ``retention_days`` ago: their stored
+    files deleted and ``file_purged_at`` set (the partial index of files kept finds them).
+    The rows are marked in the caller's transaction and the objects deleted before it
+    commits: a failure leaves the rows unmarked for the next run (deleting a missing
+    object again is harmless). Returns how many."""
+    keys = list(
+        await session.scalars(
+            _EXPIRED_FILES,
+            {"now": now, "cutoff": now - timedelta(days=retention_days), "limit": limit},
+        )
+    )
+    if keys:
+        await storage.delete_many(keys)
+    return len(keys)
+
+
+async def delete_orphaned_files(
+    session: AsyncSession, storage: Storage, now: datetime, min_age: timedelta = ORPHAN_MIN_AGE
+) -> int:
+    """Delete stored import files that no ``dossier_imports`` row names, written more than
+    ``min_age`` ago: one look-up (the unique index on ``object_key``) per page of keys.
+    Returns how many were deleted."""
+    deleted = 0
+    async for keys in storage.iter_older_than(OBJECT_PREFIX + "/", now - min_age):
+        named = set(
+            await session.scalars(
+                select(DossierImport.object_key).where(DossierImport.object_key.in_(keys))
+            )
+        )
+        orphans = [key for key in keys if key not in named]
+        if orphans:
+            await storage.delete_many(orphans)
+            deleted += len(orphans)
+    return deleted
+
+
 def _fail(row: DossierImport, now: datetime, code: str) -> str:
     row.status, row.failure, row.finished_at, row.progressed_at = "failed", code, now, now
+    log.warning(
+        "dossier_import_failed",
+        extra={
+            "import_id": str(row.id),
+            "reason": code,
+            "attempts": row.attempts,
+            "last_error": row.last_error,
+        },
+    )
     return "failed"
+
+
+async def _begin(
+    session: AsyncSession, now: datetime, import_id: uuid.UUID, max_attempts: int
+) -> tuple[str, int, int]:
+    """Count a run as an attempt (its own transaction, committed before the work), or
+    end the import when the attempts without progress are used up. Returns "go" (or how
+    the run ends: busy, missing, done, failed), the lines done and the attempts so far."""
+    row = await session.scalar(
+        select(DossierImport).where(DossierImport.id == import_id).with_for_update(skip_locked=True)
+    )
+    if row is None:
+        held = await session.scalar(
+            select(DossierImport.status).where(DossierImport.id == import_id)
+        )
+        return ("busy" if held is not None else "missing"), 0, 0
+    if row.status not in UNFINISHED:
+        return row.status, row.lines_done, row.attempts
+    if row.attempts >= max_attempts:
+        return _fail(row, now, "import_attempts_exhausted"), row.lines_done, row.attempts
+    row.attempts += 1
+    return "go", row.lines_done, row.attempts
+
+
+async def _record_crash(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: jobs.Redis | None,
+    import_id: uuid.UUID,
+    error: BaseException,
+) -> None:
+    """The crashed run's exception type on the row (its own transaction: the run's
+    rolled back). Never raises: the run's own exception is what the caller re-raises."""
+    try:
+        async with db.transaction(sessionmaker, redis) as session:
+            await session.execute(
+                update(DossierImport)
+                .where(DossierImport.id == import_id)
+                .values(last_error=type(error).__name__[:200])
+            )
+    except Exception:
+        log.exception("dossier_import_crash_not_recorded", extra={"import_id": str(import_id)})
 
 
 async def run_import(
@@ -906,7 +1040,30 @@ async def run_import(
 ) -> RunResult:
     """Apply the import from where it stands, a chunk per transaction, until the file
     ends or ``budget_seconds`` have passed; then the rest goes to the next job (enqueued
-    after a commit, named by the progress). ``budget_seconds=None``: to the end (the CLI)."""
+    after a commit, named by the progress). ``budget_seconds=None``: to the end (the CLI).
+    Counts itself as an attempt first; see "Bounded attempts" in the module's docstring."""
+    async with db.transaction(sessionmaker, redis) as session:
+        begun, lines_done, _ = await _begin(
+            session, now(), import_id, settings.dossier_import_max_attempts
+        )
+    if begun != "go":
+        return RunResult(str(import_id), begun, 0, lines_done)
+    try:
+        return await _run(sessionmaker, redis, storage, settings, now, import_id, budget_seconds)
+    except Exception as exc:
+        await _record_crash(sessionmaker, redis, import_id, exc)
+        raise
+
+
+async def _run(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: jobs.Redis | None,
+    storage: Storage,
+    settings: Settings,
+    now: Callable[[], datetime],
+    import_id: uuid.UUID,
+    budget_seconds: float | None,
+) -> RunResult:
     started = time.monotonic()
     state = _RunState()
     chunks = 0
@@ -924,18 +1081,19 @@ async def run_import(
 
 async def reconcile(session: AsyncSession, now: datetime, after_seconds: int) -> int:
     """Enqueue a job for every unfinished import whose last chunk committed more than
-    ``after_seconds`` ago (its job was lost with Redis, or its worker died): named by its
-    progress, so one that is still queued is not queued twice. Returns how many."""
+    ``after_seconds`` ago (its job was lost with Redis, or its worker died, or its run
+    crashed): named by its progress and attempts, so one that is still queued is not
+    queued twice. A failed import (attempts used up) is not unfinished. Returns how many."""
     rows = (
         await session.execute(
-            select(DossierImport.id, DossierImport.lines_done).where(
+            select(DossierImport.id, DossierImport.lines_done, DossierImport.attempts).where(
                 DossierImport.status.in_(UNFINISHED),
                 DossierImport.progressed_at < now - timedelta(seconds=after_seconds),
             )
         )
     ).all()
-    for import_id, lines_done in rows:
-        jobs.enqueue(JOB, str(import_id), job_id=job_id(import_id, lines_done))
+    for import_id, lines_done, attempts in rows:
+        jobs.enqueue(JOB, str(import_id), job_id=job_id(import_id, lines_done, attempts))
     return len(rows)
 
 
@@ -961,6 +1119,12 @@ class ImportOut(msgspec.Struct):
     started_at: datetime | None
     finished_at: datetime | None
     duration_seconds: float | None  # from its first chunk to its end (or now, if running)
+    # runs started since the last committed chunk, and the exception type of the last
+    # one that crashed (DOSSIER_IMPORT_MAX_ATTEMPTS: then failed, import_attempts_exhausted)
+    attempts: int = 0
+    last_error: str | None = None
+    # when the stored file was deleted (DOSSIER_IMPORT_FILE_RETENTION_DAYS after the end)
+    file_purged_at: datetime | None = None
 
 
 class ImportPage(msgspec.Struct):
@@ -1003,6 +1167,9 @@ def _out(row: DossierImport, agency_code: str, now: datetime | None = None) -> I
         started_at=row.started_at,
         finished_at=row.finished_at,
         duration_seconds=duration,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        file_purged_at=row.file_purged_at,
     )
 
 

@@ -36,6 +36,24 @@ async def import_dossier_file(ctx: dict[str, Any], import_id: str) -> dict[str, 
     return {"status": result.status, "chunks": result.chunks, "lines_done": result.lines_done}
 
 
+async def purge_dossier_import_files(ctx: dict[str, Any]) -> dict[str, int]:
+    """Daily: the stored files of imports finished more than
+    DOSSIER_IMPORT_FILE_RETENTION_DAYS ago (a batch per transaction), then stored import
+    files no import names, older than a day (app/dossiers/imports.py)."""
+    now = ctx["clock"].now()
+    days = ctx["settings"].dossier_import_file_retention_days
+    expired = 0
+    while True:
+        done = await in_transaction(ctx, imports.purge_finished_files, ctx["storage"], now, days)
+        expired += done
+        if done < imports.PURGE_BATCH:
+            break
+    orphans = await in_transaction(ctx, imports.delete_orphaned_files, ctx["storage"], now)
+    if expired or orphans:
+        log.info("dossier_import_files_purged", extra={"expired": expired, "orphans": orphans})
+    return {"expired": expired, "orphans": orphans}
+
+
 async def reconcile_dossier_imports(ctx: dict[str, Any]) -> int:
     """The cron: a job for every unfinished import idle past RECONCILE_AFTER_SECONDS (its
     job lost with Redis, or its worker killed)."""

@@ -147,6 +147,7 @@ async def test_the_worker_lists_every_task_under_its_old_name():
         "send_announcement",
         "run_health_import",  # issue 20
         "import_dossier_file",  # issue 19
+        "purge_dossier_import_files",  # issue 19 (second pass)
         "fetch_open311_media",  # issue 21
     }
     for function in worker_main.WorkerSettings.functions:
