@@ -36,8 +36,15 @@ LIST_ITEMS = {
     "formats": "format",
 }
 # characters XML 1.0 cannot carry, even escaped: dropped from text
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_NOT_XML = "".join(map(chr, [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]))
+# escapes, and what XML cannot carry dropped; only texts that need it are translated
+# (str.translate walks a Vietnamese text at ~10 us, the search at ~0.3 us)
+_XML_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", **dict.fromkeys(_NOT_XML)})
+_NEEDS_ESCAPE = re.compile("[&<>" + re.escape(_NOT_XML) + "]")
+
+
+def _escaped(value: str) -> str:
+    return value if _NEEDS_ESCAPE.search(value) is None else value.translate(_XML_TEXT)
 
 
 class Open311Error(Exception):
@@ -76,13 +83,13 @@ def _text(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, str):
-        return _NOT_XML.sub("", value).translate(_ESCAPES)
+        return _escaped(value)
     return str(value)  # a number: nothing to escape
 
 
 def _element(tag: str, value: Any, out: list[str]) -> None:
     if isinstance(value, str):
-        out.append(f"<{tag}>{_NOT_XML.sub('', value).translate(_ESCAPES)}</{tag}>")
+        out.append(f"<{tag}>{_escaped(value)}</{tag}>")
     elif isinstance(value, Mapping):
         out.append(f"<{tag}>")
         for key, inner in value.items():
@@ -103,8 +110,13 @@ def _element(tag: str, value: Any, out: list[str]) -> None:
 def to_xml(root: str, item: str | None, data: Any) -> bytes:
     """``<root><item>…</item>…</root>`` for a list, ``<root>…</root>`` for one object;
     items are mappings or msgspec Structs (their fields in order)."""
-    data = msgspec.to_builtins(data) if not _plain(data) else data
     out = ['<?xml version="1.0" encoding="utf-8"?>']
+    if isinstance(data, list) and data and isinstance(data[0], msgspec.Struct):
+        out.append(f"<{root}>")
+        _struct_rows(item or "item", data, out)
+        out.append(f"</{root}>")
+        return "".join(out).encode()
+    data = msgspec.to_builtins(data) if not _plain(data) else data
     if isinstance(data, Mapping):
         _element(root, data, out)
     else:
@@ -113,6 +125,28 @@ def to_xml(root: str, item: str | None, data: Any) -> bytes:
             _element(item or "item", row, out)
         out.append(f"</{root}>")
     return "".join(out).encode()
+
+
+def _struct_rows(item: str, rows: list[Any], out: list[str]) -> None:
+    """A list of one Struct type, field by field without building dicts (a page of 1,000
+    requests is 17,000 elements: this is where an XML answer's time goes)."""
+    fields = type(rows[0]).__struct_fields__
+    tags = [(f"<{f}>", f"</{f}>", f"<{f}/>", f) for f in fields]
+    astuple = msgspec.structs.astuple
+    add = out.append
+    for row in rows:
+        add(f"<{item}>")
+        for value, (opening, closing, empty, tag) in zip(astuple(row), tags, strict=True):
+            kind = type(value)
+            if kind is str:
+                add(opening + _escaped(value) + closing)
+            elif value is None:
+                add(empty)
+            elif kind is float or kind is int:
+                add(opening + repr(value) + closing)
+            else:  # booleans, nested lists and objects
+                _element(tag, msgspec.to_builtins(value), out)
+        add(f"</{item}>")
 
 
 def _plain(data: Any) -> bool:

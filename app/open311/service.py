@@ -347,11 +347,12 @@ _PUBLIC_REPORT = Report.status != "withdrawn"
 _OPEN = text(f"reports.status IN ({lifecycle.sql_in(lifecycle.OPEN_STATUSES)})")
 _CLOSED = text(f"reports.status NOT IN ({lifecycle.sql_in(lifecycle.OPEN_STATUSES)})")
 # a public answer: staff's (or the system's) words on a public event moderators left up
+# (literal, as ix_report_events_answers' predicate, for prepared statements' plans)
 _ANSWER = and_(
-    ReportEvent.public.is_(True),
-    ReportEvent.hidden_reason.is_(None),
-    ReportEvent.actor_kind != "resident",
+    ReportEvent.public,
     ReportEvent.body.is_not(None),
+    ReportEvent.actor_kind != literal_column("'resident'"),
+    ReportEvent.hidden_reason.is_(None),
 )
 _STATUS_NOTES = (
     select(ReportEvent.body)
@@ -565,7 +566,7 @@ _UPDATES = Query(
     .where(
         ReportEvent.at >= bindparam("start", type_=DateTime(timezone=True)),
         ReportEvent.at <= bindparam("end", type_=DateTime(timezone=True)),
-        ReportEvent.public.is_(True),
+        ReportEvent.public,  # ix_report_events_public_at's predicate
         ReportEvent.hidden_reason.is_(None),
         # a change of status (the filing, from nothing to submitted, is not one) or an answer
         or_(

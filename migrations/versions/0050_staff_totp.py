@@ -4,7 +4,7 @@ A staff member's authenticator seed (sealed), their single-use recovery codes (h
 and the sign-in challenges between a right password and a session.
 
 Revision ID: 0050
-Revises: 0040
+Revises: 0045
 Create Date: 2026-12-05
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0050"
-down_revision: str | None = "0040"
+down_revision: str | None = "0045"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
