@@ -413,3 +413,24 @@ async def test_staff_see_the_answers_on_the_report(app, client, session):
     admin = await sign_in_staff(client, app, [("admin", None)])
     seen = await client.get(f"/api/v1/console/reports/{report_id}", headers=admin["headers"])
     assert seen.json()["attributes"] == {"pothole_size": "large"}
+
+
+async def test_the_console_page_shows_the_answers_and_the_third_party_mark(app, client):
+    from tests.web.test_pages import browser_for
+
+    issued = await issue_key(app)
+    r = await client.post(
+        f"{ROOT}/requests.json",
+        data=filing_form(
+            issued.key,
+            service_code="waste",
+            **{"attribute[waste_kinds][]": ["household", "bulky"]},
+        ),
+    )
+    assert r.status_code == 200, r.text
+    browser = await browser_for(app, [("dispatcher", None)])
+    page = await browser.get(f"/console/reports/{r.json()[0]['token']}")
+    assert page.status_code == 200, page.text
+    assert "Gửi qua ứng dụng bên thứ ba (tính riêng)" in page.text
+    assert "Thông tin bổ sung" in page.text
+    assert "<dt>waste_kinds</dt><dd>household, bulky</dd>" in page.text
