@@ -82,8 +82,8 @@ async def _resolve(host: str, port: int, allow_private: bool) -> str:
 
 async def _get_once(
     client: httpx.AsyncClient, url: str, max_bytes: int, allow_private: bool
-) -> tuple[str | None, bytes, str]:
-    """One request: (redirect target or None, body, content type)."""
+) -> tuple[str | None, bytes]:
+    """One request: (redirect target, or None and the body)."""
     problem = check_url(url)
     if problem is not None:
         raise MediaRefused("url_invalid")
@@ -111,11 +111,8 @@ async def _get_once(
     except httpx.HTTPError as exc:
         raise MediaRefused("connection_failed", transient=True) from exc
     try:
-        if response.is_redirect:
-            location = response.headers.get("location")
-            if not location:
-                raise MediaRefused("redirect_without_location")
-            return urljoin(url, location), b"", ""
+        if response.is_redirect:  # a 3xx with a Location (without one: refused below)
+            return urljoin(url, response.headers["location"]), b""
         if response.status_code >= 500:
             raise MediaRefused(f"http_{response.status_code}", transient=True)
         if response.status_code != 200:
@@ -136,7 +133,7 @@ async def _get_once(
             raise MediaRefused("timeout", transient=True) from exc
         except httpx.HTTPError as exc:
             raise MediaRefused("connection_failed", transient=True) from exc
-        return None, bytes(body), content_type
+        return None, bytes(body)
     finally:
         await response.aclose()
 
@@ -155,7 +152,7 @@ async def fetch_media(
                 headers={"Accept-Encoding": "identity"},
             ) as client:
                 for _ in range(MAX_REDIRECTS + 1):
-                    redirect, body, _type = await _get_once(client, url, max_bytes, allow_private)
+                    redirect, body = await _get_once(client, url, max_bytes, allow_private)
                     if redirect is None:
                         return body
                     url = redirect
