@@ -483,6 +483,24 @@ async def record_refusal(
     return "failed"
 
 
+# pending fetches whose tries were all used by runs that never finished (killed workers),
+# failed in one statement with their timeline events
+_FAIL_EXHAUSTED = text(
+    """
+    WITH failed AS (
+        UPDATE open311_filings
+           SET media_state = 'failed', media_done_at = :now,
+               media_error = coalesce(media_error, 'not_fetched')
+         WHERE report_id = ANY(CAST(:ids AS uuid[])) AND media_state = 'pending'
+        RETURNING report_id, media_error
+    )
+    INSERT INTO report_events (report_id, at, kind, actor_kind, public, body)
+    SELECT report_id, :now, 'media_failed', 'system', false, 'media_url: ' || media_error
+      FROM failed
+    """
+)
+
+
 async def stale_fetches(session: AsyncSession, settings: Settings, now: datetime) -> int:
     """Enqueue a fetch for every pending media whose job was lost or whose last try
     failed and may be tried again (one job id per try: a rerun never doubles a try)."""
@@ -504,10 +522,8 @@ async def stale_fetches(session: AsyncSession, settings: Settings, now: datetime
     ).all()
     tries = settings.open311_media_max_attempts
     exhausted = [r.report_id for r in rows if r.media_attempts >= tries]
-    for report_id in exhausted:  # tries used up by killed runs: a failure for staff
-        filing = await _locked_pending(session, report_id)
-        if filing is not None:
-            await _fail(session, filing, filing.media_error or "not_fetched", now)
+    if exhausted:  # tries used up by runs that never finished: a failure for staff
+        await session.execute(_FAIL_EXHAUSTED, {"ids": exhausted, "now": now})
     for row in rows:
         if row.media_attempts < tries:
             jobs.enqueue(

@@ -233,3 +233,33 @@ async def test_a_lost_or_failed_fetch_is_retried_by_the_reconciliation_up_to_the
     await run_worker()  # nothing left to do: still one photo
     row = await _filing(session, r.json()[0]["service_request_id"])
     assert (row.media_attempts, row.photos) == (1, 1)
+
+
+async def test_tries_used_by_runs_that_never_finished_end_as_a_failure(
+    app, client, session, media_server
+):
+    settings = app.state.settings
+    issued = await issue_key(app)
+    r = await client.post(
+        f"{ROOT}/requests.json",
+        data=filing_form(issued.key, media_url=media_server.url("/photo.jpg")),
+    )
+    row = await _filing(session, r.json()[0]["service_request_id"])
+    now = app.state.clock.now()
+    async with db.transaction(app.state.sessionmaker, app.state.redis) as s:
+        # every try claimed by a worker killed before it recorded anything
+        await s.execute(
+            text(
+                "UPDATE open311_filings SET media_attempts = :tries,"
+                " created_at = :long_ago, media_tried_at = :long_ago WHERE report_id = :id"
+            ),
+            {"tries": settings.open311_media_max_attempts, "id": row.id,
+             "long_ago": now - timedelta(minutes=30)},
+        )  # fmt: skip
+    async with db.transaction(app.state.sessionmaker, app.state.redis) as s:
+        assert await filing.stale_fetches(s, settings, now) == 1
+    row = await _filing(session, r.json()[0]["service_request_id"])
+    assert (row.media_state, row.media_error, row.photos) == ("failed", "not_fetched", 0)
+    assert await _events(session, row.id) == [("media_failed", False, "media_url: not_fetched")]
+    async with db.transaction(app.state.sessionmaker, app.state.redis) as s:
+        assert await filing.stale_fetches(s, settings, now) == 0  # nothing pending is left
