@@ -42,6 +42,7 @@ from app.core.errors import (
     Unprocessable,
     input_error,
 )
+from app.dossiers import index_read
 from app.notifications import service as notifications
 from app.routing import service as routing
 from app.routing.schemas import ExtensionIn, TransferIn
@@ -829,12 +830,18 @@ class ConsolePages(Controller):
     ) -> Template:
         user = await _user(request, state, session)
         trend = await stats.unit_index_for_staff(session, _actor(request), code)
+        # the agencies under the unit, same periods (issue 19 second pass, item 7)
+        lang = language(request)
         return render(
             request,
             "index.html",
             user,
             trend=trend,
             comments=await stats.recent_rating_comments(session, code),
+            agency_tables=await index_read.unit_agency_tables(
+                session, _actor(request), request.scope["state"]["reference"], code
+            ),
+            agency_text=lambda key, **params: i18n.text(f"dossier_index.{key}", lang, **params),
         )
 
     @get("/units/{code:str}/staff")
