@@ -13,8 +13,8 @@ agency index rebuild and the overdue sweep.
 
     # once after seeding: the working days the sweep would have frozen
     uv run python -m bench.dossier_reads prepare
-    # the rebuild and the sweep, in process, N times each; --explain prints the plan
-    uv run python -m bench.dossier_reads rebuild --runs 3 [--explain]
+    # the index rebuild, its refresh, the nightly recount and the sweep, in process
+    uv run python -m bench.dossier_reads rebuild --runs 3 [--touch 1000] [--recounts 1]
 
 The setups pick codes at random over the whole seeded range (so most lookups miss the
 cache, as enumeration or a city's worth of residents would), and make level-2 residents
@@ -134,9 +134,6 @@ async def dossier_residents(base_url: str) -> dict[str, list[str]]:
 # a database seeded before migration 0021 took its final form
 _CATCH_UP = (
     "ALTER TABLE dossiers ADD COLUMN IF NOT EXISTS handling_working_days numeric(7,2)",
-    "CREATE INDEX IF NOT EXISTS ix_dossiers_updated_at ON dossiers (updated_at)",
-    "CREATE INDEX IF NOT EXISTS ix_dossiers_rated_at ON dossiers (rated_at)"
-    " WHERE rated_at IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS ix_dossiers_unmeasured ON dossiers (id)"
     " WHERE status IN ('completed', 'returned', 'refused') AND handling_working_days IS NULL",
 )
@@ -190,7 +187,53 @@ async def prepare(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- rebuild
 
 
+async def _timed(sessionmaker, calendar, *, full: bool, label: str) -> float:
+    from app.dossiers import index
+
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    async with sessionmaker() as session, session.begin():
+        result = await index.refresh_agency_stats(session, calendar, now, full=full)
+    wall = (time.perf_counter() - started) * 1000
+    assert result is not None, "another refresh held the lock"
+    print(
+        f"{label}: {result.cells} cells, {result.months} month medians, drift {result.drift},"
+        f" build {result.build_ms} ms, with commit {wall:.0f} ms",
+        flush=True,
+    )
+    return wall
+
+
+# what a few minutes of ingest do: open dossiers received in the last 60 days finish
+# (on time or late), finished ones are rated; one UPDATE a batch, as the ingest writes
+_CHANGE = text(
+    """
+    WITH picked AS (
+        (SELECT id, 'finish' AS what FROM dossiers TABLESAMPLE SYSTEM (0.5)
+          WHERE status IN ('received', 'processing', 'supplement_requested')
+            AND received_at > now() - interval '60 days' LIMIT :finish)
+        UNION ALL
+        (SELECT id, 'rate' FROM dossiers TABLESAMPLE SYSTEM (0.05)
+          WHERE status IN ('completed', 'returned') AND rating IS NULL LIMIT :rate))
+    UPDATE dossiers d
+       SET status = CASE WHEN p.what = 'finish' THEN 'completed' ELSE d.status END,
+           completed_at = CASE WHEN p.what = 'finish' THEN now() ELSE d.completed_at END,
+           finished_on_time = CASE WHEN p.what = 'finish' THEN d.due_at IS NULL OR d.due_at >= now()
+                                   ELSE d.finished_on_time END,
+           rating = CASE WHEN p.what = 'rate' THEN 'satisfied' ELSE d.rating END,
+           rated_at = CASE WHEN p.what = 'rate' THEN now() ELSE d.rated_at END,
+           updated_at = now()
+      FROM picked p WHERE d.id = p.id
+    """
+)
+
+
 async def rebuild(args: argparse.Namespace) -> None:
+    """The agency index at scale: the rebuild of every cell from the counters (the first
+    refresh: every median read again), the refresh after ``--touch`` dossiers changed
+    (the deltas folded, the medians of what changed), the nightly recount of the days from
+    the dossiers, and the overdue sweep. The changes are real writes to the bench
+    database (dossiers finish and get rated, as in production), kept."""
     from app.core.calendar import working_calendar
     from app.dossiers import index
 
@@ -201,74 +244,40 @@ async def rebuild(args: argparse.Namespace) -> None:
         async with engine.connect() as conn:
             total = await conn.scalar(text("SELECT count(*) FROM dossiers"))
             agencies = await conn.scalar(text("SELECT count(*) FROM agencies"))
-        print(f"dossiers: {total:,}, agencies: {agencies}")
-        timings = []
+            days = await conn.scalar(text("SELECT count(*) FROM agency_day_counts"))
+        print(f"dossiers: {total:,}, agencies: {agencies}, (agency, day) counts: {days:,}")
+        rebuilds, refreshes, recounts, sweeps = [], [], [], []
         for run in range(1, args.runs + 1):
-            now = datetime.now(UTC)
-            started = time.perf_counter()
-            async with sessionmaker() as session, session.begin():
-                result = await index.refresh_agency_stats(session, calendar, now, full=True)
-            wall = (time.perf_counter() - started) * 1000
-            assert result is not None, "another rebuild held the lock"
-            timings.append(wall)
-            print(
-                f"full rebuild {run}: {result.cells} cells, build {result.build_ms} ms, "
-                f"with commit {wall:.0f} ms",
-                flush=True,
-            )
-        print(f"full rebuild median of {len(timings)}: {statistics.median(timings):.0f} ms")
-        changes = []
-        for run in range(1, args.runs + 1):
-            async with engine.begin() as conn:  # what a few minutes of ingest touch
-                await conn.execute(
-                    text(
-                        """
-                        UPDATE dossiers SET updated_at = now()
-                         WHERE id IN (
-                               (SELECT id FROM dossiers TABLESAMPLE SYSTEM (0.1)
-                                 WHERE received_at > now() - interval '60 days'
-                                 LIMIT :recent)
-                               UNION ALL
-                               (SELECT id FROM dossiers TABLESAMPLE SYSTEM (0.01)
-                                 LIMIT :older))
-                        """
-                    ),
-                    {"recent": args.touch * 9 // 10, "older": args.touch // 10},
-                )
-            now = datetime.now(UTC)
-            started = time.perf_counter()
-            async with sessionmaker() as session, session.begin():
-                result = await index.refresh_agency_stats(session, calendar, now)
-            wall = (time.perf_counter() - started) * 1000
-            assert result is not None and result.mode == "changes"
-            changes.append(wall)
-            print(
-                f"refresh of changes {run}: {result.months} rows recomputed, "
-                f"build {result.build_ms} ms, with commit {wall:.0f} ms",
-                flush=True,
-            )
-        print(f"refresh of changes median of {len(changes)}: {statistics.median(changes):.0f} ms")
-        sweeps = []
-        for run in range(1, args.runs + 1):
-            started = time.perf_counter()
-            async with sessionmaker() as session, session.begin():
-                swept = await index.sweep_overdue(session, datetime.now(UTC))
-            sweeps.append((time.perf_counter() - started) * 1000)
-            print(
-                f"sweep {run}: marked {swept.marked}, cleared {swept.cleared}, {sweeps[-1]:.1f} ms",
-                flush=True,
-            )
-        print(f"sweep median of {len(sweeps)}: {statistics.median(sweeps):.1f} ms")
-        if args.explain:
-            async with engine.connect() as conn, conn.begin() as tx:
-                await conn.execute(text(f"SELECT {index.SESSION_SETTINGS}"))
+            async with engine.begin() as conn:
                 await conn.execute(text("DELETE FROM agency_stats"))
-                rows = await conn.execute(
-                    text(f"EXPLAIN (ANALYZE, BUFFERS) {index.BUILD_SQL}"),
-                    index.build_params(calendar, datetime.now(UTC)),
-                )
-                print("\n".join(row[0] for row in rows))
-                await tx.rollback()
+            rebuilds.append(
+                await _timed(sessionmaker, calendar, full=False, label=f"rebuild {run}")
+            )
+        for run in range(1, args.runs + 1):
+            async with engine.begin() as conn:
+                changed = (
+                    await conn.execute(
+                        _CHANGE, {"finish": args.touch * 9 // 10, "rate": args.touch // 10}
+                    )
+                ).rowcount
+            started = time.perf_counter()
+            async with sessionmaker() as session, session.begin():
+                swept = await index.sweep_overdue(session, datetime.now(UTC), calendar)
+            sweeps.append((time.perf_counter() - started) * 1000)
+            print(f"changed {changed}; sweep measured {swept.measured}", flush=True)
+            refreshes.append(
+                await _timed(sessionmaker, calendar, full=False, label=f"refresh {run}")
+            )
+        for run in range(1, args.recounts + 1):
+            recounts.append(await _timed(sessionmaker, calendar, full=True, label=f"recount {run}"))
+        for label, values in (
+            ("rebuild from the counters", rebuilds),
+            (f"refresh after {args.touch} changes", refreshes),
+            ("sweep (with measuring)", sweeps),
+            ("recount from the dossiers", recounts),
+        ):
+            if values:
+                print(f"{label}: median of {len(values)}: {statistics.median(values):.0f} ms")
     finally:
         await engine.dispose()
 
@@ -278,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("rebuild", help="time the agency index rebuild and the overdue sweep")
     r.add_argument("--runs", type=int, default=3)
-    r.add_argument("--explain", action="store_true")
+    r.add_argument("--recounts", type=int, default=1, help="nightly recounts to time")
     r.add_argument("--touch", type=int, default=1000, help="dossiers changed between refreshes")
     p = sub.add_parser("prepare", help="freeze the seeded dossiers' working days (once)")
     p.add_argument("--days", type=int, default=100_000, help="only those received since")

@@ -7,10 +7,15 @@ now again loses it; a dossier finished since gets its working days frozen. Three
 UPDATEs (``ix_dossiers_open_due``, ``ix_dossiers_open_overdue``,
 ``ix_dossiers_unmeasured``), idempotent, the same shape as the reports' sweep.
 
-The index (``agency_stats``) is rebuilt whole by ``refresh_agency_stats`` (a worker cron,
-like ``unit_stats``) in one transaction: readers see the previous figures until the
-commit. Per agency and period ('all', 'last-30-days', each month of receipt 'YYYY-MM' in
-local time), for the dossiers *received* in the period:
+The index (``agency_stats``) is kept from counters (migration 0022): every statement
+that writes ``dossiers`` (the ingest, the file import, the sweep, a rating) appends its
+change per agency and local day of receipt to ``agency_count_deltas`` through a
+statement-level trigger; ``refresh_agency_stats`` (a worker cron) folds them into
+``agency_day_counts`` and sums the days into each agency's periods, in one transaction
+(readers see the previous figures until the commit). A nightly run recounts the days
+from the dossiers and reports any drift. Per agency and period ('all', 'last-30-days':
+the 30 local days ending today, each month of receipt 'YYYY-MM' in local time), for the
+dossiers *received* in the period:
 
 - received: every dossier (withdrawn ones too: received − finished − open = withdrawn);
 - finished: completed, result returned or refused (``lifecycle.FINISHED_STATUSES``);
@@ -19,7 +24,9 @@ local time), for the dossiers *received* in the period:
 - open, and open and overdue (``overdue_at``, kept by the sweep);
 - online: fully online (toàn trình);
 - rated / satisfied / accept / not satisfied: the residents' ratings;
-- median working days taken, received → first finish, on the city's working-day
+- median working days taken, received → first finish (read in order from the partial
+  indexes of the measured dossiers, for the months and agencies whose measured set
+  changed; the last 30 days' each time), on the city's working-day
   calendar (``app/core/calendar.py``: office hours on working days, Tết included): frozen
   on the dossier by the sweep once it is finished (``handling_working_days``, computed in
   SQL from the calendar passed as two arrays), as reports' handling days are.
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
 import time
 import uuid
 from datetime import date, datetime, timedelta
@@ -49,6 +57,8 @@ from app.core.errors import BadRequest, FieldError, Forbidden, NotFound
 from app.dossiers.lifecycle import FINISHED_STATUSES, OPEN_STATUSES, sql_in
 from app.policy import Actor
 from app.stats.service import ALL, LAST_30_DAYS, RECENT_WINDOW, parse_period
+
+log = logging.getLogger("city.dossiers.index")
 
 # pg_try_advisory_xact_lock key: one rebuild at a time, whatever the number of workers
 _REFRESH_LOCK_KEY = 0x6167656E63797374  # "agencyst"
@@ -212,220 +222,244 @@ UPDATE dossiers d SET handling_working_days = m.days, updated_at = :now
 # ----------------------------------------------------------------------------- rebuild
 
 SESSION_SETTINGS = "set_config('jit', 'off', true), set_config('work_mem', '256MB', true)"
-# the refresh recomputes the months of what changed since the previous refresh began,
-# less this margin (a write committed a little after that refresh read the table)
-TOUCH_MARGIN = timedelta(minutes=10)
+# the counters, as migration 0022's trigger and agency_day_counts name them
+COUNTERS = (
+    "received",
+    "finished",
+    "finished_on_time",
+    "finished_late",
+    "open",
+    "open_overdue",
+    "online",
+    "rated",
+    "satisfied",
+    "accepted",
+    "not_satisfied",
+    "measured",
+)
+RECENT_DAYS = RECENT_WINDOW.days  # 'last-30-days': the 30 local days ending today
+_MEASURED = f"handling_working_days IS NOT NULL AND status IN ({_FINISHED})"
+_MONTH = "date_trunc('month', received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')"
 
-
-def _items(source: str) -> str:
-    """Each dossier once, with what the figures count; ``source``: the dossiers ``d``."""
-    return f"""
-items AS (
-    SELECT d.agency_id, d.received_at, d.online, d.rating, d.finished_on_time,
-           d.status IN ({_FINISHED}) AS finished,
-           d.status IN ({_OPEN}) AS open,
-           d.overdue_at IS NOT NULL AS overdue,
-           date_trunc('month', d.received_at AT TIME ZONE CAST(:tz AS text)) AS month,
-           d.received_at > :since AND d.received_at <= :now AS recent,
-           CASE WHEN d.status IN ({_FINISHED}) THEN d.handling_working_days END AS working_days
-    FROM {source}
-)"""
-
-
-_FIGURES = """
+# 1. fold: the deltas the writers appended become the days' counts (one statement; the
+#    refresh's snapshot decides which deltas it takes, later ones wait for the next)
+_FOLD = text(
+    f"""
+    WITH taken AS (DELETE FROM agency_count_deltas RETURNING *),
+    moved AS (
+        SELECT agency_id, day, {", ".join(f"sum({c}) AS {c}" for c in COUNTERS)}
+          FROM taken GROUP BY agency_id, day
+    ),
+    kept AS (
+        INSERT INTO agency_day_counts AS c (agency_id, day, {", ".join(COUNTERS)})
+        SELECT agency_id, day, {", ".join(COUNTERS)} FROM moved
+         ORDER BY agency_id, day
+        ON CONFLICT (agency_id, day) DO UPDATE
+           SET {", ".join(f"{c} = c.{c} + excluded.{c}" for c in COUNTERS)}
+    )
+    SELECT DISTINCT agency_id, CAST(date_trunc('month', day) AS date)
+      FROM moved WHERE measured <> 0
+    """
+)
+# 1'. recount (``full``): the days' counts again from the dossiers, and how many differed
+_RECOUNT = f"""
+WITH fresh AS (
+    SELECT r.agency_id, CAST(r.received_at AT TIME ZONE CAST(:tz AS text) AS date) AS day,
            count(*) AS received,
-           count(*) FILTER (WHERE finished) AS finished,
-           count(*) FILTER (WHERE finished AND finished_on_time) AS finished_on_time,
-           count(*) FILTER (WHERE finished AND NOT finished_on_time) AS finished_late,
-           count(*) FILTER (WHERE open) AS open,
-           count(*) FILTER (WHERE open AND overdue) AS open_overdue,
-           count(*) FILTER (WHERE online) AS online,
-           count(*) FILTER (WHERE rating IS NOT NULL) AS rated,
-           count(*) FILTER (WHERE rating = 'satisfied') AS satisfied,
-           count(*) FILTER (WHERE rating = 'accept') AS accepted,
-           count(*) FILTER (WHERE rating = 'not_satisfied') AS not_satisfied,
-           round(CAST(percentile_cont(0.5) WITHIN GROUP (ORDER BY working_days)
-               FILTER (WHERE working_days IS NOT NULL) AS numeric), 2) AS median"""
-_COLUMNS = (
-    "agency_id, period, received, finished, finished_on_time, finished_late, open, "
-    "open_overdue, online, rated, satisfied, accepted, not_satisfied, "
-    "median_handling_working_days, refreshed_at"
+           count(*) FILTER (WHERE r.status IN ({_FINISHED})) AS finished,
+           count(*) FILTER (WHERE r.status IN ({_FINISHED}) AND r.finished_on_time)
+               AS finished_on_time,
+           count(*) FILTER (WHERE r.status IN ({_FINISHED}) AND NOT r.finished_on_time)
+               AS finished_late,
+           count(*) FILTER (WHERE r.status IN ({_OPEN})) AS open,
+           count(*) FILTER (WHERE r.status IN ({_OPEN}) AND r.overdue_at IS NOT NULL)
+               AS open_overdue,
+           count(*) FILTER (WHERE r.online) AS online,
+           count(*) FILTER (WHERE r.rating IS NOT NULL) AS rated,
+           count(*) FILTER (WHERE r.rating = 'satisfied') AS satisfied,
+           count(*) FILTER (WHERE r.rating = 'accept') AS accepted,
+           count(*) FILTER (WHERE r.rating = 'not_satisfied') AS not_satisfied,
+           count(*) FILTER (WHERE r.handling_working_days IS NOT NULL
+                                  AND r.status IN ({_FINISHED})) AS measured
+      FROM dossiers r GROUP BY 1, 2
 )
-_SELECT = (
-    "agency_id, period, received, finished, finished_on_time, finished_late, open, "
-    "open_overdue, online, rated, satisfied, accepted, not_satisfied, median, :now"
-)
-
-# The whole index in one statement: GROUPING SETS give per agency the all-time figures,
-# one row per month of receipt and the last 30 days (its "not recent" group is dropped
-# by HAVING), as unit_stats.
-BUILD_SQL = f"""
-WITH {_items("dossiers d")},
-figures AS (
-    SELECT agency_id,
-           CASE WHEN GROUPING(month) = 0 THEN to_char(month, 'YYYY-MM')
-                WHEN GROUPING(recent) = 0 THEN 'last-30-days'
-                ELSE 'all' END AS period,
-           {_FIGURES}
-    FROM items
-    GROUP BY GROUPING SETS ((agency_id), (agency_id, month), (agency_id, recent))
-    HAVING GROUPING(recent) = 1 OR recent
-)
-INSERT INTO agency_stats ({_COLUMNS})
-SELECT {_SELECT} FROM figures
+SELECT agency_id, day, {", ".join(COUNTERS)} FROM fresh
 """
-
-# The refresh, statement by statement (one transaction):
-# 1. the (agency, month of receipt) of every dossier changed or rated since ``changed``
-_TOUCHED = text(
-    """
-    SELECT DISTINCT agency_id, date_trunc('month', received_at AT TIME ZONE CAST(:tz AS text))
-      FROM dossiers
-     WHERE updated_at > :changed OR rated_at > :changed
-    """
-)
-# 2. those months and the last 30 days recomputed from their dossiers (the agency's
-#    dossiers by date of receipt: ix_dossiers_agency_received)
-_DELETE_TOUCHED = text(
-    """
-    DELETE FROM agency_stats
-     WHERE period = 'last-30-days'
-        OR (agency_id, period) IN (
-               SELECT * FROM unnest(CAST(:agencies AS uuid[]), CAST(:periods AS text[])))
-    """
-)
-_MONTHS_SQL = f"""
-WITH touched AS (
-    SELECT agency_id, month,
-           month AT TIME ZONE CAST(:tz AS text) AS first,
-           (month + interval '1 month') AT TIME ZONE CAST(:tz AS text) AS after
-      FROM unnest(CAST(:agencies AS uuid[]), CAST(:months AS timestamp[])) AS t(agency_id, month)
-),
-{
-    _items(
-        "touched t CROSS JOIN LATERAL (SELECT * FROM dossiers x WHERE x.agency_id = t.agency_id"
-        " AND x.received_at >= t.first AND x.received_at < t.after) d"
+# 2. the figures: per agency, all time, each month of receipt and the last 30 days, as
+#    sums of the days (GROUPING SETS, as unit_stats); rows no longer counted go
+_FIGURES = text(
+    f"""
+    WITH days AS (
+        SELECT c.*, date_trunc('month', c.day) AS month,
+               c.day > CAST(:today AS date) - {RECENT_DAYS} AND c.day <= :today AS recent
+          FROM agency_day_counts c
+    ),
+    figures AS (
+        SELECT agency_id,
+               CASE WHEN GROUPING(month) = 0 THEN to_char(month, 'YYYY-MM')
+                    WHEN GROUPING(recent) = 0 THEN 'last-30-days'
+                    ELSE 'all' END AS period,
+               {", ".join(f"sum({c}) AS {c}" for c in COUNTERS)}
+          FROM days
+         GROUP BY GROUPING SETS ((agency_id), (agency_id, month), (agency_id, recent))
+        HAVING GROUPING(recent) = 1 OR recent
+    ),
+    kept AS (
+        INSERT INTO agency_stats AS s (agency_id, period, {", ".join(COUNTERS)}, refreshed_at)
+        SELECT agency_id, period, {", ".join(COUNTERS)}, :now FROM figures
+         WHERE received > 0
+        ON CONFLICT (agency_id, period) DO UPDATE
+           SET {", ".join(f"{c} = excluded.{c}" for c in COUNTERS)},
+               refreshed_at = excluded.refreshed_at
+        RETURNING agency_id, period
     )
-},
-figures AS (
-    SELECT agency_id, to_char(month, 'YYYY-MM') AS period, {_FIGURES}
-    FROM items GROUP BY agency_id, month
+    DELETE FROM agency_stats s
+     WHERE NOT EXISTS (SELECT 1 FROM kept k WHERE k.agency_id = s.agency_id
+                                              AND k.period = s.period)
+    """
 )
-INSERT INTO agency_stats ({_COLUMNS})
-SELECT {_SELECT} FROM figures
-"""
-_RECENT_SQL = f"""
-WITH {
-    _items(
-        "dossiers d WHERE d.agency_id = ANY(CAST(:every_agency AS uuid[]))"
-        " AND d.received_at > :since AND d.received_at <= :now"
-    )
-},
-figures AS (
-    SELECT agency_id, 'last-30-days' AS period, {_FIGURES} FROM items GROUP BY agency_id
+# 3. the medians of working days (received → first finish), read in order from the
+#    partial indexes of the measured dossiers: the middle one or two of ``measured``
+#    (percentile_cont(0.5): the mean of the two middle values when the count is even)
+_MIDDLE = "OFFSET (s.measured - 1) / 2 LIMIT 2 - s.measured % 2"
+_MONTH_MEDIANS = text(
+    f"""
+    UPDATE agency_stats s
+       SET median_handling_working_days = CASE WHEN s.measured = 0 THEN NULL ELSE (
+           SELECT round(avg(m.v), 2) FROM (
+               SELECT handling_working_days AS v FROM dossiers
+                WHERE agency_id = s.agency_id
+                  AND {_MONTH} = CAST(to_date(s.period, 'YYYY-MM') AS timestamp)
+                  AND {_MEASURED}
+                ORDER BY handling_working_days {_MIDDLE}) m) END
+     WHERE s.period ~ '^[0-9]{{4}}-[0-9]{{2}}$'
+       AND (CAST(:every AS boolean)
+            OR (s.agency_id, s.period) IN (
+                SELECT * FROM unnest(CAST(:agencies AS uuid[]), CAST(:periods AS text[]))))
+    """
 )
-INSERT INTO agency_stats ({_COLUMNS})
-SELECT {_SELECT} FROM figures
-"""
-# 3. 'all' as the sum of the months; its median is the last full rebuild's (a median is
-#    not a sum: the nightly full rebuild recomputes it)
-_ALL_SQL = """
-INSERT INTO agency_stats AS a (agency_id, period, received, finished, finished_on_time,
-                               finished_late, open, open_overdue, online, rated, satisfied,
-                               accepted, not_satisfied, refreshed_at)
-SELECT agency_id, 'all', sum(received), sum(finished), sum(finished_on_time),
-       sum(finished_late), sum(open), sum(open_overdue), sum(online), sum(rated),
-       sum(satisfied), sum(accepted), sum(not_satisfied), :now
-  FROM agency_stats
- WHERE period ~ '^[0-9]{4}-[0-9]{2}$'
- GROUP BY agency_id
-ON CONFLICT (agency_id, period) DO UPDATE
-   SET received = excluded.received, finished = excluded.finished,
-       finished_on_time = excluded.finished_on_time, finished_late = excluded.finished_late,
-       open = excluded.open, open_overdue = excluded.open_overdue, online = excluded.online,
-       rated = excluded.rated, satisfied = excluded.satisfied, accepted = excluded.accepted,
-       not_satisfied = excluded.not_satisfied, refreshed_at = excluded.refreshed_at
-"""
-# 4. every row is current as of this refresh
-_STAMP = text("UPDATE agency_stats SET refreshed_at = :now WHERE refreshed_at <> :now")
-
-
-def build_params(calendar: WorkingCalendar, now: datetime) -> dict[str, Any]:
-    return {
-        "tz": TIMEZONE.key,
-        "now": now,
-        "since": now - RECENT_WINDOW,
-        **calendar_params(calendar, now),
-    }
+_ALL_MEDIANS = text(
+    f"""
+    UPDATE agency_stats s
+       SET median_handling_working_days = CASE WHEN s.measured = 0 THEN NULL ELSE (
+           SELECT round(avg(m.v), 2) FROM (
+               SELECT handling_working_days AS v FROM dossiers
+                WHERE agency_id = s.agency_id AND {_MEASURED}
+                ORDER BY handling_working_days {_MIDDLE}) m) END
+     WHERE s.period = 'all'
+       AND (CAST(:every AS boolean) OR s.agency_id = ANY(CAST(:agencies AS uuid[])))
+    """
+)
+# the last 30 days move every day: their medians are recomputed each time, from the
+# dossiers received in them (ix_dossiers_agency_received)
+_RECENT_MEDIANS = text(
+    f"""
+    UPDATE agency_stats s SET median_handling_working_days = m.median
+      FROM (SELECT agency_id, round(CAST(percentile_cont(0.5) WITHIN GROUP
+                       (ORDER BY handling_working_days) AS numeric), 2) AS median
+              FROM dossiers
+             WHERE received_at >= :first AND received_at < :after AND {_MEASURED}
+             GROUP BY agency_id) m
+     WHERE s.period = 'last-30-days' AND s.agency_id = m.agency_id
+    """
+)
 
 
 class RefreshResult(msgspec.Struct, frozen=True):
     refreshed_at: datetime
-    mode: str  # full | changes
-    months: int  # (agency, month) rows recomputed; every one on a full rebuild
+    mode: str  # full (the days recounted from the dossiers) | changes (the deltas folded)
+    months: int  # (agency, month) medians recomputed
     cells: int  # rows in agency_stats afterwards
     build_ms: int
+    # full: (agency, day) counts the recount found different from the kept ones; a
+    # non-zero figure means a write escaped the trigger (the operator is told: a metric)
+    drift: int = 0
 
 
 async def refresh_agency_stats(
     session: AsyncSession, calendar: WorkingCalendar, now: datetime, *, full: bool = False
 ) -> RefreshResult | None:
-    """Refresh ``agency_stats`` in the caller's transaction; None, doing nothing, when
-    another refresh holds the lock.
+    """Refresh ``agency_stats``; None, doing nothing, when another refresh holds the lock.
+    Must be the first thing its transaction does: it reads at REPEATABLE READ, so the
+    deltas it folds and the dossiers whose medians it reads are the same snapshot.
 
-    ``full`` (or no figures yet): delete everything, one GROUPING SETS statement over
-    every dossier. Otherwise only what changed: the months of receipt of the dossiers
-    changed (``updated_at``: the ingest, the sweep) or rated since the previous refresh
-    began (less ``TOUCH_MARGIN``), the last 30 days, and 'all' as the sum of the months.
-    Both give the same figures (tests/dossiers/test_index.py), except the all-time median
-    of working days, which only the full rebuild recomputes (a worker runs it nightly).
-    """
+    Every write to ``dossiers`` appends its change per (agency, day of receipt) to
+    ``agency_count_deltas`` (migration 0022's trigger). The refresh folds those into
+    ``agency_day_counts``, sums the days into every agency's periods ('all', each month,
+    the last 30 local days), and recomputes the medians of working days where the
+    measured set changed (every month and agency on the first refresh or ``full``), the
+    last 30 days' each time. ``full`` also recounts the days from the dossiers (a nightly
+    reconciliation: ``drift`` says how many days differed, which should be none)."""
     started = time.perf_counter()
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     locked = await session.scalar(
         text(f"SELECT pg_try_advisory_xact_lock(:key), {SESSION_SETTINGS}"),
         {"key": _REFRESH_LOCK_KEY},
     )
     if not locked:
         return None
-    params = build_params(calendar, now)
-    previous = await session.scalar(
-        text("SELECT max(refreshed_at) FROM agency_stats WHERE period = 'all'")
-    )
-    if full or previous is None:
-        await session.execute(text("DELETE FROM agency_stats"))
-        months = rowcount(await session.execute(text(BUILD_SQL), params))
-        mode = "full"
-    else:
-        touched = (
-            await session.execute(
-                _TOUCHED, {"tz": TIMEZONE.key, "changed": previous - TOUCH_MARGIN}
-            )
-        ).all()
-        agencies = [row[0] for row in touched]
-        month_starts = [row[1] for row in touched]
+    first = (await session.scalar(text("SELECT NOT EXISTS (SELECT 1 FROM agency_stats)"))) or False
+    drift = 0
+    touched: list[tuple[uuid.UUID, date]] = []
+    if full:
+        await session.execute(text("DELETE FROM agency_count_deltas"))
         await session.execute(
-            _DELETE_TOUCHED,
-            {"agencies": agencies, "periods": [m.strftime("%Y-%m") for m in month_starts]},
+            text(f"CREATE TEMP TABLE fresh_counts ON COMMIT DROP AS {_RECOUNT}"),
+            {"tz": TIMEZONE.key},
         )
-        months = 0
-        if touched:
-            months = rowcount(
-                await session.execute(
-                    text(_MONTHS_SQL), {**params, "agencies": agencies, "months": month_starts}
+        drift = (
+            await session.scalar(
+                text(
+                    """
+                    SELECT count(DISTINCT (agency_id, day)) FROM (
+                        (SELECT * FROM fresh_counts EXCEPT ALL SELECT * FROM agency_day_counts)
+                        UNION ALL
+                        (SELECT * FROM agency_day_counts EXCEPT ALL SELECT * FROM fresh_counts)
+                    ) differ
+                    """
                 )
             )
-        every_agency = list(await session.scalars(text("SELECT id FROM agencies")))
-        await session.execute(text(_RECENT_SQL), {**params, "every_agency": every_agency})
-        await session.execute(text(_ALL_SQL), {"now": now})
-        await session.execute(_STAMP, {"now": now})
-        mode = "changes"
+        ) or 0
+        await session.execute(text("DELETE FROM agency_day_counts"))
+        await session.execute(text("INSERT INTO agency_day_counts SELECT * FROM fresh_counts"))
+    else:
+        touched = [(row[0], row[1]) for row in (await session.execute(_FOLD)).all()]
+        # a day whose dossiers all went (deleted) is no day: as the recount would have it
+        await session.execute(text("DELETE FROM agency_day_counts WHERE received = 0"))
+    today = calendar.local(now).date()
+    await session.execute(_FIGURES, {"today": today, "now": now})
+    every = full or first
+    months = rowcount(
+        await session.execute(
+            _MONTH_MEDIANS,
+            {
+                "every": every,
+                "agencies": [agency for agency, _ in touched],
+                "periods": [month.strftime("%Y-%m") for _, month in touched],
+            },
+        )
+    )
+    await session.execute(
+        _ALL_MEDIANS, {"every": every, "agencies": list({agency for agency, _ in touched})}
+    )
+    recent_first = datetime.combine(
+        today - timedelta(days=RECENT_DAYS - 1), datetime.min.time(), TIMEZONE
+    )
+    await session.execute(
+        _RECENT_MEDIANS,
+        {"first": recent_first, "after": recent_first + timedelta(days=RECENT_DAYS)},
+    )
     cells = await session.scalar(text("SELECT count(*) FROM agency_stats")) or 0
+    if drift:
+        # a write escaped the trigger (disabled, a restore, a bug): corrected now; say so
+        log.warning("agency_counts_drift", extra={"days": drift})
     return RefreshResult(
         refreshed_at=now,
-        mode=mode,
+        mode="full" if full else "changes",
         months=months,
         cells=cells,
         build_ms=round((time.perf_counter() - started) * 1000),
+        drift=drift,
     )
 
 

@@ -11,7 +11,7 @@ a resident types to look one up, and an event naming another agency's dossier is
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -28,7 +30,9 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
+    Uuid,
     func,
     text,
 )
@@ -191,10 +195,28 @@ class Dossier(Base):
                 " AND overdue_at IS NOT NULL"
             ),
         ),
-        # migration 0021: what changed (the ingest, the sweep) or was rated since the
-        # agency index's previous refresh (app/dossiers/index.py)
-        Index("ix_dossiers_updated_at", "updated_at"),
-        Index("ix_dossiers_rated_at", "rated_at", postgresql_where=text("rated_at IS NOT NULL")),
+        # migration 0022: the measured finished dossiers in order of working days, per
+        # agency and month of receipt and per agency (the index's medians, read in order)
+        Index(
+            "ix_dossiers_agency_month_days",
+            "agency_id",
+            # as PostgreSQL prints it back (autogenerate compares the text)
+            text("date_trunc('month'::text, (received_at AT TIME ZONE 'Asia/Ho_Chi_Minh'::text))"),
+            "handling_working_days",
+            postgresql_where=text(
+                "handling_working_days IS NOT NULL"
+                " AND status IN ('completed', 'returned', 'refused')"
+            ),
+        ),
+        Index(
+            "ix_dossiers_agency_days",
+            "agency_id",
+            "handling_working_days",
+            postgresql_where=text(
+                "handling_working_days IS NOT NULL"
+                " AND status IN ('completed', 'returned', 'refused')"
+            ),
+        ),
         # migration 0021: the finished dossiers whose working days the sweep has to measure
         Index(
             "ix_dossiers_unmeasured",
@@ -391,3 +413,58 @@ class AgencyStats(Base):
     # working days from receipt to the first finish
     finished_late: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     median_handling_working_days: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))
+    # migration 0022: finished dossiers with their working days measured (the median's n)
+    measured: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+_COUNTERS = (
+    "received",
+    "finished",
+    "finished_on_time",
+    "finished_late",
+    "open",
+    "open_overdue",
+    "online",
+    "rated",
+    "satisfied",
+    "accepted",
+    "not_satisfied",
+    "measured",
+)
+
+
+class AgencyDayCounts(Base):
+    """The agency index's counters per agency and (local) day of receipt, migration 0022:
+    what ``agency_stats`` sums. Kept by folding ``agency_count_deltas`` in the refresh."""
+
+    __tablename__ = "agency_day_counts"
+
+    agency_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    received: Mapped[int] = mapped_column(Integer, nullable=False)
+    finished: Mapped[int] = mapped_column(Integer, nullable=False)
+    finished_on_time: Mapped[int] = mapped_column(Integer, nullable=False)
+    finished_late: Mapped[int] = mapped_column(Integer, nullable=False)
+    open: Mapped[int] = mapped_column(Integer, nullable=False)
+    open_overdue: Mapped[int] = mapped_column(Integer, nullable=False)
+    online: Mapped[int] = mapped_column(Integer, nullable=False)
+    rated: Mapped[int] = mapped_column(Integer, nullable=False)
+    satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
+    accepted: Mapped[int] = mapped_column(Integer, nullable=False)
+    not_satisfied: Mapped[int] = mapped_column(Integer, nullable=False)
+    measured: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+# What each statement writing dossiers changed, per agency and day (+/-), appended by the
+# trigger ``agency_count_deltas_record`` (migration 0022) and folded whole by the
+# refresh. Append-only, so it has no key (SQLAlchemy wants one: the table's columns are
+# declared in the migration, and read and written only as SQL text).
+agency_count_deltas = Table(
+    "agency_count_deltas",
+    Base.metadata,
+    Column("agency_id", Uuid(), nullable=False),
+    Column("day", Date(), nullable=False),
+    *[Column(name, Integer(), nullable=False) for name in _COUNTERS],
+)

@@ -527,19 +527,17 @@ async def all_stats(app) -> dict[tuple[uuid.UUID, str], tuple]:
     return {(row[0], row[1]): tuple(row[2:]) for row in rows}
 
 
-async def test_the_refresh_of_what_changed_equals_a_full_rebuild(app, hand_made):
-    """Dossiers changed (updated_at), rated (rated_at) or ingested late into an old month
-    since the previous refresh: recomputing only their months, the last 30 days and 'all'
-    as the sum of the months gives the full rebuild's figures, row for row; only the
-    all-time median waits for the next full rebuild."""
+async def test_the_refresh_from_the_counters_equals_a_recount(app, hand_made):
+    """Dossiers finished, marked overdue, rated, ingested late into an old month, received
+    yesterday and deleted, by separate statements: the refresh that folds the trigger's
+    deltas gives, row for row and medians included, what a recount of every day from the
+    dossiers gives, and the recount finds no day that differed."""
     d = hand_made["dossiers"]
     t1 = datetime.now(UTC).replace(microsecond=0)
     await sweep(app, t1)
     await refresh(app, t1, full=True)
     before = await all_stats(app)
     t2 = t1 + timedelta(minutes=3)
-    # finished late (October), overdue now (November), rated (only rated_at moves), a
-    # dossier received in October ingested now, one received yesterday
     await execute(
         app,
         "UPDATE dossiers SET status = 'completed', completed_at = :t, finished_on_time = false,"
@@ -560,7 +558,10 @@ async def test_the_refresh_of_what_changed_equals_a_full_rebuild(app, hand_made)
         t=t2,
         id=d["nov_recent"][0],
     )
-    late, _ = await add_dossier(
+    await execute(
+        app, "UPDATE dossiers SET updated_at = :t WHERE id = :id", t=t2, id=d["nov_open"][0]
+    )
+    await add_dossier(
         app,
         hand_made["agency_id"],
         local(2026, 10, 14, 9),
@@ -571,35 +572,63 @@ async def test_the_refresh_of_what_changed_equals_a_full_rebuild(app, hand_made)
         on_time=True,
         online=True,
     )
-    fresh, _ = await add_dossier(
+    await add_dossier(
         app, hand_made["agency_id"], t1 - timedelta(days=1), "received", due=t1 + timedelta(5)
     )
-    await execute(
-        app, "UPDATE dossiers SET updated_at = :t WHERE id = ANY(:ids)", t=t2, ids=[late, fresh]
-    )
+    gone, _ = await add_dossier(app, hand_made["agency_id"], local(2026, 11, 9, 9), "received")
+    await execute(app, "DELETE FROM dossier_events WHERE dossier_id = :id", id=gone)
+    await execute(app, "DELETE FROM dossiers WHERE id = :id", id=gone)
 
-    await sweep(app, t2)  # measures the two finished since: a change of their months
+    await sweep(app, t2)  # measures the two finished since: their months' medians move
     changes = await refresh(app, t2, full=False)
-    assert 3 <= changes.months < len(before)  # October, November and this month at least
+    assert changes.months >= 1  # October's measured set changed
     incremental = await all_stats(app)
-    await refresh(app, t2, full=True)
+    rebuilt_result = await refresh(app, t2, full=True)
+    assert rebuilt_result.drift == 0
     rebuilt = await all_stats(app)
 
-    assert set(incremental) == set(rebuilt)
-    differs = []
-    for key, row in rebuilt.items():
-        got = incremental[key]
-        if key[1] == "all":
-            # every count equal; the median is the previous full rebuild's
-            assert got[:11] == row[:11], key
-            assert got[11] == before[key][11], key
-            differs.append(got[11] != row[11])
-        else:
-            assert got == row, key
+    assert incremental == rebuilt
     mine = incremental[(hand_made["agency_id"], "all")]
     assert mine[:2] == (10, 6)  # received, finished: the two new, one more finished
     assert rebuilt[(hand_made["agency_id"], "2026-10")][0] == 4
-    assert any(differs)  # this agency's all-time median moved with the new finishes
+    assert mine[11] != before[(hand_made["agency_id"], "all")][11]  # the median moved
+
+
+async def test_the_recount_reports_a_write_that_escaped_the_counters(app, hand_made):
+    """A day whose kept counts are wrong (a write with the trigger disabled, a restore)
+    is found by the recount, reported as drift, and corrected."""
+    await refresh(app, NOW, full=True)
+    await execute(
+        app,
+        "UPDATE agency_day_counts SET received = received + 5 WHERE agency_id = :a"
+        " AND day = (SELECT min(day) FROM agency_day_counts WHERE agency_id = :a)",
+        a=hand_made["agency_id"],
+    )
+    await refresh(app, NOW, full=False)
+    assert (await stats_of(app, hand_made["agency_id"]))["all"]["received"] == 13
+    result = await refresh(app, NOW, full=True)
+    assert result.drift == 1
+    assert (await stats_of(app, hand_made["agency_id"]))["all"]["received"] == 8
+    assert (await refresh(app, NOW, full=True)).drift == 0
+
+
+def test_the_trigger_counts_with_the_lifecycle_and_the_calendar():
+    """Migration 0022 writes its status lists and time zone out (a migration does not
+    import the app): they must be the lifecycle's and the calendar's."""
+    import importlib.util
+    from pathlib import Path
+
+    from app.dossiers.lifecycle import FINISHED_STATUSES, OPEN_STATUSES, sql_in
+
+    path = Path(__file__).parents[2] / "migrations/versions/0022_agency_day_counts.py"
+    spec = importlib.util.spec_from_file_location("m0022", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.OPEN == sql_in(OPEN_STATUSES)
+    assert module.FINISHED == sql_in(FINISHED_STATUSES)
+    assert module.TZ == TIMEZONE.key
+    assert module.COUNTERS == index.COUNTERS
 
 
 async def test_a_second_rebuild_waits_for_none(app):
