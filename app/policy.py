@@ -398,3 +398,9 @@ def may_reset_second_factor(actor: Actor, target_user_id: uuid.UUID) -> bool:
     """Remove a colleague's second factor (a lost phone) and end their sessions: admins,
     never their own (an admin who lost theirs asks another admin), and the system."""
     return actor.admin and actor.user_id != target_user_id
+
+
+# ---------------------------------------------------------- response templates, bulk (issue 22)
+
+
+# ---------------------------------------------------------------- redaction, abuse (issue 22)
