@@ -657,6 +657,53 @@ SCENARIOS: list[Scenario] = [
         floor="floor-db",
         description="a resident's dossiers at 300 req/s (issue 19: p99 < 30 ms)",
     ),
+    # ---- Open311 GET requests over 1 M reports (issue 21; bench/open311_requests.py):
+    # the default window (the last 90 days), 1,000 rows a page; target p95 < 100 ms
+    Scenario(
+        name="open311_requests_json",
+        path="/open311/v2/requests.json",
+        concurrency=8,
+        floor="floor-db",
+        description="GeoReport v2 requests, 90 days, 1,000 rows, JSON (capacity)",
+    ),
+    Scenario(
+        name="open311_requests_xml",
+        path="/open311/v2/requests.xml",
+        concurrency=8,
+        floor="floor-db",
+        description="GeoReport v2 requests, 90 days, 1,000 rows, XML (capacity)",
+    ),
+    Scenario(
+        name="open311_requests_json_gzip",
+        path="/open311/v2/requests.json",
+        headers={"Accept-Encoding": "gzip"},
+        concurrency=8,
+        floor="floor-db",
+        description="the same JSON page for a client that takes gzip (as real ones do)",
+    ),
+    Scenario(
+        name="open311_requests_json_20rps",
+        path="/open311/v2/requests.json",
+        rate=20,
+        concurrency=16,
+        floor="floor-db",
+        description="requests JSON at 20 req/s: latency under load (issue 21: p95 < 100 ms)",
+    ),
+    Scenario(
+        name="open311_requests_xml_20rps",
+        path="/open311/v2/requests.xml",
+        rate=20,
+        concurrency=16,
+        floor="floor-db",
+        description="requests XML at 20 req/s: latency under load (issue 21: p95 < 100 ms)",
+    ),
+    Scenario(
+        name="open311_updates_json",
+        path="/open311/v2/servicerequestupdates.json",
+        concurrency=8,
+        floor="floor-db",
+        description="mySociety's servicerequestupdates, 90 days, 1,000 updates, JSON",
+    ),
 ]
 
 

@@ -92,6 +92,13 @@ def as_xml_text(value) -> object:
     return str(value)
 
 
+def unsigned(row: dict) -> dict:
+    """A row with its media URL's signature left out: two answers a second apart sign the
+    same photo with different expiry times."""
+    media = row.get("media_url")
+    return {**row, "media_url": urlsplit(media).path} if media else row
+
+
 def same_in_xml(xml_body: bytes, root: str, item: str | None, json_value) -> None:
     """The XML answer holds exactly the JSON answer's fields, in order, value by value."""
     assert xml_body.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
@@ -104,7 +111,7 @@ def same_in_xml(xml_body: bytes, root: str, item: str | None, json_value) -> Non
     assert [c.tag for c in tree] == [item] * len(json_value)
     for element, expected in zip(tree, json_value, strict=True):
         assert [c.tag for c in element] == list(expected)
-        assert {c.tag: xml_value(c) for c in element} == as_xml_text(expected)
+        assert unsigned({c.tag: xml_value(c) for c in element}) == as_xml_text(unsigned(expected))
 
 
 async def both(client, path: str, **params):
@@ -446,7 +453,7 @@ async def test_a_report_as_a_service_request_shows_what_the_public_sees(
     assert english["service_notice"].startswith("The unit responsible")
     # the code as people type it
     lower = await client.get(f"{ROOT}/requests/{filed['code'].lower().replace('-', '')}.json")
-    assert lower.json() == body
+    assert [unsigned(r) for r in lower.json()] == [unsigned(r) for r in body]
 
 
 async def test_resolved_hidden_and_withdrawn_reports(client, app, caplog, worker_clock):
