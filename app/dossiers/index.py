@@ -354,13 +354,14 @@ _ALL_MEDIANS = text(
 # dossiers received in them (ix_dossiers_agency_received)
 _RECENT_MEDIANS = text(
     f"""
-    UPDATE agency_stats s SET median_handling_working_days = m.median
-      FROM (SELECT agency_id, round(CAST(percentile_cont(0.5) WITHIN GROUP
-                       (ORDER BY handling_working_days) AS numeric), 2) AS median
-              FROM dossiers
-             WHERE received_at >= :first AND received_at < :after AND {_MEASURED}
-             GROUP BY agency_id) m
-     WHERE s.period = 'last-30-days' AND s.agency_id = m.agency_id
+    UPDATE agency_stats s
+       SET median_handling_working_days = (
+           SELECT round(CAST(percentile_cont(0.5) WITHIN GROUP
+                      (ORDER BY handling_working_days) AS numeric), 2)
+             FROM dossiers
+            WHERE agency_id = s.agency_id
+              AND received_at >= :first AND received_at < :after AND {_MEASURED})
+     WHERE s.period = 'last-30-days'
     """
 )
 
