@@ -264,6 +264,8 @@ class TwoFactorPages(Controller):
         user = await _user(request, state, session)  # not signed in: to the sign-in page
         account = await session.get(User, user.principal.user_id)
         assert account is not None  # _user found it active
+        if (await totp.status(session, state.settings, account.id)).active:
+            return Redirect(SETTINGS_PAGE, status_code=303)  # an admin resets it first
         enrolment = await totp.begin_enrolment(session, state.settings, account, keep_pending=True)
         return self._enrol_form(request, user, enrolment, SETTINGS_PAGE)
 

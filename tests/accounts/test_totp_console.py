@@ -104,6 +104,9 @@ async def test_an_officer_enrols_in_the_console_then_signs_in_with_a_code(app, c
     codes = CODES.findall(r.text)
     assert len(codes) == 10 and "Đã bật xác thực hai lớp." in r.text
     assert "Đã bật từ" in (await http.get("/console/two-factor/settings")).text
+    # on: the enrolment page sends back to the settings (a new seed needs an admin's reset)
+    again = await http.get("/console/two-factor/enrol")
+    assert again.status_code == 303 and again.headers["location"] == "/console/two-factor/settings"
 
     # sign out; the password now leads to the code page, not to a session
     await post_page_form(http, "/console/queue", "/console/logout", {})
