@@ -403,4 +403,36 @@ def may_reset_second_factor(actor: Actor, target_user_id: uuid.UUID) -> bool:
 # ---------------------------------------------------------- response templates, bulk (issue 22)
 
 
+def may_see_response_template(actor: Actor, unit_id: uuid.UUID | None) -> bool:
+    """A response template (mẫu trả lời): the city's (unit None) for every staff member,
+    a unit's for that unit's staff (managers: and of units above it) and the city-wide
+    roles."""
+    if not actor.is_staff:
+        return False
+    return unit_id is None or actor.city_wide or unit_id in actor.report_units
+
+
+def may_manage_response_template(actor: Actor, unit_id: uuid.UUID | None) -> bool:
+    """Write, change or delete a template: the city's are admins'; a unit's, its managers'
+    (or of a unit above it) and admins'."""
+    if unit_id is None:
+        return actor.admin and actor.is_staff
+    return actor.is_staff and (actor.admin or unit_id in actor.managed_units)
+
+
+def response_template_scope(actor: Actor) -> frozenset[uuid.UUID] | None:
+    """The units whose templates the actor's list shows besides the city's; None: all."""
+    return None if actor.city_wide else actor.report_units
+
+
+def may_use_response_template(
+    actor: Actor, template_unit_id: uuid.UUID | None, report_unit_id: uuid.UUID | None, action: str
+) -> bool:
+    """Answer a report with a template: the city's or the report's own unit's, and the
+    actor may take the template's action (reply, resolve, reject) on the report."""
+    return (template_unit_id is None or template_unit_id == report_unit_id) and (
+        may_act_on_report(actor, action, report_unit_id)
+    )
+
+
 # ---------------------------------------------------------------- redaction, abuse (issue 22)

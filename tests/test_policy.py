@@ -527,3 +527,62 @@ def test_who_resets_a_second_factor(role):
     assert policy.may_reset_second_factor(a, uuid.uuid4()) is colleague
     assert policy.may_reset_second_factor(a, a.user_id) is own
     assert policy.may_reset_second_factor(policy.system_actor(datetime.now(UTC)), uuid.uuid4())
+
+
+# -------------------------------------------------- response templates (issue 22 item 1)
+
+# who sees / writes a template of a unit ("city": the whole city's, unit None), and who
+# may answer a report of OWN with it. Over HTTP: tests/complaints/test_templates.py
+TEMPLATE_UNITS = {
+    "own": OWN,
+    "child": CHILD,
+    "parent": PARENT,
+    "other": OTHER,
+    "city": None,
+}
+SEES_TEMPLATES = {
+    "resident": set(),
+    "officer": {"own", "city"},
+    "manager": {"own", "child", "city"},
+    "dispatcher": set(TEMPLATE_UNITS),
+    "admin": set(TEMPLATE_UNITS),
+}
+WRITES_TEMPLATES = {
+    "resident": set(),
+    "officer": set(),
+    "manager": {"own", "child"},  # the city's are admins'
+    "dispatcher": set(),
+    "admin": set(TEMPLATE_UNITS),
+}
+# answering a report of OWN with a template of …: the report's own unit's or the city's,
+# and only if the role may take the template's action on the report (the residents never)
+USES_TEMPLATES_ON_OWN = {
+    "resident": set(),
+    "officer": {"own", "city"},
+    "manager": {"own", "city"},
+    "dispatcher": {"own", "city"},
+    "admin": {"own", "city"},
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("relation", list(TEMPLATE_UNITS))
+def test_who_sees_writes_and_uses_response_templates(role, relation):
+    a, unit_id = actor(role), TEMPLATE_UNITS[relation]
+    assert policy.may_see_response_template(a, unit_id) is (relation in SEES_TEMPLATES[role])
+    assert policy.may_manage_response_template(a, unit_id) is (
+        relation in WRITES_TEMPLATES[role]
+    )
+    for action in ("reply", "resolve", "reject"):
+        assert policy.may_use_response_template(a, unit_id, OWN, action) is (
+            relation in USES_TEMPLATES_ON_OWN[role]
+        )
+    scope = policy.response_template_scope(a)
+    listed = unit_id is None or scope is None or unit_id in scope
+    assert (listed and a.is_staff) is (relation in SEES_TEMPLATES[role])
+
+
+def test_the_system_writes_no_response_template():
+    system = policy.system_actor(datetime.now(UTC))
+    assert not policy.may_manage_response_template(system, None)
+    assert not policy.may_manage_response_template(system, OWN)

@@ -17,7 +17,12 @@ from arq import cron
 from arq.connections import RedisSettings
 
 from app.accounts.tasks import purge_expired_sign_in_data, republish_deny_list
-from app.complaints.tasks import purge_orphaned_objects, purge_unattached_photos, refresh_report_map
+from app.complaints.tasks import (
+    purge_orphaned_objects,
+    purge_unattached_photos,
+    refresh_report_map,
+    send_automatic_replies,
+)
 from app.core import db
 from app.core.clock import Clock
 from app.core.logging import configure_logging
@@ -144,6 +149,9 @@ class WorkerSettings:
         _cron(reconcile_health_imports, second=10, run_at_startup=True),
         # Open311 filings' media_url fetches whose job was lost or whose try may be retried
         _cron(reconcile_open311_media, second=20, run_at_startup=True),
+        # response templates sent when a report enters a status (issue 22 item 1): the
+        # trigger's queue, twice a minute
+        _cron(send_automatic_replies, second={12, 42}, run_at_startup=True),
     ]
     on_startup = startup
     on_shutdown = shutdown

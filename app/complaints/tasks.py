@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import clusters
+from app.complaints import clusters, templates
 from app.complaints import service as complaints
 from app.complaints.models import ReportPhoto
 from app.core import db
@@ -84,3 +84,18 @@ async def purge_orphaned_objects(ctx: dict[str, Any]) -> int:
     """The daily cron: objects without a row, older than a day."""
     async with db.transaction(ctx["sessionmaker"], ctx["redis"]) as session:
         return await delete_orphaned_objects(session, ctx["storage"], ctx["clock"].now())
+
+
+async def send_automatic_replies(ctx: dict[str, Any]) -> int:
+    """Response templates sent automatically (issue 22 item 1): the reports that entered
+    a status an automatic template is kept for (queued by the trigger on the timeline),
+    answered as the system, a batch per transaction until none is left. Returns how many
+    were handled (sent or skipped)."""
+    handled = 0
+    while True:
+        batch = await in_transaction(
+            ctx, templates.send_automatic_replies, ctx["deadlines"].calendar, ctx["clock"].now()
+        )
+        handled += batch
+        if batch < templates.AUTO_BATCH:
+            return handled
