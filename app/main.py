@@ -80,6 +80,7 @@ from app.routing.service import Deadlines
 from app.settings import Settings, get_settings
 from app.startup import refuse_unsafe_production
 from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
+from app.console.bulk_api import BulkReportController  # issue 22 item 2
 from app.console.templates_api import ResponseTemplateController  # issue 22 item 1
 from app.web.api import ConsolePages, content_security_policy, page_error_handler
 from app.web.dossier_imports import DossierImportPages
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ConsoleReportController,
             ConsolePhotoController,
             ResponseTemplateController,  # response templates (issue 22 item 1)
+            BulkReportController,  # bulk work on the queue (issue 22 item 2)
             ConsoleRoutingController,
             PublicServiceIndexController,
             ConsoleServiceIndexController,
