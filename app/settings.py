@@ -203,6 +203,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     open311_base_url: str = ""
     open311_contact_email: str = "open311@hanoi.gov.vn"
 
+    # ---- reporting without a map, open data (issue 22 items 7, 4; helper H2): the public
+    # address search counts per client address (the `limits` syntax; over it a 429)
+    address_search_rate_per_ip: str = "60/minute;1000/hour"
+
     # demo data
     load_demo_data: bool = True
 

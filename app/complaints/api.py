@@ -32,6 +32,7 @@ from app.complaints.schemas import (
 from app.core.auth import require_resident, require_staff
 from app.core.db import DbSession
 from app.core.errors import FieldError, Unprocessable
+from app.core.i18n import negotiate
 from app.core.schemas import Input
 from app.policy import actor_of
 
@@ -160,18 +161,35 @@ class ReportController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> ReportPage:
         return await service.my_reports(
-            session, state.storage, request.user.user_id, status, kind, cursor, limit
+            session,
+            state.storage,
+            request.user.user_id,
+            status,
+            kind,
+            cursor,
+            limit,
+            names=await state.reference.current(),
+            locale=negotiate(request.headers.get("accept-language")),
         )
 
     @get("/nearby", summary="Open reports of a category within 100 m (support one instead)")
     async def nearby(
         self,
+        request: Request,
+        state: State,
         session: DbSession,
         lat: Annotated[float, QueryParameter(ge=-90, le=90)],
         lon: Annotated[float, QueryParameter(ge=-180, le=180)],
         category: Annotated[str, QueryParameter(min_length=1, max_length=40)],
     ) -> list[NearbyReport]:
-        return await service.nearby(session, lon, lat, category)
+        return await service.nearby(
+            session,
+            lon,
+            lat,
+            category,
+            names=await state.reference.current(),
+            locale=negotiate(request.headers.get("accept-language")),
+        )
 
     @post("/supports", status_code=HTTP_200_OK, summary='Support a report ("me too"), once')
     async def support(

@@ -72,6 +72,11 @@ class Report(Base):
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # filed by a third-party app with this Open311 key: counted apart in the index
     open311_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("open311_keys.id"))
+    # filed by address without coordinates (issue 22 item 7): the location is the ward's
+    # centre (ST_PointOnSurface), shown to staff as approximate
+    location_approximate: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
     # set by routing: the unit responsible and its deadline (see app/routing)
     unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"), index=True)
     routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

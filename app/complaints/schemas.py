@@ -50,10 +50,14 @@ class ReportIn(Input):
     kind: Kind
     category_code: Annotated[str, Meta(min_length=1, max_length=40)]
     description: Annotated[str, Meta(min_length=10, max_length=4000)]
-    location: Point
+    # issue 22 item 7 (reporting without a map): without ``location``, the report is filed
+    # at the ward of ``address_id`` (a candidate of /places/address-search) or, failing
+    # that, of ``address_text``, and marked location_approximate for staff
+    location: Point | None = None
     address_text: Annotated[str, Meta(max_length=300)] | None = None
     photo_ids: PhotoIdList = []
     hide_identity: bool = False
+    address_id: Annotated[int, Meta(ge=1)] | None = None
 
 
 class PhotoOut(msgspec.Struct):
@@ -103,6 +107,13 @@ class ReportSummary(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     thumbnail_url: str | None
+    # everything a screen reader needs as text (issue 22 item 7), in the asked language
+    status_text: str = ""
+    kind_text: str = ""
+    category_name: str = ""
+    area_name: str = ""
+    address_text: str | None = None
+    location_approximate: bool = False
 
 
 class ReportPage(msgspec.Struct):
@@ -143,6 +154,13 @@ class NearbyReport(msgspec.Struct):
     distance_m: float
     supporters_count: int
     created_at: datetime
+    # everything a screen reader needs as text (issue 22 item 7), in the asked language
+    status_text: str = ""
+    kind_text: str = ""
+    category_name: str = ""
+    area_code: str = ""
+    area_name: str = ""
+    address_text: str | None = None  # as the public view shows it (none when hidden)
 
 
 class RatingIn(Input):

@@ -53,12 +53,14 @@ from app.complaints.schemas import (
     ReportSummary,
     UnitRef,
 )
-from app.core import audit
+from app.core import audit, i18n
 from app.core.calendar import Deadlines
 from app.core.errors import BadRequest, Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from app.core.reads import Query
 from app.core.storage import Storage
+from app.places import addresses
 from app.places.models import Category, Unit
+from app.places.reference import Snapshot
 from app.policy import Actor
 from app.settings import Settings, get_settings
 
@@ -179,6 +181,7 @@ async def file_report(
             if existing is not None:
                 return existing, False
         raise refused
+    lon, lat = await _filing_point(session, body)
     report_id = uuid.uuid4()
     params = {
         "id": report_id,
@@ -186,8 +189,9 @@ async def file_report(
         "category": body.category_code,
         "description": body.description.strip(),
         "address": body.address_text.strip() if body.address_text else None,
-        "lon": body.location.lon,
-        "lat": body.location.lat,
+        "lon": lon,
+        "lat": lat,
+        "approximate": body.location is None,
         "reporter": reporter_id,
         "hide": body.hide_identity,
         "idem": idempotency_key,
@@ -249,6 +253,31 @@ async def file_report(
     )
 
 
+# ---- filing by address, without coordinates (issue 22 item 7, helper H2)
+async def _filing_point(session: AsyncSession, body: ReportIn) -> tuple[float, float]:
+    """(lon, lat) to file at: the body's location, or else the centre of the ward its
+    address names (``app.places.addresses.resolve``: 422 when it names none, 409 with the
+    candidates when it names several)."""
+    if body.location is not None:
+        return body.location.lon, body.location.lat
+    if body.address_id is None and not (body.address_text and body.address_text.strip()):
+        raise Unprocessable(
+            "location_or_address_required",
+            errors=[
+                FieldError(
+                    field="location",
+                    message="give location, address_id or address_text",
+                    source="body",
+                )
+            ],
+        )
+    place = await addresses.resolve(session, body.address_id, body.address_text)
+    return place.lon, place.lat
+
+
+# ---- end of filing by address
+
+
 def body_fingerprint(body: ReportIn) -> bytes:
     """SHA-256 of the body as decoded, re-encoded with sorted keys: the same submission
     gives the same fingerprint however its JSON was spaced or ordered."""
@@ -305,11 +334,11 @@ _FILE_REPORT = text(
         INSERT INTO reports (id, code, kind, status, category_code, description, address_text,
                              location, area_code, reporter_id, hide_identity, idempotency_key,
                              idempotency_fingerprint, filed_by_staff_id, attributes,
-                             open311_key_id, created_at, updated_at)
+                             open311_key_id, location_approximate, created_at, updated_at)
         SELECT :id, :code, :kind, 'submitted', :category, :description, :address,
                ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), checked.area_code, :reporter, :hide,
                :idem, CAST(:fingerprint AS bytea), CAST(:staff AS uuid),
-               CAST(:attributes AS jsonb), CAST(:open311_key AS uuid), :now, :now
+               CAST(:attributes AS jsonb), CAST(:open311_key AS uuid), :approximate, :now, :now
           FROM checked
          WHERE checked.category_ok AND checked.area_code IS NOT NULL
         ON CONFLICT DO NOTHING
@@ -371,6 +400,8 @@ _SUMMARY = select(
     Report.created_at,
     Report.updated_at,
     _FIRST_THUMBNAIL,
+    Report.address_text,
+    Report.location_approximate,
 )
 
 
@@ -399,6 +430,9 @@ async def my_reports(
     kind: str | None,
     cursor: str | None,
     limit: int,
+    *,
+    names: Snapshot | None = None,
+    locale: str = "vi",
 ) -> ReportPage:
     values = {"reporter_id": reporter_id, "limit": limit + 1, "status": status, "kind": kind}
     if cursor:
@@ -408,7 +442,16 @@ async def my_reports(
     rows = rows[:limit]
     # the ignore: mypy cannot tell that *row[:9] stops before thumbnail_url
     items = [
-        ReportSummary(*row[:9], thumbnail_url=await storage.signed_url(row[9]) if row[9] else None)  # type: ignore[misc]
+        _spoken(
+            ReportSummary(
+                *row[:9],  # type: ignore[misc]
+                thumbnail_url=await storage.signed_url(row[9]) if row[9] else None,
+                address_text=row[10],
+                location_approximate=row[11],
+            ),
+            names,
+            locale,
+        )
         for row in rows
     ]
     next_cursor = _encode_cursor(rows[-1][7], rows[-1][0]) if more else None
@@ -721,7 +764,8 @@ SELECT code, kind, status, category_code,
        CASE WHEN description_hidden_reason IS NULL THEN description END AS description,
        round(CAST(ST_Distance(CAST(location AS geography), CAST({_HERE} AS geography))
                   AS numeric), 1)::float8 AS distance_m,
-       supporters_count, created_at
+       supporters_count, created_at, area_code,
+       CASE WHEN description_hidden_reason IS NULL THEN address_text END AS address_text
   FROM reports
  WHERE location && ST_Expand({_HERE}, CAST(:dlon AS float8), CAST(:dlat AS float8))
    AND ST_DWithin(CAST(location AS geography), CAST({_HERE} AS geography),
@@ -747,7 +791,13 @@ def nearby_params(lon: float, lat: float, category_code: str) -> dict:
 
 
 async def nearby(
-    session: AsyncSession, lon: float, lat: float, category_code: str
+    session: AsyncSession,
+    lon: float,
+    lat: float,
+    category_code: str,
+    *,
+    names: Snapshot | None = None,
+    locale: str = "vi",
 ) -> list[NearbyReport]:
     """Open reports of the same category within 100 m, nearest first: the app offers
     "support this one instead" before a duplicate is filed.
@@ -758,7 +808,40 @@ async def nearby(
     (measured: ~0.9 s of PostgreSQL CPU per call at 1,000,000 reports, ~1 ms now;
     docs/benchmarks.md, issue 17)."""
     rows = await session.execute(_NEARBY, nearby_params(lon, lat, category_code))
-    return [NearbyReport(*row) for row in rows]
+    return [
+        _spoken(
+            NearbyReport(
+                code=row[0],
+                kind=row[1],
+                status=row[2],
+                category_code=row[3],
+                description=row[4],
+                distance_m=row[5],
+                supporters_count=row[6],
+                created_at=row[7],
+                area_code=row[8],
+                address_text=row[9],
+            ),
+            names,
+            locale,
+        )
+        for row in rows
+    ]
+
+
+# ---- lists as text for screen readers (issue 22 item 7, helper H2)
+def _spoken[S: (ReportSummary, NearbyReport)](item: S, names: Snapshot | None, locale: str) -> S:
+    """The item with its status, kind, category and ward in words (``locale``); the
+    reference snapshot gives the names, the catalogue the words."""
+    category = names.categories.get(item.category_code) if names else None
+    area = names.areas.get(item.area_code) if names else None
+    return msgspec.structs.replace(
+        item,
+        status_text=i18n.name("status", item.status, locale),
+        kind_text=i18n.name("kind", item.kind, locale),
+        category_name=category.name(locale) if category else item.category_code,
+        area_name=area.name if area else item.area_code,
+    )
 
 
 async def support(session: AsyncSession, user_id: uuid.UUID, code: str, now: datetime) -> int:

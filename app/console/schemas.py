@@ -164,3 +164,5 @@ class StaffReportDetail(msgspec.Struct):
     third_party: bool = False
     # answers to the category's extra questions (Open311 attributes), by question code
     attributes: dict[str, str | float | list[str]] = msgspec.field(default_factory=dict)
+    # filed by address without coordinates: the location is the ward's centre (issue 22)
+    location_approximate: bool = False

@@ -277,6 +277,7 @@ async def report_for_staff(
         supporters_count=report.supporters_count,
         filed_by_staff=report.filed_by_staff_id is not None,
         third_party=report.open311_key_id is not None,
+        location_approximate=report.location_approximate,
         attributes=report.attributes or {},
         hide_identity=report.hide_identity,
         reporter=contact,

@@ -46,6 +46,8 @@ class Problem(msgspec.Struct, omit_defaults=True):
     errors: list[FieldError] | None = None
     allowed: list[str] | None = None
     retry_after: int | None = None
+    # an RFC 9457 extension member: the places an ambiguous address may mean (issue 22)
+    candidates: list[Any] | None = None
 
 
 class AppError(Exception):
@@ -65,8 +67,10 @@ class AppError(Exception):
         allowed: list[str] | None = None,
         retry_after: int | None = None,
         keep_writes: bool = False,
+        candidates: list[Any] | None = None,
     ) -> None:
         self.keep_writes = keep_writes
+        self.candidates = candidates
         if code is not None:
             self.code = code
         self.params = params or {}
@@ -173,6 +177,7 @@ def build_problem(
     errors: list[FieldError] | None = None,
     allowed: list[str] | None = None,
     retry_after: int | None = None,
+    candidates: list[Any] | None = None,
 ) -> Problem:
     locale = i18n.negotiate(request.headers.get("accept-language"))
     return Problem(
@@ -190,6 +195,7 @@ def build_problem(
         errors=errors,
         allowed=allowed,
         retry_after=retry_after,
+        candidates=candidates,
     )
 
 
@@ -204,6 +210,7 @@ def app_error_handler(request: Request, exc: AppError) -> Response[Problem]:
             errors=exc.errors,
             allowed=exc.allowed,
             retry_after=exc.retry_after,
+            candidates=exc.candidates,
         ),
     )
 

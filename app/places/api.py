@@ -11,8 +11,11 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 
+from app.core.client_address import client_ip
+from app.core.db import DbSession
 from app.core.i18n import negotiate
-from app.places import service
+from app.places import addresses, service
+from app.places.addresses import AddressSearchOut
 from app.places.schemas import AreaOut, CategoryOut, UnitOut
 
 
@@ -62,3 +65,34 @@ class PlacesController(Controller):
         return await service.list_units(
             state.reference, negotiate(request.headers.get("accept-language"))
         )
+
+
+# ---- reporting without a map (issue 22 item 7, helper H2)
+class AddressSearchController(Controller):
+    path = "/places"
+    tags = ["places"]
+
+    @get(
+        "/address-search",
+        summary="Places an address may mean (old-style or current, accents optional)",
+        description="Free text; each candidate is a current ward with a point inside it (its "
+        "centre: file with its `id` as `address_id`, the report is marked location "
+        "approximate), and the old ward the text named, if any. Limited per client "
+        "address (ADDRESS_SEARCH_RATE_PER_IP).",
+    )
+    async def address_search(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        q: Annotated[
+            str,
+            QueryParameter(
+                min_length=2, max_length=200, pattern=r"^[^\x00]*$", description="The address"
+            ),
+        ],
+    ) -> AddressSearchOut:
+        await state.limiter.hit(
+            state.settings.address_search_rate_per_ip, "address-search", client_ip(request)
+        )
+        return await addresses.search(session, q)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     SmallInteger,
     String,
     Text,
@@ -101,3 +102,17 @@ class CategoryAttribute(Base):
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
 
     __table_args__ = (CheckConstraint(f"datatype IN {ATTRIBUTE_DATATYPES!r}", name="datatype"),)
+
+
+class AddressPlace(Base):
+    """A place an address may name (issue 22 item 7, ``app.places.addresses``): a current
+    ward, or an old (pre-2025) ward with its old district and a current ward it went to.
+    Names are folded (lower case, no diacritics) for accent-free matching."""
+
+    __tablename__ = "address_places"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    area_code: Mapped[str] = mapped_column(String(10), nullable=False)
+    old_name: Mapped[str | None] = mapped_column(Text)  # "Phường Phúc Xá, Quận Ba Đình"
+    ward_key: Mapped[str] = mapped_column(Text, nullable=False)  # "phuc xa"
+    district_key: Mapped[str | None] = mapped_column(Text)  # "ba dinh"

@@ -7,8 +7,10 @@ Create Date: 2026-12-05
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
+
+from app.places.addresses import address_places
 
 revision: str = "0080"
 down_revision: str | None = "0070"
@@ -17,8 +19,38 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # item 7: the places addresses may name (current and old wards), matched by pg_trgm
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    places = op.create_table(
+        "address_places",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("area_code", sa.String(length=10), nullable=False),
+        sa.Column("old_name", sa.Text(), nullable=True),
+        sa.Column("ward_key", sa.Text(), nullable=False),
+        sa.Column("district_key", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_address_places")),
+    )
+    op.bulk_insert(
+        places,
+        [
+            {
+                "id": p.id,
+                "area_code": p.area_code,
+                "old_name": p.old_name,
+                "ward_key": p.ward_key,
+                "district_key": p.district_key,
+            }
+            for p in address_places()
+        ],
+    )
+    op.add_column(
+        "reports",
+        sa.Column(
+            "location_approximate", sa.Boolean(), server_default=sa.text("false"), nullable=False
+        ),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column("reports", "location_approximate")
+    op.drop_table("address_places")
