@@ -73,7 +73,7 @@ from app.notifications.api import (
 )
 from app.open311.admin_api import Open311KeyController
 from app.open311.router import open311_router
-from app.places.api import PlacesController
+from app.places.api import AddressSearchController, PlacesController
 from app.places.reference import ReferenceData
 from app.routing.api import RoutingRuleController
 from app.routing.service import Deadlines
@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MySecondFactorController,
             SecondFactorResetController,
             PlacesController,
+            AddressSearchController,  # reporting without a map (issue 22 item 7)
             PhotoController,
             ReportController,
             PublicReportController,
