@@ -441,6 +441,11 @@ async def test_a_report_as_a_service_request_shows_what_the_public_sees(
     assert media.scheme == "http" and "sig=" in media.query
     photo = await client.get(f"{media.path}?{media.query}")
     assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+    # signed once, handed out again while it has half its life left (10 minutes)
+    again = (await client.get(f"{ROOT}/requests/{filed['code']}.json")).json()[0]
+    assert again["media_url"] == request["media_url"]
+    expires = int(dict(p.split("=") for p in media.query.split("&"))["expires"])
+    assert 540 <= expires - datetime.now(UTC).timestamp() <= 600
     # nobody's personal data, nor the internal note
     for secret in (resident["phone"], "Nguyễn Thị Hoa", "0912000111", "Nội bộ", "reporter"):
         assert secret not in as_json.text and secret not in as_xml.text
@@ -561,6 +566,8 @@ async def test_requests_filters_window_status_codes_and_pages(client, app, caplo
         status="closed",
         service_code="waste",
         end_date=w3c(start),
+        page_size="1",
+        start_date="not a date",  # not even read
     )
     assert {r["service_request_id"] for r in overridden} == {codes[3], codes[0]}
     # a parameter given twice reads as its comma list
