@@ -16,6 +16,7 @@ Every page here shows secrets or codes: ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from typing import Annotated, Any
@@ -33,6 +34,7 @@ from app.core import i18n
 from app.core.client_address import client_ip
 from app.core.db import DbSession
 from app.core.errors import AppError
+from app.web import texts
 from app.web.api import (
     UrlEncoded,
     _actor,
@@ -291,7 +293,15 @@ class TwoFactorPages(Controller):
             status_code=status_code,
             **csrf,
             next=target,
-            qr_svg=enrolment.qr_svg,
+            # the QR code's accessible name in the reader's language (the API's: the issuer)
+            qr_svg=re.sub(
+                r"<title>[^<]*</title>",
+                "<title>"
+                + html.escape(texts.text("two_factor_qr_title", language(request)))
+                + "</title>",
+                enrolment.qr_svg,
+                count=1,
+            ),
             secret_groups=[secret[i : i + 4] for i in range(0, len(secret), 4)],
             error=error,
             required=token is not None,

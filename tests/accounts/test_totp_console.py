@@ -75,6 +75,7 @@ async def test_an_officer_enrols_in_the_console_then_signs_in_with_a_code(app, c
     page = await http.get("/console/two-factor/enrol")
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     assert '<svg role="img"' in page.text
+    assert "<title>Mã QR của khóa xác thực hai lớp</title>" in page.text  # its name, in vi
     secret = SECRET.search(page.text).group(1).replace(" ", "")
     app_totp = pyotp.TOTP(secret)
     # shown again: the same pending seed (a reload does not invalidate the scanned QR)

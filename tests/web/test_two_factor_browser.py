@@ -28,7 +28,7 @@ async def test_an_officer_turns_on_two_factor_sign_in_and_uses_it(
     await no_serious_violations(page, "second factor settings")
     await page.get_by_role("link", name="Thiết lập xác thực hai lớp").click()
     await page.wait_for_url("**/console/two-factor/enrol")
-    await page.get_by_role("img", name="iCity").wait_for()  # the QR code, named
+    await page.get_by_role("img", name="Mã QR của khóa xác thực hai lớp").wait_for()
     await no_serious_violations(page, "enrolment page")
     await screenshot("enrolment")
 
