@@ -84,6 +84,7 @@ from app.console.bulk_api import BulkReportController  # issue 22 item 2
 from app.console.templates_api import ResponseTemplateController  # issue 22 item 1
 from app.web.api import ConsolePages, content_security_policy, page_error_handler
 from app.web.dossier_imports import DossierImportPages
+from app.web.response_templates import ResponseTemplatePages  # issue 22 items 1-2
 from app.web.dossier_supervision import DossierSupervisionPages
 from app.web.two_factor import SecondFactorResetPages, TwoFactorPages
 
@@ -217,6 +218,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         path="/",
         route_handlers=[
             ConsolePages,
+            ResponseTemplatePages,  # response templates, bulk work (issue 22 items 1-2)
             DossierImportPages,
             DossierSupervisionPages,
             TwoFactorPages,  # staff second factor (issue 22 item 3)

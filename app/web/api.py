@@ -443,41 +443,17 @@ class ConsolePages(Controller):
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> Template:
         user = await _user(request, state, session)
-        actor = _actor(request)
-        page = await console.queue(
+        return await queue_page(
+            request,
+            state,
             session,
-            state.deadlines.calendar,
-            actor,
-            unit_code=unit or None,
-            status=status or None,
-            category=category or None,
+            user,
+            unit=unit,
+            status=status,
+            category=category,
             overdue=overdue,
             due_soon=due_soon,
             cursor=cursor,
-            limit=50,
-        )
-        filters = {
-            "unit": unit or "",
-            "status": status or "",
-            "category": category or "",
-            "overdue": "" if overdue is None else str(overdue).lower(),
-            "due_soon": "true" if due_soon else "",
-        }
-        keep = {k: v for k, v in filters.items() if v}
-        return render(
-            request,
-            "queue.html",
-            user,
-            page=page,
-            filters=filters,
-            units=await console.units_visible(session, actor),
-            categories=_categories(request),
-            filter_link=lambda **change: (
-                "/console/queue?" + urlencode({k: v for k, v in {**keep, **change}.items() if v})
-            ),
-            next_link="/console/queue?" + urlencode({**keep, "cursor": page.next_cursor})
-            if page.next_cursor
-            else None,
         )
 
     @get("/map")
@@ -579,11 +555,14 @@ class ConsolePages(Controller):
     ) -> Template:
         user = await _user(request, state, session)
         detail = await console.report_for_staff(session, state.storage, _actor(request), report_id)
+        from app.web import response_templates  # the template picker (issue 22 item 1)
+
         return render(
             request,
             "report.html",
             user,
             r=detail,
+            **await response_templates.report_context(request, state, session, detail),
             units=_transfer_targets(request, detail.unit_code),
             tile_url=state.settings.console_tile_url,
             done=request.query_params.get("done"),
@@ -894,6 +873,66 @@ class ConsolePages(Controller):
             members=members,
             older=entries[-1].id if len(entries) == 100 else None,
         )
+
+
+async def queue_page(
+    request: Request,
+    state: State,
+    session: DbSession,
+    user: ConsoleUser,
+    *,
+    unit: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    overdue: bool | None = None,
+    due_soon: bool = False,
+    cursor: str | None = None,
+    status_code: int = 200,
+    **extra: Any,
+) -> Template:
+    """The queue page (its filters, counts and page of reports, the bulk form); the bulk
+    form's answer (issue 22 item 2) passes its results or its refusal as ``extra``."""
+    from app.web import response_templates  # the bulk form's choices (issue 22 item 2)
+
+    actor = _actor(request)
+    page = await console.queue(
+        session,
+        state.deadlines.calendar,
+        actor,
+        unit_code=unit or None,
+        status=status or None,
+        category=category or None,
+        overdue=overdue,
+        due_soon=due_soon,
+        cursor=cursor,
+        limit=50,
+    )
+    filters = {
+        "unit": unit or "",
+        "status": status or "",
+        "category": category or "",
+        "overdue": "" if overdue is None else str(overdue).lower(),
+        "due_soon": "true" if due_soon else "",
+    }
+    keep = {k: v for k, v in filters.items() if v}
+    return render(
+        request,
+        "queue.html",
+        user,
+        status_code=status_code,
+        page=page,
+        filters=filters,
+        units=await console.units_visible(session, actor),
+        categories=_categories(request),
+        filter_link=lambda **change: (
+            "/console/queue?" + urlencode({k: v for k, v in {**keep, **change}.items() if v})
+        ),
+        next_link="/console/queue?" + urlencode({**keep, "cursor": page.next_cursor})
+        if page.next_cursor
+        else None,
+        **await response_templates.queue_context(request, session),
+        **extra,
+    )
 
 
 def _pre_cookie(state: State, nonce: str) -> Cookie:
