@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from app.accounts.api import AuthController, MeController, StaffAdminController
 from app.accounts.sms import make_sms_sender
+from app.accounts.suspension_api import MySuspensionController, SuspensionAdminController
 from app.accounts.totp_api import (
     MySecondFactorController,
     SecondFactorResetController,
@@ -86,6 +87,7 @@ from app.web.api import ConsolePages, content_security_policy, page_error_handle
 from app.web.dossier_imports import DossierImportPages
 from app.web.response_templates import ResponseTemplatePages  # issue 22 items 1-2
 from app.web.dossier_supervision import DossierSupervisionPages
+from app.web.moderation import ModerationPages
 from app.web.two_factor import SecondFactorResetPages, TwoFactorPages
 
 API_VERSION = "0.1.0"
@@ -183,6 +185,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SecondFactorSignInController,  # staff second factor (issue 22 item 3)
             MySecondFactorController,
             SecondFactorResetController,
+            MySuspensionController,  # abuse controls (issue 22 item 6)
+            SuspensionAdminController,
             PlacesController,
             AddressSearchController,  # reporting without a map (issue 22 item 7)
             PhotoController,
@@ -221,6 +225,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ResponseTemplatePages,  # response templates, bulk work (issue 22 items 1-2)
             DossierImportPages,
             DossierSupervisionPages,
+            ModerationPages,  # suspensions, abuse flags, photo redaction (issue 22 items 5-6)
             TwoFactorPages,  # staff second factor (issue 22 item 3)
             SecondFactorResetPages,
             create_static_files_router(

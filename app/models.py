@@ -1,6 +1,8 @@
 """Every context's tables, imported in one place for Alembic and the tests."""
 
 from app.accounts import models as accounts_models  # noqa: F401
+from app.accounts import suspension as accounts_suspension  # noqa: F401
+from app.complaints import abuse as complaints_abuse  # noqa: F401
 from app.complaints import map_models  # noqa: F401
 from app.complaints import models as complaints_models  # noqa: F401
 from app.complaints import template_models  # noqa: F401  (issue 22 items 1-2)

@@ -436,3 +436,30 @@ def may_use_response_template(
 
 
 # ---------------------------------------------------------------- redaction, abuse (issue 22)
+
+
+def may_suspend_account(actor: Actor, target_user_id: uuid.UUID | None) -> bool:
+    """Suspend a resident account, lift a suspension, read the suspensions and their
+    appeals: admins (never their own account), and the system."""
+    return actor.admin and (target_user_id is None or actor.user_id != target_user_id)
+
+
+def may_flag_report(actor: Actor, unit_id: uuid.UUID | None) -> bool:
+    """Flag a report abusive (hidden from the public) or unflag it: whoever may
+    moderate its photos and text (the staff of its unit and above, the city-wide roles)."""
+    return may_act_on_report(actor, "hide_text", unit_id)
+
+
+def may_redact_photo(actor: Actor, unit_id: uuid.UUID | None) -> bool:
+    """Black out parts of a report's photo (faces, plates): the staff of its unit and
+    above, the city-wide roles."""
+    return may_act_on_report(actor, "hide_photo", unit_id)
+
+
+def may_see_unredacted_photo(actor: Actor, unit_id: uuid.UUID | None) -> bool:
+    """The original of a redacted photo: the staff of the report's unit (and managers
+    above it), and admins; not the other units' staff nor dispatchers, whom the
+    redacted copy serves."""
+    if actor.admin:
+        return actor.is_staff or actor.is_system
+    return unit_id is not None and unit_id in actor.report_units

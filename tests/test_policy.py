@@ -586,3 +586,51 @@ def test_the_system_writes_no_response_template():
     system = policy.system_actor(datetime.now(UTC))
     assert not policy.may_manage_response_template(system, None)
     assert not policy.may_manage_response_template(system, OWN)
+
+
+# -------------------------------------------------- redaction, abuse controls (issue 22 items 5-6)
+
+# may_suspend_account(actor, target): admins, never their own account (None: the list of
+# suspensions); may_flag_report / may_redact_photo: whoever moderates the report (its
+# unit's staff and above, the city-wide roles); may_see_unredacted_photo: the report's
+# unit's staff and above, and admins, not dispatchers. Over HTTP:
+# tests/accounts/test_suspension*.py, tests/complaints/test_abuse_flags.py,
+# tests/complaints/test_redaction*.py
+SUSPENDS = {  # role: (another account, their own, the list)
+    "resident": (False, False, False),
+    "officer": (False, False, False),
+    "manager": (False, False, False),
+    "dispatcher": (False, False, False),
+    "admin": (True, False, True),
+}
+MODERATES = {
+    "resident": set(),
+    "officer": {"own"},
+    "manager": {"own", "child", "grandchild"},
+    "dispatcher": set(RELATIONS),
+    "admin": set(RELATIONS),
+}
+SEES_UNREDACTED = {
+    "resident": set(),
+    "officer": {"own"},
+    "manager": {"own", "child", "grandchild"},
+    "dispatcher": set(),
+    "admin": set(RELATIONS),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_suspends_flags_and_redacts(role):
+    a = actor(role)
+    other, own, listing = SUSPENDS[role]
+    assert policy.may_suspend_account(a, uuid.uuid4()) is other
+    assert policy.may_suspend_account(a, a.user_id) is own
+    assert policy.may_suspend_account(a, None) is listing
+    assert {r for r, u in RELATIONS.items() if policy.may_flag_report(a, u)} == MODERATES[role]
+    assert {r for r, u in RELATIONS.items() if policy.may_redact_photo(a, u)} == MODERATES[role]
+    assert {
+        r for r, u in RELATIONS.items() if policy.may_see_unredacted_photo(a, u)
+    } == SEES_UNREDACTED[role]
+    system = policy.system_actor(datetime.now(UTC))
+    assert policy.may_suspend_account(system, uuid.uuid4())
+    assert policy.may_see_unredacted_photo(system, OWN)

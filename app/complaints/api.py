@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from msgspec import Meta
 
-from app.complaints import public, service
+from app.complaints import abuse, public, service
 from app.complaints.schemas import (
     CommentIn,
     HideIn,
@@ -342,3 +342,33 @@ class ModerationController(Controller):
         data: JSONBody[HideIn],
     ) -> None:
         await service.hide_text(session, await actor_of(request), report_id, data.reason)
+
+    @post(
+        "/reports/{report_id:uuid}/flag",
+        status_code=200,
+        summary="Flag a report abusive: hidden from every public view (issue 22 item 6)",
+        description=(
+            "`reason_code` from a fixed list (400 `abuse_reason_unknown` names it). The "
+            "report leaves the map, the public report view, the nearby list and Open311 "
+            "reads; staff keep handling it. 409 `report_already_flagged`."
+        ),
+    )
+    async def flag(
+        self,
+        request: Request,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: JSONBody[abuse.FlagIn],
+    ) -> abuse.FlagOut:
+        return await abuse.flag(session, await actor_of(request), report_id, data.reason_code)
+
+    @post(
+        "/reports/{report_id:uuid}/unflag",
+        status_code=204,
+        summary="Remove the abuse flag: the report is public again",
+        description="409 `report_not_flagged`.",
+    )
+    async def unflag(
+        self, request: Request, session: DbSession, report_id: FromPath[uuid.UUID]
+    ) -> None:
+        await abuse.unflag(session, await actor_of(request), report_id)

@@ -32,7 +32,9 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from sqlalchemy import func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
+from app.complaints.abuse import PUBLIC_REPORT, public_report_sql
 from app.complaints.models import KINDS, STATUSES, Report
 
 CLUSTER_BELOW_ZOOM = 16  # at zoom 16+ (a few streets) every report is its own feature
@@ -127,12 +129,12 @@ async def live_clusters(
     side = cell_side(window.zoom)
     x, y = func.ST_X(Report.location), func.ST_Y(Report.location)
     gx, gy = func.floor(x / side), func.floor(y / side)
-    conditions = [
+    conditions: list[ColumnElement[bool]] = [
         Report.location.op("&&")(func.ST_MakeEnvelope(*window.envelope(), 4326)),
         # a point exactly on the envelope's far edge belongs to the next cell
         gx.between(window.x0, window.x1),
         gy.between(window.y0, window.y1),
-        Report.status != "withdrawn",
+        PUBLIC_REPORT,  # not withdrawn, not flagged abusive
     ]
     if category:
         conditions.append(Report.category_code == category)
@@ -293,7 +295,7 @@ points AS (
             | (array_position(d.statuses, r.status::text) << 2)
             | array_position(d.kinds, r.kind::text))::smallint AS facet
     FROM reports r CROSS JOIN dims d
-    WHERE r.status <> 'withdrawn'
+    WHERE {public_report_sql("r")}
 ),
 {",\n".join(levels)},
 facets AS (

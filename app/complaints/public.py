@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.complaints import clusters
+from app.complaints.abuse import PUBLIC_REPORT, public_report_sql
 from app.complaints.clusters import CLUSTER_BELOW_ZOOM
 from app.complaints.codes import normalize_code
 from app.complaints.models import Report
@@ -181,7 +182,7 @@ FROM (
         SELECT code, kind, status, category_code, created_at, location
         FROM reports
         WHERE location && ST_MakeEnvelope(:min_lon, :min_lat, :max_lon, :max_lat, 4326)
-          AND status <> 'withdrawn' {filters}
+          AND {public} {filters}
         ORDER BY created_at DESC, code
         LIMIT CAST(:limit AS int) + 1
     ) r
@@ -215,7 +216,12 @@ async def _points(
     min_lon, min_lat, max_lon, max_lat = bbox
     row = (
         await session.execute(
-            text(_POINTS_SQL.format(filters=" ".join(_POINT_FILTERS[n] for n in wanted))),
+            text(
+                _POINTS_SQL.format(
+                    public=public_report_sql("reports"),
+                    filters=" ".join(_POINT_FILTERS[n] for n in wanted),
+                )
+            ),
             {
                 "min_lon": min_lon,
                 "min_lat": min_lat,
@@ -239,7 +245,7 @@ async def _points(
 
 async def report_by_code(session: AsyncSession, storage: Storage, raw_code: str) -> PublicReport:
     report = await session.scalar(
-        select(Report).where(Report.code == normalize_code(raw_code), Report.status != "withdrawn")
+        select(Report).where(Report.code == normalize_code(raw_code), PUBLIC_REPORT)
     )
     if report is None:
         raise NotFound("report_not_found")

@@ -35,7 +35,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
+from app.accounts import suspension
 from app.complaints import lifecycle, photo_claim
+from app.complaints.abuse import public_report_sql
 from app.complaints.codes import new_report_code, normalize_code
 from app.complaints.images import PhotoLimits, process_photo_async
 from app.complaints.models import Report, ReportEvent, ReportPhoto, ReportRating, ReportSupporter
@@ -154,6 +156,8 @@ async def file_report(
     of it back. Retries with one Idempotency-Key meet on the unique index
     ``(reporter_id, idempotency_key)``: a second insert waits for the first transaction
     and, once that has committed, inserts nothing; the first report is then read back."""
+    if filed_by_staff_id is None:  # a suspended account files nothing (issue 22 item 6)
+        await suspension.ensure_not_suspended(session, reporter_id, now)
     photo_ids = list(dict.fromkeys(body.photo_ids))
     refused = None
     if len(photo_ids) > settings.photos_per_report:
@@ -675,6 +679,7 @@ async def add_comment(
     session: AsyncSession, reporter_id: uuid.UUID, report_id: uuid.UUID, body: str, now: datetime
 ) -> None:
     report = await _own_report(session, reporter_id, report_id, lock=True)
+    await suspension.ensure_not_suspended(session, reporter_id, now)
     if report.status not in lifecycle.OPEN_STATUSES:
         raise Conflict("report_closed_for_comments")
     session.add(
@@ -772,6 +777,7 @@ SELECT code, kind, status, category_code,
                   CAST(:meters AS float8))
    AND category_code = :category
    AND status IN ({", ".join(f"'{s}'" for s in lifecycle.OPEN_STATUSES)})
+   AND {public_report_sql("reports")}
  ORDER BY distance_m, code
  LIMIT 20
 """
@@ -846,6 +852,7 @@ def _spoken[S: (ReportSummary, NearbyReport)](item: S, names: Snapshot | None, l
 
 async def support(session: AsyncSession, user_id: uuid.UUID, code: str, now: datetime) -> int:
     """+1 ("me too"), once per resident; the supporter then follows the report."""
+    await suspension.ensure_not_suspended(session, user_id, now)
     report = await session.scalar(
         select(Report).where(Report.code == normalize_code(code)).with_for_update()
     )

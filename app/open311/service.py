@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.complaints import lifecycle
+from app.complaints.abuse import PUBLIC_REPORT
 from app.complaints.codes import normalize_code
 from app.complaints.models import Report, ReportEvent, ReportPhoto
 from app.core import i18n
@@ -353,8 +354,8 @@ def _w3c(column: Any) -> Any:
     return func.to_char(func.timezone(_ZONE, column), _W3C)
 
 
-# the public view's rule (app/complaints/public.py): every report but withdrawn ones
-_PUBLIC_REPORT = Report.status != "withdrawn"
+# the public view's rule (app/complaints/abuse.py): not withdrawn, not flagged abusive
+_PUBLIC_REPORT = PUBLIC_REPORT
 _OPEN = text(f"reports.status IN ({lifecycle.sql_in(lifecycle.OPEN_STATUSES)})")
 _CLOSED = text(f"reports.status NOT IN ({lifecycle.sql_in(lifecycle.OPEN_STATUSES)})")
 # a public answer: staff's (or the system's) words on a public event moderators left up

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 
 from app import policy
 from app.accounts import service as accounts
-from app.complaints import handling
+from app.complaints import abuse, handling
 from app.complaints import service as complaints
 from app.console import service as console
 from app.console.schemas import (
@@ -165,6 +165,8 @@ def render(
         # the agencies' lateness for every staff member (the page shows their scope)
         "nav_dossier_imports": bool(actor and policy.dossier_import_scope(actor) != frozenset()),
         "nav_dossier_supervision": bool(actor and actor.is_staff),
+        # suspended accounts and their appeals (issue 22 item 6): admins
+        "nav_suspensions": bool(actor and policy.may_suspend_account(actor, None)),
     }
     return Template(template_name=name, context={**base, **context}, status_code=status_code)
 
@@ -555,7 +557,10 @@ class ConsolePages(Controller):
     ) -> Template:
         user = await _user(request, state, session)
         detail = await console.report_for_staff(session, state.storage, _actor(request), report_id)
-        from app.web import response_templates  # the template picker (issue 22 item 1)
+        from app.web import (
+            moderation,  # the abuse flag's state and form (issue 22 item 6)
+            response_templates,  # the template picker (issue 22 item 1)
+        )
 
         return render(
             request,
@@ -563,6 +568,8 @@ class ConsolePages(Controller):
             user,
             r=detail,
             **await response_templates.report_context(request, state, session, detail),
+            abuse_flag=await abuse.flag_of(session, report_id),
+            **moderation.report_page_context(request),
             units=_transfer_targets(request, detail.unit_code),
             tile_url=state.settings.console_tile_url,
             done=request.query_params.get("done"),

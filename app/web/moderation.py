@@ -1,0 +1,174 @@
+"""The console's moderation pages (issue 22 items 5 and 6): admins suspend resident
+accounts, read their appeals and lift suspensions; staff flag a report abusive (hidden
+from the public) or unflag it from the report page. Each form posts to a handler that
+only builds the actor and the command and calls the same service as the JSON API
+(app/accounts/suspension.py, app/complaints/abuse.py), so the denials are the same."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Redirect, Template
+
+from app.accounts import suspension
+from app.accounts.suspension import REASON_MAX, SuspendIn
+from app.complaints import abuse
+from app.core import i18n
+from app.core.calendar import TIMEZONE
+from app.core.db import DbSession
+from app.core.errors import BadRequest, FieldError, Forbidden
+from app.policy import may_suspend_account
+from app.web.api import (
+    UrlEncoded,
+    _actor,
+    _refuse_nul,
+    _safe_next,
+    _signed_form,
+    _user,
+    language,
+    render,
+)
+from app.web.forms import CsrfForm
+
+
+class SuspendForm(CsrfForm, kw_only=True):
+    phone: Annotated[str, msgspec.Meta(min_length=9, max_length=20)]
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=REASON_MAX)]
+    until: str = ""  # a day (YYYY-MM-DD): suspended through that day, Hanoi time; empty: open
+
+
+class FlagForm(CsrfForm, kw_only=True):
+    reason_code: str
+    back: str = ""
+
+
+class BackForm(CsrfForm):
+    back: str = ""
+
+
+def _until(raw: str) -> datetime | None:
+    """Through the given day in Hanoi: the suspension ends at that day's last instant
+    there (read as "until 23:59 31/12")."""
+    if raw == "":
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(
+            "suspension_until_invalid",
+            errors=[FieldError(field="until", message="a date YYYY-MM-DD", source="body")],
+        ) from None
+    return datetime.combine(day, time(23, 59, 59, 999_999), tzinfo=TIMEZONE)
+
+
+def _reason_names(request: Request) -> dict[str, Any]:
+    lang = language(request)
+    return {
+        "abuse_reason_name": lambda code: i18n.text(f"abuse_reason.{code}", lang),
+        "abuse_reason_codes": abuse.REASON_CODES,
+    }
+
+
+def _back(form: Any, fallback: str, done: str) -> Redirect:
+    target = _safe_next(form.back) if getattr(form, "back", "") else fallback
+    joiner = "&" if "?" in target else "?"
+    return Redirect(f"{target}{joiner}done={done}", status_code=303)
+
+
+class ModerationPages(Controller):
+    path = "/console/moderation"
+    include_in_schema = False
+    before_request = staticmethod(_refuse_nul)
+
+    # ---- suspensions (admins)
+
+    @get("/suspensions", name="console.suspensions")
+    async def suspensions(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        appealed: Annotated[bool, QueryParameter()] = False,
+    ) -> Template:
+        user = await _user(request, state, session)
+        actor = _actor(request)
+        if not may_suspend_account(actor, None):
+            raise Forbidden("suspension_not_allowed")
+        rows = await suspension.list_for_admins(session, actor, appealed_only=appealed)
+        return render(
+            request,
+            "moderation/suspensions.html",
+            user,
+            suspensions=rows,
+            appealed=appealed,
+            done=request.query_params.get("done"),
+        )
+
+    @post("/suspensions")
+    async def suspend(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        data: Annotated[SuspendForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        actor = _actor(request)
+        if not may_suspend_account(actor, None):
+            raise Forbidden("suspension_not_allowed")
+        user_id = await suspension.resident_id_by_phone(session, data.phone)
+        command = SuspendIn(reason=data.reason, until=_until(data.until))
+        await suspension.suspend(session, actor, user_id, command)
+        return Redirect("/console/moderation/suspensions?done=suspended", status_code=303)
+
+    @post("/suspensions/{suspension_id:uuid}/lift")
+    async def lift(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        suspension_id: FromPath[uuid.UUID],
+        data: Annotated[BackForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        await suspension.lift(session, _actor(request), suspension_id)
+        return _back(data, "/console/moderation/suspensions", "lifted")
+
+    # ---- abuse flags (from the report page)
+
+    @post("/reports/{report_id:uuid}/flag")
+    async def flag(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[FlagForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        await abuse.flag(session, _actor(request), report_id, data.reason_code)
+        return _back(data, f"/console/reports/{report_id}", "flagged")
+
+    @post("/reports/{report_id:uuid}/unflag")
+    async def unflag(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        report_id: FromPath[uuid.UUID],
+        data: Annotated[BackForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        await abuse.unflag(session, _actor(request), report_id)
+        return _back(data, f"/console/reports/{report_id}", "unflagged")
+
+
+def report_page_context(request: Request) -> dict[str, Any]:
+    """What the report page needs to show and offer the abuse flag."""
+    return _reason_names(request)
