@@ -74,6 +74,7 @@ from app.notifications.api import (
 )
 from app.open311.admin_api import Open311KeyController
 from app.open311.router import open311_router
+from app.opendata.api import OpenDataController
 from app.places.api import AddressSearchController, PlacesController
 from app.places.reference import ReferenceData
 from app.routing.api import RoutingRuleController
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SuspensionAdminController,
             PlacesController,
             AddressSearchController,  # reporting without a map (issue 22 item 7)
+            OpenDataController,  # open data (issue 22 item 4)
             PhotoController,
             ReportController,
             PublicReportController,

@@ -13,6 +13,7 @@ from app.health import models as health_models  # noqa: F401
 from app.notifications import models as notifications_models  # noqa: F401
 from app.open311 import indexes as open311_indexes  # noqa: F401
 from app.open311 import models as open311_models  # noqa: F401
+from app.opendata import models as opendata_models  # noqa: F401
 from app.places import models as places_models  # noqa: F401
 from app.routing import models as routing_models  # noqa: F401
 from app.stats import models as stats_models  # noqa: F401

@@ -206,6 +206,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # ---- reporting without a map, open data (issue 22 items 7, 4; helper H2): the public
     # address search counts per client address (the `limits` syntax; over it a 429)
     address_search_rate_per_ip: str = "60/minute;1000/hour"
+    # open data: positions rounded to this many decimals (3 ≈ 100 m), the licence stated
+    # in every answer and file, the publisher named there, the longest query period
+    open_data_position_decimals: int = 3
+    open_data_licence: str = "CC BY 4.0"
+    open_data_licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
+    open_data_publisher: str = "UBND Thành phố Hà Nội"
+    open_data_max_period_days: int = 92
 
     # demo data
     load_demo_data: bool = True

@@ -47,6 +47,7 @@ from app.notifications.tasks import (
     send_announcement,
 )
 from app.open311.tasks import fetch_open311_media, reconcile_open311_media
+from app.opendata.tasks import publish_open_data
 from app.routing import service as routing
 from app.routing.tasks import close_unrated, reconcile, route_report, route_waiting, sweep_deadlines
 from app.settings import get_settings
@@ -116,6 +117,7 @@ class WorkerSettings:
         purge_dossier_import_files,  # issue 19 (also a daily cron)
         run_health_import,
         fetch_open311_media,  # issue 21
+        publish_open_data,  # issue 22 item 4 (also a daily cron)
     ]
     cron_jobs = [
         _cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
@@ -152,6 +154,10 @@ class WorkerSettings:
         # response templates sent when a report enters a status (issue 22 item 1): the
         # trigger's queue, twice a minute
         _cron(send_automatic_replies, second={12, 42}, run_at_startup=True),
+        # open data (issue 22 item 4): yesterday's files, at 00:20 in Hanoi (17:20 UTC) and
+        # again at 03:20 and 06:20 (a rerun replaces them; a day missed by a stopped worker
+        # is published by the next run that day)
+        _cron(publish_open_data, hour={17, 20, 23}, minute={20}, run_at_startup=False),
     ]
     on_startup = startup
     on_shutdown = shutdown

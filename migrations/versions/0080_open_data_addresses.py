@@ -43,6 +43,18 @@ def upgrade() -> None:
             for p in address_places()
         ],
     )
+    # item 4: the daily open-data files
+    op.create_table(
+        "open_data_files",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("format", sa.String(length=8), nullable=False),
+        sa.Column("storage_key", sa.Text(), nullable=False),
+        sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("bytes", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("day", "format", name=op.f("pk_open_data_files")),
+    )
     op.add_column(
         "reports",
         sa.Column(
@@ -53,4 +65,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("reports", "location_approximate")
+    op.drop_table("open_data_files")
     op.drop_table("address_places")
