@@ -74,3 +74,29 @@ def test_a_nested_struct_and_a_list_of_mappings_render_alike():
         ("token", None),
         ("ok", "true"),
     ]
+
+
+def test_a_list_of_structs_with_nested_lists_goes_element_by_element():
+    attributes = [
+        AttributeOut(
+            variable=True,
+            code=code,
+            datatype="multivaluelist",
+            required=True,
+            datatype_description="<chọn>",
+            order=order,
+            description=code,
+            values=[ValueOut(key="a", name="A & B"), ValueOut(key="b", name="B")],
+        )
+        for order, code in enumerate(["kinds", "sizes"], start=1)
+    ]
+    tree = ElementTree.fromstring(render("xml", "attributes", "attribute", attributes).content)
+    assert [a.findtext("code") for a in tree] == ["kinds", "sizes"]
+    assert [v.findtext("name") for v in tree.findall("attribute/values/value")] == [
+        "A & B",
+        "B",
+        "A & B",
+        "B",
+    ]
+    assert tree.findtext("attribute/datatype_description") == "<chọn>"
+    assert tree.findtext("attribute/required") == "true"
