@@ -55,6 +55,13 @@ def upgrade() -> None:
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("day", "format", name=op.f("pk_open_data_files")),
     )
+    # the open-data query by area or unit: the filter, then the page's order
+    op.create_index(
+        "ix_reports_area_created", "reports", ["area_code", "created_at", "code"], unique=False
+    )
+    op.create_index(
+        "ix_reports_unit_created", "reports", ["unit_id", "created_at", "code"], unique=False
+    )
     op.add_column(
         "reports",
         sa.Column(
@@ -65,5 +72,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("reports", "location_approximate")
+    op.drop_index("ix_reports_unit_created", table_name="reports")
+    op.drop_index("ix_reports_area_created", table_name="reports")
     op.drop_table("open_data_files")
     op.drop_table("address_places")
