@@ -109,6 +109,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     photo_unattached_ttl_hours: int = 24
     photo_geotag_far_meters: int = 500
     photo_stale_days: int = 7
+    # photo redaction (issue 22 item 5): keep the unredacted copy for the unit's staff
+    # (true), or delete it once the redacted copies are committed (false)
+    photo_redaction_keeps_original: bool = True
     # per resident, in the `limits` syntax; over it: 429 with Retry-After
     report_rate_per_resident: str = "10/hour;30/day"
     photo_rate_per_resident: str = "60/hour;200/day"

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from msgspec import Meta
 
-from app.complaints import abuse, public, service
+from app.complaints import abuse, public, redaction, service
 from app.complaints.schemas import (
     CommentIn,
     HideIn,
@@ -372,3 +372,40 @@ class ModerationController(Controller):
         self, request: Request, session: DbSession, report_id: FromPath[uuid.UUID]
     ) -> None:
         await abuse.unflag(session, await actor_of(request), report_id)
+
+    @post(
+        "/photos/{photo_id:uuid}/redact",
+        status_code=200,
+        summary="Black out rectangles (faces, plates) on a report's photo (issue 22 item 5)",
+        description=(
+            "Rectangles in the display image's pixels (the photo's `width` x `height`), "
+            f"1 to {redaction.MAX_RECTANGLES}. The public and thumbnail copies are made "
+            "again from the redacted image; the unredacted copy is kept for the unit's "
+            "staff (`PHOTO_REDACTION_KEEPS_ORIGINAL`) or deleted. 400 "
+            "`redaction_rectangles_missing`, `redaction_too_many_rectangles`, "
+            "`redaction_rectangle_empty`, `redaction_rectangle_outside` (naming the "
+            "rectangle and the photo's size); nothing is written then."
+        ),
+    )
+    async def redact(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        photo_id: FromPath[uuid.UUID],
+        data: JSONBody[redaction.RedactIn],
+    ) -> redaction.RedactionOut:
+        return await redaction.redact(
+            session, state.storage, state.settings, await actor_of(request), photo_id, data
+        )
+
+    @get(
+        "/photos/{photo_id:uuid}/original",
+        summary="The unredacted copy of a redacted photo (the report's unit's staff)",
+        description="404 `photo_original_not_kept`: never redacted, or the copy was deleted.",
+        cache_control=CacheControlHeader(no_store=True),
+    )
+    async def original(
+        self, request: Request, state: State, session: DbSession, photo_id: FromPath[uuid.UUID]
+    ) -> redaction.OriginalOut:
+        return await redaction.original(session, state.storage, await actor_of(request), photo_id)

@@ -18,7 +18,7 @@ from litestar.response import Redirect, Template
 
 from app.accounts import suspension
 from app.accounts.suspension import REASON_MAX, SuspendIn
-from app.complaints import abuse
+from app.complaints import abuse, redaction
 from app.core import i18n
 from app.core.calendar import TIMEZONE
 from app.core.db import DbSession
@@ -140,6 +140,50 @@ class ModerationPages(Controller):
         await suspension.lift(session, _actor(request), suspension_id)
         return _back(data, "/console/moderation/suspensions", "lifted")
 
+    # ---- photo redaction
+
+    @get("/photos/{photo_id:uuid}/redact")
+    async def redaction_form(
+        self, request: Request, state: State, session: DbSession, photo_id: FromPath[uuid.UUID]
+    ) -> Template:
+        user = await _user(request, state, session)
+        photo = await redaction.page(session, state.storage, _actor(request), photo_id)
+        return render(
+            request,
+            "moderation/redact.html",
+            user,
+            photo=photo,
+            rows=range(1, REDACTION_ROWS + 1),
+            done=request.query_params.get("done"),
+        )
+
+    @post("/photos/{photo_id:uuid}/redact")
+    async def redact(
+        self,
+        request: Request,
+        state: State,
+        session: DbSession,
+        photo_id: FromPath[uuid.UUID],
+        data: Annotated[RedactForm, UrlEncoded],
+    ) -> Redirect:
+        await _signed_form(request, state, session, data)
+        command = redaction.RedactIn(rectangles=rectangles_of(data))
+        await redaction.redact(
+            session, state.storage, state.settings, _actor(request), photo_id, command
+        )
+        return Redirect(
+            f"/console/moderation/photos/{photo_id}/redact?done=redacted", status_code=303
+        )
+
+    @get("/photos/{photo_id:uuid}/original")
+    async def original(
+        self, request: Request, state: State, session: DbSession, photo_id: FromPath[uuid.UUID]
+    ) -> Redirect:
+        """The unredacted copy: a redirect to its short-lived signed URL (audited)."""
+        await _user(request, state, session)
+        found = await redaction.original(session, state.storage, _actor(request), photo_id)
+        return Redirect(found.url, status_code=303)
+
     # ---- abuse flags (from the report page)
 
     @post("/reports/{report_id:uuid}/flag")
@@ -167,6 +211,58 @@ class ModerationPages(Controller):
         await _signed_form(request, state, session, data)
         await abuse.unflag(session, _actor(request), report_id)
         return _back(data, f"/console/reports/{report_id}", "unflagged")
+
+
+# ---- photo redaction (issue 22 item 5): a script-free form of numeric fields
+
+REDACTION_ROWS = 5  # rectangles the form offers at once (the JSON API takes up to 20)
+
+
+class RedactForm(CsrfForm, kw_only=True):
+    x1: str = ""
+    y1: str = ""
+    w1: str = ""
+    h1: str = ""
+    x2: str = ""
+    y2: str = ""
+    w2: str = ""
+    h2: str = ""
+    x3: str = ""
+    y3: str = ""
+    w3: str = ""
+    h3: str = ""
+    x4: str = ""
+    y4: str = ""
+    w4: str = ""
+    h4: str = ""
+    x5: str = ""
+    y5: str = ""
+    w5: str = ""
+    h5: str = ""
+    back: str = ""
+
+
+def rectangles_of(form: RedactForm) -> list[redaction.Rectangle]:
+    """The rows filled in; a row half filled or not in whole pixels is a 400 naming it."""
+    found = []
+    for row in range(1, REDACTION_ROWS + 1):
+        values = [getattr(form, f"{c}{row}").strip() for c in "xywh"]
+        if not any(values):
+            continue
+        try:
+            x, y, w, h = (int(v) for v in values)
+        except ValueError:
+            raise BadRequest(
+                "redaction_rectangle_invalid",
+                params={"index": row},
+                errors=[
+                    FieldError(
+                        field=f"rectangle {row}", message="four whole numbers", source="body"
+                    )
+                ],
+            ) from None
+        found.append(redaction.Rectangle(x=x, y=y, width=w, height=h))
+    return found
 
 
 def report_page_context(request: Request) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """photo redaction and abuse controls (issue 22 items 5-6)
 
+Suspensions of resident accounts, reports flagged abusive (hidden from the public) and
+the redactions of report photos (the rectangles, the kept unredacted copy).
+
 Revision ID: 0090
 Revises: 0080
 Create Date: 2026-12-05
@@ -9,6 +12,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0090"
 down_revision: str | None = "0080"
@@ -93,9 +97,33 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("report_id", name=op.f("pk_report_abuse_flags")),
     )
+    # item 5: photo redaction (app/complaints/redaction.py)
+    op.create_table(
+        "photo_redactions",
+        sa.Column("photo_id", sa.Uuid(), nullable=False),
+        sa.Column("original_key", sa.Text(), nullable=True),
+        sa.Column("rectangles", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("times", sa.Integer(), nullable=False),
+        sa.Column("redacted_by", sa.Uuid(), nullable=True),
+        sa.Column("redacted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["photo_id"],
+            ["report_photos.id"],
+            name=op.f("fk_photo_redactions_photo_id_report_photos"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["redacted_by"],
+            ["users.id"],
+            name=op.f("fk_photo_redactions_redacted_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("photo_id", name=op.f("pk_photo_redactions")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("photo_redactions")
     op.drop_table("report_abuse_flags")
     op.drop_index(
         "ix_account_suspensions_appealed",

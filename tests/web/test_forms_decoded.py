@@ -25,10 +25,10 @@ def test_every_form_handler_receives_a_struct_decoded_by_litestar():
     }
     # + the dossier file upload (issue 19 item 2), + the second factor's code, enrolment,
     # recovery codes and reset forms (issue 22 item 3), + suspend, lift, flag and unflag
-    # (issue 22 item 6)
+    # (issue 22 item 6), + redact a photo (issue 22 item 5)
     # + the response templates' write, change, delete and send, and the queue's bulk form
     # (issue 22 items 1-2)
-    assert len(handlers) == 23 + 4 + 5
+    assert len(handlers) == 23 + 5 + 5
     for handler in handlers:
         data = handler.parsed_fn_signature.parameters["data"]
         assert isinstance(data.kwarg_definition, BodyKwarg), handler.handler_name
