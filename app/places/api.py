@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, get
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.params import QueryParameter
 
 from app.core.client_address import client_ip
@@ -78,7 +78,9 @@ class AddressSearchController(Controller):
         description="Free text; each candidate is a current ward with a point inside it (its "
         "centre: file with its `id` as `address_id`, the report is marked location "
         "approximate), and the old ward the text named, if any. Limited per client "
-        "address (ADDRESS_SEARCH_RATE_PER_IP).",
+        "address (ADDRESS_SEARCH_RATE_PER_IP). Never cached (`no-store`): the text may be "
+        "someone's home address.",
+        cache_control=CacheControlHeader(no_store=True),
     )
     async def address_search(
         self,
