@@ -471,22 +471,28 @@ class _Texts:
 MEDIA_URL_TTL = 600
 _REUSE_SECONDS = MEDIA_URL_TTL / 2
 _SIGNED_MAX = 50_000
-_signed: dict[tuple[int, str], tuple[float, str]] = {}
+# per storage (a test run may build more than one app): key -> (signed at, URL)
+_signed: weakref.WeakKeyDictionary[Storage, dict[str, tuple[float, str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _media_urls(storage: Storage, keys: Sequence[str | None]) -> list[str | None]:
     now = time.monotonic()
+    signed = _signed.get(storage)
+    if signed is None:
+        signed = _signed[storage] = {}
     urls: list[str | None] = []
     for key in keys:
         if key is None:
             urls.append(None)
             continue
-        entry = _signed.get((id(storage), key))
+        entry = signed.get(key)
         if entry is None or now - entry[0] > _REUSE_SECONDS:
             url = await storage.signed_url(key, MEDIA_URL_TTL)
-            if len(_signed) >= _SIGNED_MAX:
-                _signed.clear()
-            _signed[(id(storage), key)] = (now, url)
+            if len(signed) >= _SIGNED_MAX:
+                signed.clear()
+            signed[key] = (now, url)
         else:
             url = entry[1]
         urls.append(url)
