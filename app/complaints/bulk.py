@@ -15,11 +15,12 @@ done.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
@@ -137,11 +138,10 @@ async def bulk_act(
     for code in codes:
         report_id = found[code].id
         try:
-            async with session.begin_nested():
-                report = await _one(
-                    session, settings, calendar, actor, cmd, report_id, template, facts
-                )
-                status = report.status
+            report = await _alone(
+                session, _one(session, settings, calendar, actor, cmd, report_id, template, facts)
+            )
+            status = report.status
         except AppError as exc:
             results.append(
                 BulkResult(
@@ -155,6 +155,36 @@ async def bulk_act(
         results.append(BulkResult(code=code, ok=True, status=status))
     done = sum(r.ok for r in results)
     return BulkOut(done=done, failed=len(results) - done, results=results)
+
+
+SAVEPOINT = text("SAVEPOINT bulk_report")
+RELEASE = text("RELEASE SAVEPOINT bulk_report")
+ROLLBACK = text("ROLLBACK TO SAVEPOINT bulk_report")
+
+
+async def _alone(session: AsyncSession, work: Awaitable[Report]) -> Report:
+    """``work`` in a savepoint of its own: undone alone if it raises a domain error.
+
+    One savepoint name for every report (SQLAlchemy's ``begin_nested`` names each one
+    anew, so each is a statement PostgreSQL prepares once and never again: 400 extra
+    round trips for 200 reports). A refused action raises before it writes (the policy,
+    the lifecycle and the action's own checks come first); whatever it had written is
+    rolled back in PostgreSQL, and the objects it added or changed in the session are
+    dropped from it, so the commit flushes nothing of it."""
+    await session.flush()
+    await session.execute(SAVEPOINT)
+    try:
+        report = await work
+        await session.flush()
+    except AppError:
+        await session.execute(ROLLBACK)
+        for obj in list(session.new):
+            session.expunge(obj)
+        for obj in list(session.dirty):
+            session.expire(obj)
+        raise
+    await session.execute(RELEASE)
+    return report
 
 
 async def _one(
