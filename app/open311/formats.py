@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
@@ -153,16 +154,43 @@ def _scalar_text(value: Any) -> str:
     raise _Nested
 
 
-def _column_texts(values: tuple[Any, ...]) -> list[str]:
-    """One field of every row as XML text, a column at a time: one search over the whole
-    column decides whether any of its texts needs escaping (most columns: none)."""
-    if all(v is None or v.__class__ is str for v in values):
+_KINDS: dict[Any, tuple[str, ...]] = {}
+
+
+def _column_kinds(struct_type: Any) -> tuple[str, ...]:
+    """Each field of a Struct type as the XML writer treats its column: ``text`` (str,
+    or None as empty), ``number`` (a float or int that is never None), ``other``."""
+    known = _KINDS.get(struct_type)
+    if known is not None:
+        return known
+    described = msgspec.inspect.type_info(struct_type)
+    assert isinstance(described, msgspec.inspect.StructType)
+    kinds = []
+    for field in described.fields:
+        info = field.type
+        options = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+        names = {type(option).__name__ for option in options}
+        if names <= {"StrType", "NoneType"} and "StrType" in names:
+            kinds.append("text")
+        elif names and names <= {"FloatType", "IntType"}:
+            kinds.append("number")
+        else:
+            kinds.append("other")
+    known = _KINDS[struct_type] = tuple(kinds)
+    return known
+
+
+def _column_texts(kind: str, values: tuple[Any, ...]) -> list[str]:
+    """One field of every row as XML text, a column at a time: one search over a text
+    column decides whether any of its texts needs escaping (most columns: none), and
+    numbers are written by msgspec as the JSON answer writes them."""
+    if kind == "text":
         texts = ["" if v is None else v for v in values]
         if _NEEDS_ESCAPE.search("".join(texts)) is not None:
             texts = [_escaped(t) for t in texts]
         return texts
-    if all(v.__class__ is float or v.__class__ is int for v in values):
-        return list(map(repr, values))
+    if kind == "number":
+        return msgspec.json.encode(values)[1:-1].decode().split(",")
     return [_scalar_text(v) for v in values]  # booleans; a list or object raises _Nested
 
 
@@ -170,16 +198,20 @@ def _struct_rows(item: str, rows: list[Any], out: list[str]) -> None:
     """A list of one Struct type, field by field a column at a time, then one template
     per row (a page of 1,000 requests is 17,000 elements: this is where an XML answer's
     time goes); rows with a nested list or object go element by element."""
-    fields = type(rows[0]).__struct_fields__
+    struct_type = type(rows[0])
+    fields = struct_type.__struct_fields__
     template = f"<{item}>" + "".join(f"<{f}>%s</{f}>" for f in fields) + f"</{item}>"
-    astuple = msgspec.structs.astuple
+    columns = zip(*map(msgspec.structs.astuple, rows), strict=True)
     try:
-        columns = [_column_texts(column) for column in zip(*map(astuple, rows), strict=True)]
+        texts = [
+            _column_texts(kind, column)
+            for kind, column in zip(_column_kinds(struct_type), columns, strict=True)
+        ]
     except _Nested:
         for row in rows:
             _element(item, msgspec.to_builtins(row), out)
         return
-    out.extend(template % texts for texts in zip(*columns, strict=True))
+    out.extend(template % row for row in zip(*texts, strict=True))
 
 
 def _plain(data: Any) -> bool:
