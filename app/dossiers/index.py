@@ -239,7 +239,6 @@ COUNTERS = (
 )
 RECENT_DAYS = RECENT_WINDOW.days  # 'last-30-days': the 30 local days ending today
 _MEASURED = f"handling_working_days IS NOT NULL AND status IN ({_FINISHED})"
-_MONTH = "date_trunc('month', received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')"
 
 # 1. fold: the deltas the writers appended become the days' counts (one statement; the
 #    refresh's snapshot decides which deltas it takes, later ones wait for the next)
@@ -318,20 +317,26 @@ _FIGURES = text(
                                               AND k.period = s.period)
     """
 )
-# 3. the medians of working days (received → first finish), read in order from the
-#    partial indexes of the measured dossiers: the middle one or two of ``measured``
+# 3. the medians of working days (received → first finish), from the partial indexes of
+#    the measured dossiers, index-only: a month's (and the last 30 days') by agency and
+#    time of receipt; all time's read in order at the middle one or two of ``measured``
 #    (percentile_cont(0.5): the mean of the two middle values when the count is even)
 _MIDDLE = "OFFSET (s.measured - 1) / 2 LIMIT 2 - s.measured % 2"
+_MONTH_START = "(CAST(to_date(s.period, 'YYYY-MM') AS timestamp) AT TIME ZONE 'Asia/Ho_Chi_Minh')"
+_MONTH_AFTER = (
+    "((CAST(to_date(s.period, 'YYYY-MM') AS timestamp) + interval '1 month')"
+    " AT TIME ZONE 'Asia/Ho_Chi_Minh')"
+)
 _MONTH_MEDIANS = text(
     f"""
     UPDATE agency_stats s
-       SET median_handling_working_days = CASE WHEN s.measured = 0 THEN NULL ELSE (
-           SELECT round(avg(m.v), 2) FROM (
-               SELECT handling_working_days AS v FROM dossiers
-                WHERE agency_id = s.agency_id
-                  AND {_MONTH} = CAST(to_date(s.period, 'YYYY-MM') AS timestamp)
-                  AND {_MEASURED}
-                ORDER BY handling_working_days {_MIDDLE}) m) END
+       SET median_handling_working_days = (
+           SELECT round(CAST(percentile_cont(0.5) WITHIN GROUP
+                      (ORDER BY handling_working_days) AS numeric), 2)
+             FROM dossiers
+            WHERE agency_id = s.agency_id
+              AND received_at >= {_MONTH_START} AND received_at < {_MONTH_AFTER}
+              AND {_MEASURED})
      WHERE s.period ~ '^[0-9]{{4}}-[0-9]{{2}}$'
        AND (CAST(:every AS boolean)
             OR (s.agency_id, s.period) IN (

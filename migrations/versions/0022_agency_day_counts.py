@@ -3,8 +3,9 @@ that writes dossiers appends what it changed, per agency and day of receipt, to
 agency_count_deltas (a statement-level trigger over the transition tables: one row per
 (agency, day) the statement moved, nothing when it moved no figure); the index's refresh
 folds the deltas into agency_day_counts and sums those (months and 'all' are sums of
-days). The medians of working days are read in order from two partial indexes over the
-measured finished dossiers, for the months and agencies whose measured set changed.
+days). The medians of working days are read from two partial indexes over the measured
+finished dossiers (index-only: by agency and time of receipt for a month or the last 30
+days, in order of working days for all time), for what changed.
 Existing dossiers are counted here, under the lock the trigger's creation takes, so no
 write falls between the count and the trigger. The indexes on updated_at and rated_at
 (the previous refresh's "what changed") go.
@@ -141,13 +142,10 @@ def upgrade() -> None:
         """
     )
     op.create_index(
-        "ix_dossiers_agency_month_days",
+        "ix_dossiers_agency_received_measured",
         "dossiers",
-        [
-            "agency_id",
-            sa.text(f"date_trunc('month', received_at AT TIME ZONE '{TZ}')"),
-            "handling_working_days",
-        ],
+        ["agency_id", "received_at"],
+        postgresql_include=["handling_working_days"],
         postgresql_where=sa.text(MEASURED),
     )
     op.create_index(
@@ -173,7 +171,7 @@ def downgrade() -> None:
     )
     op.create_index("ix_dossiers_updated_at", "dossiers", ["updated_at"])
     op.drop_index("ix_dossiers_agency_days", table_name="dossiers")
-    op.drop_index("ix_dossiers_agency_month_days", table_name="dossiers")
+    op.drop_index("ix_dossiers_agency_received_measured", table_name="dossiers")
     for event in ("insert", "update", "delete"):
         op.execute(f"DROP TRIGGER dossiers_count_{event} ON dossiers")
     op.execute("DROP FUNCTION agency_count_deltas_record()")
