@@ -157,6 +157,19 @@ async def unflag(session: AsyncSession, actor: Actor, report_id: uuid.UUID) -> N
     enqueue(_SNAPSHOT_JOB, job_id=f"{_SNAPSHOT_JOB}:abuse:{report_id}:{actor.now.timestamp()}")
 
 
+async def staff_flag(session: AsyncSession, actor: Actor, report_id: uuid.UUID) -> FlagOut:
+    """The report's flag as its staff see it: 404 ``report_not_flagged`` when none."""
+    row = (await session.execute(select(Report.unit_id).where(Report.id == report_id))).first()
+    if row is None:
+        raise NotFound("report_not_found")
+    if not policy.may_see_report(actor, row.unit_id):
+        raise Forbidden("not_your_report")
+    found = await flag_of(session, report_id)
+    if found is None:
+        raise NotFound("report_not_flagged")
+    return found
+
+
 async def flag_of(session: AsyncSession, report_id: uuid.UUID) -> FlagOut | None:
     row = await session.get(ReportAbuseFlag, report_id)
     return FlagOut(reason_code=row.reason_code, flagged_at=row.flagged_at) if row else None

@@ -362,6 +362,15 @@ class ModerationController(Controller):
     ) -> abuse.FlagOut:
         return await abuse.flag(session, await actor_of(request), report_id, data.reason_code)
 
+    @get(
+        "/reports/{report_id:uuid}/flag",
+        summary="A report's abuse flag and its reason code (404 `report_not_flagged`)",
+    )
+    async def flag_state(
+        self, request: Request, session: DbSession, report_id: FromPath[uuid.UUID]
+    ) -> abuse.FlagOut:
+        return await abuse.staff_flag(session, await actor_of(request), report_id)
+
     @post(
         "/reports/{report_id:uuid}/unflag",
         status_code=204,

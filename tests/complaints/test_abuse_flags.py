@@ -80,6 +80,10 @@ async def test_a_flagged_report_leaves_every_public_view_and_unflagging_restores
     )
     assert r.status_code == 200, r.text
     assert r.json()["reason_code"] == "offensive"
+    state = await client.get(
+        f"/api/v1/moderation/reports/{flagged['id']}/flag", headers=officer["headers"]
+    )
+    assert state.status_code == 200 and state.json()["reason_code"] == "offensive"
     await run_worker(clock)  # the snapshot rebuilt at once (a job the flag enqueued)
 
     after = await _public_codes(client, resident["headers"])
@@ -124,6 +128,10 @@ async def test_a_flagged_report_leaves_every_public_view_and_unflagging_restores
         f"/api/v1/moderation/reports/{flagged['id']}/unflag", headers=officer["headers"]
     )
     assert again.status_code == 409 and again.json()["code"] == "report_not_flagged"
+    state = await client.get(
+        f"/api/v1/moderation/reports/{flagged['id']}/flag", headers=officer["headers"]
+    )
+    assert state.status_code == 404 and state.json()["code"] == "report_not_flagged"
 
     async with app.state.sessionmaker() as s:
         actions = list(
@@ -178,3 +186,7 @@ async def test_flagging_is_for_the_reports_staff_with_a_known_reason_code(
         f"/api/v1/moderation/reports/{report['id']}/unflag", headers=elsewhere["headers"]
     )
     assert unflag.status_code == 403
+    state = await client.get(
+        f"/api/v1/moderation/reports/{report['id']}/flag", headers=elsewhere["headers"]
+    )
+    assert state.status_code == 403
