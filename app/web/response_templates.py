@@ -25,7 +25,7 @@ from app.complaints.template_models import AUTO_STATUSES, TEMPLATE_TARGETS
 from app.console.schemas import StaffReportDetail
 from app.core import db, i18n
 from app.core.db import DbSession
-from app.core.errors import AppError, FieldError, Unprocessable
+from app.core.errors import AppError, FieldError, NotFound, Unprocessable
 from app.web import forms
 from app.web.api import (
     UrlEncoded,
@@ -174,8 +174,6 @@ class ResponseTemplatePages(Controller):
         listed = await templates.list_templates(session, _actor(request))
         editing = next((t for t in listed.items if t.id == template_id and t.may_edit), None)
         if editing is None:
-            from app.core.errors import NotFound
-
             raise NotFound("template_not_found")
         values = {name: getattr(editing, name) or "" for name in TEMPLATE_FIELDS}
         return await _templates_page(request, session, user, editing=editing, values=values)
