@@ -76,6 +76,7 @@ def upgrade() -> None:
     op.create_table(
         "report_abuse_flags",
         sa.Column("report_id", sa.Uuid(), nullable=False),
+        sa.Column("report_code", sa.String(length=12), nullable=False),
         sa.Column("reason_code", sa.String(length=20), nullable=False),
         sa.Column("flagged_by", sa.Uuid(), nullable=True),
         sa.Column("flagged_at", sa.DateTime(timezone=True), nullable=False),
@@ -96,6 +97,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("report_id", name=op.f("pk_report_abuse_flags")),
+        sa.UniqueConstraint("report_code", name=op.f("uq_report_abuse_flags_report_code")),
     )
     # item 5: photo redaction (app/complaints/redaction.py)
     op.create_table(
