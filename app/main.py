@@ -43,6 +43,8 @@ from app.console.api import (
     ConsoleReportController,
     ConsoleRoutingController,
 )
+from app.console.bulk_api import BulkReportController  # issue 22 item 2
+from app.console.templates_api import ResponseTemplateController  # issue 22 item 1
 from app.core import db
 from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
@@ -82,13 +84,11 @@ from app.routing.service import Deadlines
 from app.settings import Settings, get_settings
 from app.startup import refuse_unsafe_production
 from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
-from app.console.bulk_api import BulkReportController  # issue 22 item 2
-from app.console.templates_api import ResponseTemplateController  # issue 22 item 1
 from app.web.api import ConsolePages, content_security_policy, page_error_handler
 from app.web.dossier_imports import DossierImportPages
-from app.web.response_templates import ResponseTemplatePages  # issue 22 items 1-2
 from app.web.dossier_supervision import DossierSupervisionPages
 from app.web.moderation import ModerationPages
+from app.web.response_templates import ResponseTemplatePages  # issue 22 items 1-2
 from app.web.two_factor import SecondFactorResetPages, TwoFactorPages
 
 API_VERSION = "0.1.0"
