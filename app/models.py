@@ -3,10 +3,10 @@
 from app.accounts import models as accounts_models  # noqa: F401
 from app.accounts import suspension as accounts_suspension  # noqa: F401
 from app.complaints import abuse as complaints_abuse  # noqa: F401
-from app.complaints import redaction as complaints_redaction  # noqa: F401
 from app.complaints import map_models  # noqa: F401
 from app.complaints import models as complaints_models  # noqa: F401
-from app.complaints import template_models  # noqa: F401  (issue 22 items 1-2)
+from app.complaints import redaction as complaints_redaction  # noqa: F401
+from app.complaints import template_models as complaints_templates  # noqa: F401  (issue 22)
 from app.core import audit  # noqa: F401
 from app.core.models import Base
 from app.dossiers import models as dossiers_models  # noqa: F401
