@@ -570,9 +570,7 @@ USES_TEMPLATES_ON_OWN = {
 def test_who_sees_writes_and_uses_response_templates(role, relation):
     a, unit_id = actor(role), TEMPLATE_UNITS[relation]
     assert policy.may_see_response_template(a, unit_id) is (relation in SEES_TEMPLATES[role])
-    assert policy.may_manage_response_template(a, unit_id) is (
-        relation in WRITES_TEMPLATES[role]
-    )
+    assert policy.may_manage_response_template(a, unit_id) is (relation in WRITES_TEMPLATES[role])
     for action in ("reply", "resolve", "reject"):
         assert policy.may_use_response_template(a, unit_id, OWN, action) is (
             relation in USES_TEMPLATES_ON_OWN[role]
