@@ -61,13 +61,28 @@ async def test_an_officer_flags_a_report_and_redacts_its_photo_in_the_browser(
     await page.get_by_role("link", name="Che một phần ảnh 1").click()
     await page.wait_for_url("**/console/moderation/photos/*/redact")
     await no_serious_violations(page, "redaction page")
-    await page.get_by_role("group", name="Hình chữ nhật 1").get_by_label("x (từ trái)").fill("100")
     group = page.get_by_role("group", name="Hình chữ nhật 1")
+    await group.get_by_label("x (từ trái)").fill("100")
     await group.get_by_label("y (từ trên)").fill("150")
     await group.get_by_label("Chiều rộng").fill("200")
     await group.get_by_label("Chiều cao").fill("120")
+    # the optional drawing: a drag on the photo fills the next empty rectangle, in the
+    # photo's own pixels whatever size it is shown at
+    photo = page.get_by_role("img", name="Ảnh của phản ánh")
+    box = await photo.bounding_box()
+    scale = box["width"] / 600
+    await page.mouse.move(box["x"] + 300 * scale, box["y"] + 600 * scale)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] + 400 * scale, box["y"] + 650 * scale, steps=5)
+    await page.mouse.up()
+    second = page.get_by_role("group", name="Hình chữ nhật 2")
+    drawn = [
+        int(await second.get_by_label(name).input_value())
+        for name in ("x (từ trái)", "y (từ trên)", "Chiều rộng", "Chiều cao")
+    ]
+    assert [abs(a - b) <= 3 for a, b in zip(drawn, [300, 600, 100, 50], strict=True)] == [True] * 4
     await page.get_by_role("button", name="Che các vùng đã nhập").click()
     await page.get_by_role("status").filter(has_text="Đã che ảnh").wait_for()
-    await page.get_by_text("Đã che 1 hình chữ nhật.").wait_for()
+    await page.get_by_text("Đã che 2 hình chữ nhật.").wait_for()
     await no_serious_violations(page, "redaction page after redacting")
     await screenshot("redacted")
