@@ -71,9 +71,7 @@ class DossierSupervisionPages(Controller):
     ) -> Template:
         user = await _user(request, state, session)
         actor = _actor(request)
-        page = await index.overdue_dossiers(
-            session, actor, state.deadlines.calendar, code, cursor
-        )
+        page = await index.overdue_dossiers(session, actor, state.deadlines.calendar, code, cursor)
         trend = await index.agency_trend(session, actor, code)
         return render(
             request,
