@@ -534,6 +534,22 @@ CONSOLE_FORMS: dict[str, tuple[str, ...]] = {
     "/console/inbox/{notification}/open": (),
     "/console/inbox/read-all": ("up_to_id",),
     "/console/dispatch/route": (),
+    # issue 22: response templates and bulk work, the second factor
+    "/console/reports/{report}/template": ("template_id", "body", "back"),
+    "/console/queue/bulk": ("codes", "action", "unit_code", "reason", "template_id", "back"),
+    "/console/templates": (
+        "title",
+        "body_vi",
+        "body_en",
+        "unit_code",
+        "category_code",
+        "for_status",
+        "target_status",
+        "auto_on_status",
+    ),
+    "/console/two-factor": ("code", "recovery_code", "next"),
+    "/console/two-factor/enrol": ("code", "next"),
+    "/console/two-factor/recovery-codes": ("code", "next"),
 }
 EDGE_VALUES = [
     "", "\x00", "a\x00b", "-1", "0", str(2**63 - 1), str(2**63), str(2**70), "1e309", "NaN",
