@@ -16,4 +16,7 @@ def open311_router(dependencies: dict[str, Any]) -> Router:
         route_handlers=[Open311Controller],
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
+        # GeoReport v2 is its own standard: its discovery document (discovery.{json,xml})
+        # names it and its formats; it is not part of this API's openapi.json
+        include_in_schema=False,
     )
