@@ -77,7 +77,9 @@ class Filing(msgspec.Struct, frozen=True):
     service_code: str
     lat: float
     lon: float
+    placed: bool  # lat/long given; else the ward of address_id or address_string
     address: str | None
+    address_id: int | None
     description: str
     media_url: str | None
     submitter: dict[str, str]
@@ -115,26 +117,37 @@ def _coordinate(name: str, raw: str, low: float, high: float, errors: list[str])
     return value
 
 
-def _location(form: Any, errors: list[str]) -> tuple[float, float, str | None]:
-    """lat/long (both, in range); an address alone cannot be placed, so it is a 400."""
+def _location(form: Any, errors: list[str]) -> tuple[float, float, bool, str | None, int | None]:
+    """lat/long (both, in range); without them, ``address_id`` (an id from the address
+    search, ``/api/v1/places/address-search``) or ``address_string``: the report is filed
+    at the ward's point and marked location approximate for staff (as the app's filing
+    by address, issue 22 item 7)."""
     lat_raw, lon_raw = _one(form, "lat", errors), _one(form, "long", errors)
     address = _one(form, "address_string", errors)
+    address_id_raw = _one(form, "address_id", errors)
+    address_id: int | None = None
+    if address_id_raw is not None:
+        if (
+            address_id_raw.isascii()
+            and address_id_raw.isdigit()
+            and 0 < int(address_id_raw) < 2**31
+        ):
+            address_id = int(address_id_raw)
+        else:
+            errors.append("address_id must be an id from the city's address search")
     lat = lon = 0.0
+    placed = False
     if lat_raw is not None and lon_raw is not None:
         lat = _coordinate("lat", lat_raw, -90, 90, errors)
         lon = _coordinate("long", lon_raw, -180, 180, errors)
+        placed = True
     elif lat_raw is not None or lon_raw is not None:
         errors.append("lat and long must both be given")
-    elif address is not None or _one(form, "address_id", errors) is not None:
-        errors.append(
-            "lat and long are needed: an address_string or address_id alone cannot be "
-            "placed on the city's map"
-        )
-    else:
-        errors.append("a location is required: lat and long")
+    elif address is None and address_id_raw is None:
+        errors.append("a location is required: lat and long, address_string or address_id")
     if address is not None and len(address) > ADDRESS_MAX:
         errors.append(f"address_string is longer than {ADDRESS_MAX} characters")
-    return lat, lon, address
+    return lat, lon, placed, address, address_id
 
 
 def _answers(form: Any, errors: list[str]) -> dict[str, list[str]]:
@@ -161,7 +174,7 @@ def parse_filing(form: Any) -> Filing:
     service_code = _one(form, "service_code", errors)
     if service_code is None and not any("service_code" in e for e in errors):
         errors.append("service_code is required")
-    lat, lon, address = _location(form, errors)
+    lat, lon, placed, address, address_id = _location(form, errors)
     description = _one(form, "description", errors) or ""
     if len(description) > DESCRIPTION_MAX:
         errors.append(f"description is longer than {DESCRIPTION_MAX:,} characters")
@@ -187,7 +200,9 @@ def parse_filing(form: Any) -> Filing:
         service_code=service_code,
         lat=lat,
         lon=lon,
+        placed=placed,
         address=address,
+        address_id=address_id,
         description=description,
         media_url=media_url,
         submitter=submitter,
@@ -291,8 +306,9 @@ async def file(
         kind="complaint",
         category_code=category.code,
         description=filing.description,
-        location=Point(lat=filing.lat, lon=filing.lon),
+        location=Point(lat=filing.lat, lon=filing.lon) if filing.placed else None,
         address_text=filing.address,
+        address_id=None if filing.placed else filing.address_id,
     )
     try:
         created, _ = await complaints.file_report(
@@ -308,6 +324,16 @@ async def file(
     except AppError as exc:
         if exc.code == "location_outside_city":
             raise Open311Error(400, "lat/long is outside the city's areas") from exc
+        if exc.code == "address_not_found":
+            named = "address_id" if filing.address_id is not None else "address_string"
+            raise Open311Error(400, f"{named} matches no place in the city") from exc
+        if exc.code == "address_ambiguous":
+            places = ", ".join(f"{c['id']} ({c['label']})" for c in (exc.candidates or []))
+            raise Open311Error(
+                400,
+                "address_string matches places in several wards: send lat/long, or "
+                f"address_id, one of: {places}",
+            ) from exc
         if exc.code == "category_unknown":  # deactivated since it was read
             raise Open311Error(404, f"service_code '{filing.service_code}' not found") from exc
         raise

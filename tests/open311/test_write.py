@@ -214,12 +214,16 @@ ERROR_CASES = [
     # (fields changed, status, words the description carries)
     ({"service_code": None}, 400, "service_code is required"),
     ({"service_code": "no-such-service"}, 404, "service_code 'no-such-service' not found"),
-    ({"lat": None, "long": None}, 400, "a location is required"),
+    ({"lat": None, "long": None}, 400, "a location is required: lat and long, address_string"),
+    # Dịch Vọng Hậu (Cầu Giấy) was split between two wards in 2025: which one?
     (
-        {"lat": None, "long": None, "address_string": "12 Hàng Bài"},
+        {"lat": None, "long": None, "address_string": "Phường Dịch Vọng Hậu, Quận Cầu Giấy"},
         400,
-        "lat and long are needed",
+        "address_string matches places in several wards",
     ),
+    ({"lat": None, "long": None, "address_string": "Nowhere Street, Atlantis"}, 400, "matches no"),
+    ({"lat": None, "long": None, "address_id": "999999"}, 400, "address_id matches no place"),
+    ({"lat": None, "long": None, "address_id": "-3"}, 400, "address_id must be an id"),
     ({"long": None}, 400, "lat and long must both be given"),
     ({"lat": "91"}, 400, "lat must be a number from -90 to 90"),
     ({"lat": "10.7769", "long": "106.7009"}, 400, "outside the city"),  # Ho Chi Minh City
@@ -434,3 +438,40 @@ async def test_the_console_page_shows_the_answers_and_the_third_party_mark(app, 
     assert "Gửi qua ứng dụng bên thứ ba (tính riêng)" in page.text
     assert "Thông tin bổ sung" in page.text
     assert "<dt>waste_kinds</dt><dd>household, bulky</dd>" in page.text
+
+
+async def test_an_app_files_by_address_alone_at_the_wards_point_marked_approximate(
+    app, client, session
+):
+    """No lat/long: address_string (old-style, no accents) or address_id from the city's
+    address search; the report is filed at the ward's point, location approximate."""
+    issued = await issue_key(app)
+    search = await client.get(
+        "/api/v1/places/address-search", params={"q": "so 5 pho Hang Bac, quan Hoan Kiem"}
+    )
+    [place, *_] = search.json()["candidates"]
+    filed = []
+    for fields in (
+        {"address_string": "so 5 pho Hang Bac, phuong Hang Bac, quan Hoan Kiem"},
+        {"address_id": str(place["id"])},
+    ):
+        form = filing_form(issued.key, lat=None, long=None, **fields)
+        r = await client.post(f"{ROOT}/requests.xml", data=form)
+        assert r.status_code == 200, r.text
+        code = ElementTree.fromstring(r.content).find("request/service_request_id").text
+        row = (
+            await session.execute(
+                text(
+                    "SELECT a.code, r.location_approximate, r.address_text,"
+                    " ST_Y(r.location::geometry), ST_X(r.location::geometry)"
+                    " FROM reports r JOIN areas a ON ST_Covers(a.geom, r.location::geometry)"
+                    " WHERE r.code = :code"
+                ),
+                {"code": code},
+            )
+        ).one()
+        filed.append(row)
+    assert {row[0] for row in filed} == {place["area_code"]}
+    assert all(row[1] is True for row in filed)
+    assert filed[0][2] == "so 5 pho Hang Bac, phuong Hang Bac, quan Hoan Kiem"
+    assert filed[1][3:] == pytest.approx((place["lat"], place["lon"]), abs=1e-6)
