@@ -463,3 +463,9 @@ def may_see_unredacted_photo(actor: Actor, unit_id: uuid.UUID | None) -> bool:
     if actor.admin:
         return actor.is_staff or actor.is_system
     return unit_id is not None and unit_id in actor.report_units
+
+
+# ---------------------------------------------------------------- sync on app open (issue 24)
+
+
+# ---------------------------------------------------------------- resumable uploads, tus (issue 24)
