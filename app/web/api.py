@@ -16,11 +16,13 @@ from litestar.datastructures import Cookie, State
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
+from sqlalchemy import select
 
 from app import policy
 from app.accounts import service as accounts
 from app.complaints import abuse, handling
 from app.complaints import service as complaints
+from app.complaints.models import Report
 from app.console import service as console
 from app.console.schemas import (
     ExtensionDecisionIn,
@@ -32,6 +34,7 @@ from app.console.schemas import (
 )
 from app.core import i18n
 from app.core.client_address import client_ip
+from app.core import db
 from app.core.db import DbSession
 from app.core.errors import (
     AppError,
@@ -167,6 +170,10 @@ def render(
         "nav_dossier_supervision": bool(actor and actor.is_staff),
         # suspended accounts and their appeals (issue 22 item 6): admins
         "nav_suspensions": bool(actor and policy.may_suspend_account(actor, None)),
+        # errors in place and confirmations (issue 23 items 2-3): the refused form's state
+        # (templates/_form.html), and what the action before the redirect did
+        "fs": scope_state.get("form_state", forms.NO_FORM),
+        "confirmation": scope_state.get("confirmation"),
     }
     return Template(template_name=name, context={**base, **context}, status_code=status_code)
 
@@ -200,6 +207,8 @@ async def _user(request: Request, state: State, session: DbSession) -> ConsoleUs
     scope_state["actor"] = await policy.actor_for(
         user.principal, state.reference, now, client_ip(request)
     )
+    if request.method == "GET" and ("done" in request.query_params or "routed" in request.query_params):
+        scope_state["confirmation"] = await _confirmation(request, session, scope_state["actor"])
     return user
 
 
@@ -270,12 +279,84 @@ async def _signed_form(
     return user
 
 
-def _done(report_id: uuid.UUID, form: forms.SignedForm, done: str) -> Redirect:
-    """After an action: back to the report (or the console page the form names)."""
+def _done(report_id: uuid.UUID, form: forms.SignedForm, done: str, **ids: str) -> Redirect:
+    """After an action: back to the report (or the console page the form names), with
+    what was done and the ids the confirmation names (issue 23 item 3: the next page
+    writes the text, the URL carries no text). ``done`` comes last."""
     back = getattr(form, "back", "")
     target = _safe_next(back) if back else f"/console/reports/{report_id}"
+    if back and not target.startswith(f"/console/reports/{report_id}"):
+        ids = {"report": str(report_id), **ids}
     joiner = "&" if "?" in target else "?"
-    return Redirect(f"{target}{joiner}done={done}", status_code=303)
+    return Redirect(f"{target}{joiner}{urlencode({**ids, 'done': done})}", status_code=303)
+
+
+# ---- confirmations (issue 23 item 3): the action's code and ids travel through the
+# redirect; the page names the report and the unit from the database and the reference
+# snapshot, never from text in the URL, in an element focused on load (console.js)
+
+CONFIRMATIONS = {
+    "accepted": "confirm.accepted",
+    "reply": "confirm.reply",
+    "note": "confirm.note",
+    "info_request": "confirm.info_request",
+    "transferred": "confirm.transferred",
+    "extended": "confirm.extended",
+    "extension_requested": "confirm.extension_requested",
+    "extension_approved": "confirm.extension_approved",
+    "extension_declined": "confirm.extension_declined",
+    "resolved": "confirm.resolved",
+    "rejected": "confirm.rejected",
+    "merged": "confirm.merged",
+    "hidden": "confirm.hidden",
+    "hidden_photo": "confirm.hidden_photo",
+    "template_sent": "confirm.template_sent",
+    "flagged": "confirm.flagged",
+    "unflagged": "confirm.unflagged",
+    "saved": "confirm.template_saved",
+    "deleted": "confirm.template_deleted",
+    "second_factor_reset": "two_factor_reset_done",
+    "redacted": "redaction.done",
+    "suspended": "moderation.done_suspended",
+    "lifted": "moderation.done_lifted",
+}
+
+
+async def _confirmation(request: Request, session: DbSession, actor: policy.Actor) -> str | None:
+    """The text of ``?done=`` (and the dispatch page's ``?routed=``) for this page."""
+    query, lang = request.query_params, language(request)
+    routed = _int_or_none(query.get("routed"))
+    if routed is not None and request.url.path == "/console/dispatch":
+        return texts.text("routed_n", lang, n=routed)
+    key = CONFIRMATIONS.get(query.get("done") or "")
+    if key is None:
+        return texts.text("done", lang) if query.get("done") else None
+    if key.startswith("confirm.") and key not in ("confirm.template_saved", "confirm.template_deleted"):
+        report_id = request.path_params.get("report_id") or _uuid_or_none(query.get("report"))
+        row = (
+            (
+                await session.execute(
+                    select(Report.code, Report.unit_id).where(Report.id == report_id)
+                )
+            ).first()
+            if report_id
+            else None
+        )
+        if row is None or not policy.may_see_report(actor, row.unit_id):
+            return texts.text("done", lang)
+        snapshot = request.scope["state"]["reference"]
+        unit = snapshot.units_by_code.get(query.get("unit") or "")
+        if key == "confirm.transferred" and unit is None:
+            key = "confirm.transferred_away"
+        return texts.text(key, lang, code=row.code, unit=unit.name(lang) if unit else "")
+    return texts.text(key, lang)
+
+
+def _uuid_or_none(raw: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw) if raw else None
+    except ValueError:
+        return None
 
 
 async def _message(
@@ -291,6 +372,13 @@ async def _message(
     cmd = forms.command(form, MessageIn)
     await handling.add_message(session, _actor(request), report_id, cmd, kind=kind)
     return _done(report_id, form, kind)
+
+
+def form_page(page: str, form: str) -> dict[str, str]:
+    """A form handler's ``opt``: the page its form is on (a name in ``PAGES``) and the
+    form's key there (``forms.FORMS``), so that a refused form comes back on that page
+    with what was typed (issue 23 item 2, ``page_error_handler``)."""
+    return {"form_page": page, "form_key": form}
 
 
 # the body of a page's form, decoded by Litestar into the handler's Struct
@@ -331,7 +419,7 @@ class ConsolePages(Controller):
         page.cookies.append(_pre_cookie(state, nonce))
         return page
 
-    @post("/login")
+    @post("/login", opt=form_page("login", "login"))
     async def login(
         self,
         request: Request,
@@ -355,20 +443,18 @@ class ConsolePages(Controller):
                 request.headers.get("user-agent"),
             )
         except AppError as exc:
-            # the same form again, with the reason; nothing was written before the check
-            lang = language(request)
-            nonce = new_pre_session()
-            page = render(
-                request,
-                "login.html",
-                None,
-                status_code=exc.status,
-                csrf=csrf_token(state.settings, "pre:" + nonce),
-                next=target,
-                error=i18n.translate(exc.code, lang, exc.params),
-                email=email,
+            # the same form again, with the reason beside the email (issue 23 item 2: the
+            # summary is focused, so it is read out) and the email as typed; nothing was
+            # written before the check
+            if not exc.errors:
+                exc.errors = [FieldError(field="email", message=exc.code, source="body")]
+            request.scope.setdefault("state", {})["form_state"] = forms.failed(
+                "login", {"email": [email]}, {}, language(request), error=exc
             )
-            page.cookies.append(_pre_cookie(state, nonce))
+            page = await login_again(request, state, session)
+            page.status_code = exc.status
+            if exc.retry_after is not None:
+                page.headers["Retry-After"] = str(exc.retry_after)
             return page
         # ---- staff second factor (issue 22 item 3): a code (or enrolment) comes first
         if not isinstance(token, str):
@@ -513,32 +599,9 @@ class ConsolePages(Controller):
 
     @get("/dispatch")
     async def dispatch(self, request: Request, state: State, session: DbSession) -> Template:
-        user = await _user(request, state, session)
-        actor = _actor(request)
-        if not policy.may_dispatch(actor):
-            raise Forbidden("role_required", params={"roles": "dispatcher, admin"})
-        snapshot = request.scope["state"]["reference"]
-        dispatcher_codes = [u.code for u in snapshot.units.values() if u.kind == "dispatcher"]
-        calendar = state.deadlines.calendar
-        waiting = [
-            await console.queue(session, calendar, actor, unit_code=code, limit=100)
-            for code in dispatcher_codes
-        ]
-        unrouted = await console.queue(session, calendar, actor, status="submitted", limit=100)
-        return render(
-            request,
-            "dispatch.html",
-            user,
-            waiting=[item for page in waiting for item in page.items],
-            unrouted=[i for i in unrouted.items if i.unit_code is None],
-            units=[
-                u for u in await console.units_visible(session, actor) if u.kind != "dispatcher"
-            ],
-            done=request.query_params.get("done"),
-            routed=_int_or_none(request.query_params.get("routed")),
-        )
+        return await dispatch_page(request, state, session)
 
-    @post("/dispatch/route")
+    @post("/dispatch/route", opt=form_page("dispatch", "route_now"))
     async def route_now(
         self,
         request: Request,
@@ -555,29 +618,11 @@ class ConsolePages(Controller):
     async def report(
         self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
     ) -> Template:
-        user = await _user(request, state, session)
-        detail = await console.report_for_staff(session, state.storage, _actor(request), report_id)
-        from app.web import (
-            moderation,  # the abuse flag's state and form (issue 22 item 6)
-            response_templates,  # the template picker (issue 22 item 1)
-        )
-
-        return render(
-            request,
-            "report.html",
-            user,
-            r=detail,
-            **await response_templates.report_context(request, state, session, detail),
-            abuse_flag=await abuse.flag_of(session, report_id),
-            **moderation.report_page_context(request),
-            units=_transfer_targets(request, detail.unit_code),
-            tile_url=state.settings.console_tile_url,
-            done=request.query_params.get("done"),
-        )
+        return await report_page(request, state, session)
 
     # ---- one handler per form acting on a report; each posts back to the report page
 
-    @post("/reports/{report_id:uuid}/accept")
+    @post("/reports/{report_id:uuid}/accept", opt=form_page("report", "accept"))
     async def accept(
         self,
         request: Request,
@@ -590,7 +635,7 @@ class ConsolePages(Controller):
         await handling.accept(session, _actor(request), report_id)
         return _done(report_id, data, "accepted")
 
-    @post("/reports/{report_id:uuid}/reply")
+    @post("/reports/{report_id:uuid}/reply", opt=form_page("report", "reply"))
     async def reply(
         self,
         request: Request,
@@ -601,7 +646,7 @@ class ConsolePages(Controller):
     ) -> Redirect:
         return await _message(request, state, session, report_id, data, "reply")
 
-    @post("/reports/{report_id:uuid}/note")
+    @post("/reports/{report_id:uuid}/note", opt=form_page("report", "note"))
     async def note(
         self,
         request: Request,
@@ -612,7 +657,7 @@ class ConsolePages(Controller):
     ) -> Redirect:
         return await _message(request, state, session, report_id, data, "note")
 
-    @post("/reports/{report_id:uuid}/info_request")
+    @post("/reports/{report_id:uuid}/info_request", opt=form_page("report", "info_request"))
     async def info_request(
         self,
         request: Request,
@@ -628,7 +673,7 @@ class ConsolePages(Controller):
         """A path no form posts to (the actions above are matched first)."""
         raise NotFound("action_unknown")
 
-    @post("/reports/{report_id:uuid}/transfer")
+    @post("/reports/{report_id:uuid}/transfer", opt=form_page("report", "transfer"))
     async def transfer(
         self,
         request: Request,
@@ -639,10 +684,10 @@ class ConsolePages(Controller):
     ) -> Redirect:
         await _signed_form(request, state, session, data)
         cmd = forms.command(data, TransferIn)
-        await routing.transfer(session, state.settings, _actor(request), report_id, cmd)
-        return _done(report_id, data, "transferred")
+        unit = await routing.transfer(session, state.settings, _actor(request), report_id, cmd)
+        return _done(report_id, data, "transferred", unit=unit.code)
 
-    @post("/reports/{report_id:uuid}/extension")
+    @post("/reports/{report_id:uuid}/extension", opt=form_page("report", "extension"))
     async def extension(
         self,
         request: Request,
@@ -656,7 +701,7 @@ class ConsolePages(Controller):
         await routing.grant_extension(session, state.deadlines, _actor(request), report_id, cmd)
         return _done(report_id, data, "extended")
 
-    @post("/reports/{report_id:uuid}/extension_request")
+    @post("/reports/{report_id:uuid}/extension_request", opt=form_page("report", "extension_request"))
     async def extension_request(
         self,
         request: Request,
@@ -670,7 +715,7 @@ class ConsolePages(Controller):
         await routing.request_extension(session, state.deadlines, _actor(request), report_id, cmd)
         return _done(report_id, data, "extension_requested")
 
-    @post("/reports/{report_id:uuid}/extension_decision")
+    @post("/reports/{report_id:uuid}/extension_decision", opt=form_page("report", "extension_decision"))
     async def extension_decision(
         self,
         request: Request,
@@ -684,7 +729,11 @@ class ConsolePages(Controller):
         await routing.decide_extension(session, state.deadlines, _actor(request), report_id, cmd)
         return _done(report_id, data, "extension_approved" if cmd.approve else "extension_declined")
 
-    @post("/reports/{report_id:uuid}/resolve", request_max_body_size=MAX_RESOLUTION_UPLOAD)
+    @post(
+        "/reports/{report_id:uuid}/resolve",
+        request_max_body_size=MAX_RESOLUTION_UPLOAD,
+        opt=form_page("report", "resolve"),
+    )
     async def resolve(
         self,
         request: Request,
@@ -712,7 +761,7 @@ class ConsolePages(Controller):
         )
         return _done(report_id, data, "resolved")
 
-    @post("/reports/{report_id:uuid}/reject")
+    @post("/reports/{report_id:uuid}/reject", opt=form_page("report", "reject"))
     async def reject(
         self,
         request: Request,
@@ -725,7 +774,7 @@ class ConsolePages(Controller):
         await handling.reject(session, _actor(request), report_id, forms.command(data, RejectIn))
         return _done(report_id, data, "rejected")
 
-    @post("/reports/{report_id:uuid}/merge")
+    @post("/reports/{report_id:uuid}/merge", opt=form_page("report", "merge"))
     async def merge(
         self,
         request: Request,
@@ -739,7 +788,7 @@ class ConsolePages(Controller):
         await handling.merge_duplicate(session, _actor(request), report_id, cmd)
         return _done(report_id, data, "merged")
 
-    @post("/reports/{report_id:uuid}/hide_text")
+    @post("/reports/{report_id:uuid}/hide_text", opt=form_page("report", "hide_text"))
     async def hide_text(
         self,
         request: Request,
@@ -752,7 +801,7 @@ class ConsolePages(Controller):
         await complaints.hide_text(session, _actor(request), report_id, data.reason)
         return _done(report_id, data, "hidden")
 
-    @post("/reports/{report_id:uuid}/hide_photo")
+    @post("/reports/{report_id:uuid}/hide_photo", opt=form_page("report", "hide_photo-{photo_id}"))
     async def hide_photo(
         self,
         request: Request,
@@ -763,7 +812,7 @@ class ConsolePages(Controller):
     ) -> Redirect:
         await _signed_form(request, state, session, data)
         await complaints.hide_photo(session, _actor(request), data.photo_id, data.reason)
-        return _done(report_id, data, "hidden")
+        return _done(report_id, data, "hidden_photo")
 
     @get("/inbox")
     async def inbox(
@@ -942,6 +991,86 @@ async def queue_page(
     )
 
 
+async def report_page(request: Request, state: State, session: DbSession) -> Template:
+    """A report with its actions' forms (a refused one as typed, from ``render``)."""
+    user = await _user(request, state, session)
+    report_id = request.path_params["report_id"]
+    detail = await console.report_for_staff(session, state.storage, _actor(request), report_id)
+    from app.web import (
+        moderation,  # the abuse flag's state and form (issue 22 item 6)
+        response_templates,  # the template picker (issue 22 item 1)
+    )
+
+    return render(
+        request,
+        "report.html",
+        user,
+        r=detail,
+        **await response_templates.report_context(request, state, session, detail),
+        abuse_flag=await abuse.flag_of(session, report_id),
+        **moderation.report_page_context(request),
+        units=_transfer_targets(request, detail.unit_code),
+        tile_url=state.settings.console_tile_url,
+    )
+
+
+async def dispatch_page(request: Request, state: State, session: DbSession) -> Template:
+    """Reports waiting at a dispatcher unit (a transfer form per row) and those no rule
+    routed yet."""
+    user = await _user(request, state, session)
+    actor = _actor(request)
+    if not policy.may_dispatch(actor):
+        raise Forbidden("role_required", params={"roles": "dispatcher, admin"})
+    snapshot = request.scope["state"]["reference"]
+    dispatcher_codes = [u.code for u in snapshot.units.values() if u.kind == "dispatcher"]
+    calendar = state.deadlines.calendar
+    waiting = [
+        await console.queue(session, calendar, actor, unit_code=code, limit=100)
+        for code in dispatcher_codes
+    ]
+    unrouted = await console.queue(session, calendar, actor, status="submitted", limit=100)
+    return render(
+        request,
+        "dispatch.html",
+        user,
+        waiting=[item for page in waiting for item in page.items],
+        unrouted=[i for i in unrouted.items if i.unit_code is None],
+        units=[u for u in await console.units_visible(session, actor) if u.kind != "dispatcher"],
+    )
+
+
+async def queue_again(request: Request, state: State, session: DbSession) -> Template:
+    """The queue (unfiltered) with the bulk form as it was posted."""
+    return await queue_page(request, state, session, await _user(request, state, session))
+
+
+async def login_again(request: Request, state: State, session: DbSession) -> Template:
+    """The sign-in form again, with a fresh token (and pre-session cookie)."""
+    form = await request.form()
+    nonce = new_pre_session()
+    page = render(
+        request,
+        "login.html",
+        None,
+        csrf=csrf_token(state.settings, "pre:" + nonce),
+        next=_safe_next(form.get("next") if isinstance(form.get("next"), str) else None),
+    )
+    page.cookies.append(_pre_cookie(state, nonce))
+    return page
+
+
+# the pages a refused form comes back on (``form_page``); the other page modules add theirs
+PAGES: dict[str, Any] = {
+    "report": report_page,
+    "dispatch": dispatch_page,
+    "queue": queue_again,
+    "login": login_again,
+}
+# a form posted from another page than its own (``back``): that page, and the form's key
+# there (the dispatch page has a transfer form per report)
+BACK_PAGES: dict[str, tuple[str, str]] = {"/console/dispatch": ("dispatch", "assign-{report_id}")}
+
+
 def _pre_cookie(state: State, nonce: str) -> Cookie:
     return Cookie(
         key=PRE_SESSION_COOKIE,
@@ -994,6 +1123,7 @@ def page_error_handler(request: Request, exc: Exception) -> Response:
         return Redirect("/console/login?" + urlencode({"next": target}), status_code=303)
     lang = language(request)
     exc = input_error(exc) or exc
+    decoding: list[dict[str, Any]] | None = None
     if isinstance(exc, AppError):
         status, message = exc.status, i18n.translate(exc.code, lang, exc.params)
         fields = [e.field for e in exc.errors or []]
@@ -1003,6 +1133,7 @@ def page_error_handler(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ValidationException):
             status, fields = _invalid_fields(exc)
             message = i18n.translate("form_invalid", lang, {"fields": ", ".join(fields)})
+            decoding = [e for e in exc.extra if isinstance(e, dict)] if status == 422 else None
         elif isinstance(exc, HTTPException):
             status, message, fields = exc.status_code, str(exc.detail), []
         else:
@@ -1011,7 +1142,7 @@ def page_error_handler(request: Request, exc: Exception) -> Response:
             return internal_error_handler(request, exc)
     back = request.headers.get("referer") or ""
     back_path = "/" + back.split("/", 3)[3] if back.count("/") >= 3 else ""
-    return render(
+    page = render(
         request,
         "error.html",
         None,
@@ -1020,6 +1151,82 @@ def page_error_handler(request: Request, exc: Exception) -> Response:
         fields=fields,
         back=_safe_next(back_path),
     )
+    if _in_place(request, exc, status, decoding):
+        return FormAgain(page, exc if isinstance(exc, AppError) else None, decoding)
+    return page
+
+
+def _in_place(
+    request: Request, exc: Exception, status: int, decoding: list[dict[str, Any]] | None
+) -> bool:
+    """Whether a refused form comes back on its page (issue 23 item 2): a form posted to
+    a handler that names its page, refused for its values (a field Litestar could not
+    decode, a domain error) or by a rule (not allowed, a conflict). Not a forged form (the
+    CSRF check's 403 is the error page, as before), not a body too large to read."""
+    from app.web.session import CsrfFailed
+
+    handler = request.scope.get("route_handler")
+    opt = getattr(handler, "opt", None) or {}
+    if request.method != "POST" or "form_page" not in opt or isinstance(exc, CsrfFailed):
+        return False
+    if not 400 <= status < 500 or status in (401, 413):
+        return False
+    return isinstance(exc, AppError) or decoding is not None
+
+
+class FormAgain(Response[Any]):
+    """The answer to a refused form: its page again, rendered with a database session of
+    its own (the request's was rolled back), with ``forms.FormState`` in the request's
+    state for ``render``. Exception handlers are synchronous in Litestar, so the page is
+    built when the answer is sent; if it cannot be (the report is gone, not visible),
+    the error page ``fallback`` is the answer, as before."""
+
+    def __init__(
+        self,
+        fallback: Template,
+        error: AppError | None,
+        decoding: list[dict[str, Any]] | None,
+    ) -> None:
+        super().__init__(content=None, status_code=fallback.status_code)
+        self.fallback, self.error, self.decoding = fallback, error, decoding
+
+    def to_asgi_response(self, app: Any, request: Request, **kwargs: Any) -> Any:  # type: ignore[override]
+        async def send_page(scope: Any, receive: Any, send: Any) -> None:
+            page = await self.page(request)
+            await page.to_asgi_response(app, request, **kwargs)(scope, receive, send)
+
+        return send_page
+
+    async def page(self, request: Request) -> Response[Any]:
+        opt = request.scope["route_handler"].opt
+        values: dict[str, list[str]] = {}
+        try:
+            posted = await request.form()  # parsed once per request: this reads it again
+            for name in dict.fromkeys(posted.keys()):
+                values[name] = [v for v in posted.getall(name) if isinstance(v, str)]
+        except Exception:  # a body that could not be read: the page without values
+            values = {}
+        page_name, key = opt["form_page"], opt["form_key"]
+        back = (values.get("back") or [""])[0]
+        if back and back.split("?", 1)[0] in BACK_PAGES:
+            page_name, key = BACK_PAGES[back.split("?", 1)[0]]
+        params = {name: found[0] for name, found in values.items() if found}
+        params.update({name: str(value) for name, value in request.path_params.items()})
+        state = request.app.state
+        scope_state = request.scope.setdefault("state", {})
+        scope_state["form_state"] = forms.failed(
+            key, values, params, language(request), decoding=self.decoding, error=self.error
+        )
+        try:
+            async with db.transaction(state.sessionmaker, state.redis) as session:
+                page: Response[Any] = await PAGES[page_name](request, state, session)
+        except Exception:
+            scope_state.pop("form_state", None)
+            return self.fallback
+        page.status_code = self.status_code
+        if self.error is not None and self.error.retry_after is not None:
+            page.headers["Retry-After"] = str(self.error.retry_after)
+        return page
 
 
 def date_input(value: date | None) -> str:
