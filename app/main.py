@@ -48,9 +48,10 @@ from app.console.templates_api import ResponseTemplateController  # issue 22 ite
 from app.core import db
 from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
+from app.core.conditional import NO_COMPRESSION, ConditionalCompressionMiddleware
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.files_api import serve_file
-from app.core.headers import AcceptedCompressionMiddleware, SecurityHeadersMiddleware
+from app.core.headers import SecurityHeadersMiddleware
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.openapi import docs_viewer, document_problems
 from app.core.ops import (
@@ -274,12 +275,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         # level 6, not Litestar's 9: a 511 KiB street view costs 3.2 ms of CPU instead of
         # 7.6 ms for 52 KiB instead of 49 (docs/benchmarks.md, issue 3 second pass)
+        # brotli where the client asks (issue 24 item 4), gzip otherwise; the middleware
+        # also answers conditional requests for routes with opt=CONDITIONAL
+        # (app/core/conditional.py); a route opts out of compression with
+        # opt={"no_compression": True} (already-compressed bodies, tus PATCH answers)
         compression_config=CompressionConfig(
-            backend="gzip",
+            backend="brotli",
+            gzip_fallback=True,
             minimum_size=1024,
             exclude="/files",
+            exclude_opt_key=NO_COMPRESSION,
             gzip_compress_level=6,
-            middleware_class=AcceptedCompressionMiddleware,  # no Accept-Encoding: not entered
+            brotli_quality=5,
+            middleware_class=ConditionalCompressionMiddleware,  # no Accept-Encoding: not entered
         ),
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(

@@ -18,6 +18,7 @@ from app.accounts.totp_schemas import SecondFactorChallenge
 from app.accounts.vneid import VneidClient, new_pkce
 from app.core.auth import Principal, require_resident, require_roles, require_staff, require_user
 from app.core.client_address import client_ip
+from app.core.conditional import CONDITIONAL
 from app.core.db import DbSession
 from app.core.errors import BadRequest
 from app.policy import actor_of
@@ -201,7 +202,7 @@ class MeController(Controller):
     guards = [require_user]
     security = BEARER
 
-    @get("/", summary="My profile")
+    @get("/", summary="My profile", opt=CONDITIONAL)
     async def me(self, request: Request, session: DbSession) -> schemas.Profile:
         return await service.get_profile(session, request.user.user_id)
 

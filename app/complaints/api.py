@@ -30,6 +30,7 @@ from app.complaints.schemas import (
     Status,
 )
 from app.core.auth import require_resident, require_staff
+from app.core.conditional import CONDITIONAL, OPT_KEY, weak_etag_without
 from app.core.db import DbSession
 from app.core.errors import FieldError, Unprocessable
 from app.core.i18n import negotiate
@@ -149,7 +150,7 @@ class ReportController(Controller):
             created, status_code=HTTP_201_CREATED if new else HTTP_200_OK, headers=headers
         )
 
-    @get("/mine", summary="My reports, newest first (keyset pagination)")
+    @get("/mine", summary="My reports, newest first (keyset pagination)", opt=CONDITIONAL)
     async def mine(
         self,
         request: Request,
@@ -172,7 +173,11 @@ class ReportController(Controller):
             locale=negotiate(request.headers.get("accept-language")),
         )
 
-    @get("/nearby", summary="Open reports of a category within 100 m (support one instead)")
+    @get(
+        "/nearby",
+        summary="Open reports of a category within 100 m (support one instead)",
+        opt=CONDITIONAL,
+    )
     async def nearby(
         self,
         request: Request,
@@ -228,7 +233,11 @@ class ReportController(Controller):
             session, request.user.user_id, report_id, state.clock.now(), state.deadlines
         )
 
-    @get("/{report_id:uuid}", summary="One of my reports with photos and public timeline")
+    @get(
+        "/{report_id:uuid}",
+        summary="One of my reports with photos and public timeline",
+        opt=CONDITIONAL,
+    )
     async def detail(
         self, request: Request, state: State, session: DbSession, report_id: FromPath[uuid.UUID]
     ) -> ReportDetail:
@@ -290,6 +299,8 @@ class PublicReportController(Controller):
             "computed live."
         ),
         media_type="application/geo+json",
+        # live answers carry the instant they were read: weakly equal without it
+        opt={OPT_KEY: weak_etag_without(b"as_of")},
     )
     async def feed(
         self,
@@ -307,7 +318,7 @@ class PublicReportController(Controller):
             session, public.parse_bbox(bbox), zoom, category, status, kind, since
         )
 
-    @get("/{code:str}", summary="A report by its code")
+    @get("/{code:str}", summary="A report by its code", opt=CONDITIONAL)
     async def by_code(
         self, state: State, session: DbSession, code: FromPath[str]
     ) -> public.PublicReport:

@@ -268,8 +268,8 @@ async def report_by_code(session: AsyncSession, storage: Storage, raw_code: str)
         updated_at=report.updated_at,
         photos=[
             PublicPhoto(
-                url=await storage.signed_url(p.display_key),
-                thumbnail_url=await storage.signed_url(p.thumb_key),
+                url=await storage.signed_url(p.display_key, stable=True),
+                thumbnail_url=await storage.signed_url(p.thumb_key, stable=True),
             )
             for p in photos
         ],

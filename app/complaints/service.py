@@ -449,7 +449,7 @@ async def my_reports(
         _spoken(
             ReportSummary(
                 *row[:9],  # type: ignore[misc]
-                thumbnail_url=await storage.signed_url(row[9]) if row[9] else None,
+                thumbnail_url=await storage.signed_url(row[9], stable=True) if row[9] else None,
                 address_text=row[10],
                 location_approximate=row[11],
             ),
@@ -617,8 +617,9 @@ async def report_detail(
             id=pid,
             width=width,
             height=height,
-            url=await storage.signed_url(display_key),
-            thumbnail_url=await storage.signed_url(thumb_key),
+            # stable URLs: the detail keeps its ETag for a window (issue 24 item 1)
+            url=await storage.signed_url(display_key, stable=True),
+            thumbnail_url=await storage.signed_url(thumb_key, stable=True),
             taken_at=taken_at,
             has_geotag=has_geotag,
             expires_at=expires_at,

@@ -106,6 +106,16 @@ def _check_ttl(ttl_seconds: int) -> int:
     return ttl_seconds
 
 
+def stable_window(now: float, ttl: int) -> tuple[int, int]:
+    """``(window start, expiry)`` of a signed URL that stays the same for ``ttl``
+    seconds: windows aligned on multiples of ``ttl``, each URL valid until the end of
+    the next window, so between ``ttl`` and ``2 * ttl`` seconds from ``now``. A list
+    that names photos then encodes to the same bytes, and keeps its ETag, for a whole
+    window (app/core/conditional.py; issue 24 item 1)."""
+    start = int(now) // ttl * ttl
+    return start, start + 2 * ttl
+
+
 @runtime_checkable
 class Storage(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> None: ...
@@ -135,8 +145,11 @@ class Storage(Protocol):
         """Keys under ``prefix`` last written before ``cutoff``, a page at a time."""
         ...
 
-    async def signed_url(self, key: str, ttl_seconds: int | None = None) -> str:
-        """A short-lived URL that lets anyone holding it GET the object."""
+    async def signed_url(
+        self, key: str, ttl_seconds: int | None = None, *, stable: bool = False
+    ) -> str:
+        """A short-lived URL that lets anyone holding it GET the object; ``stable``: the
+        same URL for a whole window (``stable_window``), valid ``ttl`` to ``2 * ttl``."""
         ...
 
     async def check(self) -> None:
@@ -185,9 +198,11 @@ class LocalDiskStorage:
         """Constant-time comparison of ``sig`` with the expected signature."""
         return hmac.compare_digest(self.sign(key, expires).encode(), sig.encode())
 
-    async def signed_url(self, key: str, ttl_seconds: int | None = None) -> str:
+    async def signed_url(
+        self, key: str, ttl_seconds: int | None = None, *, stable: bool = False
+    ) -> str:
         ttl = _check_ttl(self.default_ttl_seconds if ttl_seconds is None else ttl_seconds)
-        expires = int(self.clock()) + ttl
+        expires = stable_window(self.clock(), ttl)[1] if stable else int(self.clock()) + ttl
         sig = self.sign(key, expires)
         return f"{self.base_url}/files/{validate_key(key)}?expires={expires}&sig={sig}"
 
@@ -454,11 +469,23 @@ class S3Storage:
 
         await asyncio.to_thread(_remove)
 
-    async def signed_url(self, key: str, ttl_seconds: int | None = None) -> str:
+    async def signed_url(
+        self, key: str, ttl_seconds: int | None = None, *, stable: bool = False
+    ) -> str:
         validate_key(key)
         ttl = _check_ttl(self.default_ttl_seconds if ttl_seconds is None else ttl_seconds)
+        if not stable:
+            return await asyncio.to_thread(
+                self.client.presigned_get_object, self.bucket, key, timedelta(seconds=ttl)
+            )
+        # signed as of the window's start: the same date, expiry and signature all window
+        start, expires = stable_window(time.time(), ttl)
         return await asyncio.to_thread(
-            self.client.presigned_get_object, self.bucket, key, timedelta(seconds=ttl)
+            self.client.presigned_get_object,
+            self.bucket,
+            key,
+            timedelta(seconds=expires - start),
+            request_date=datetime.fromtimestamp(start, UTC),
         )
 
     async def check(self) -> None:

@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from app.core import i18n
 from app.core.auth import require_resident
 from app.core.client_address import client_ip
+from app.core.conditional import CONDITIONAL
 from app.core.db import DbSession
 from app.dossiers import service
 from app.dossiers.schemas import (
@@ -43,7 +44,7 @@ class MyDossierController(Controller):
     guards = [require_resident]
     security = BEARER
 
-    @get("/", summary="My dossiers, newest received first (keyset pagination)")
+    @get("/", summary="My dossiers, newest received first (keyset pagination)", opt=CONDITIONAL)
     async def mine(
         self,
         request: Request,
@@ -95,7 +96,11 @@ class MyDossierController(Controller):
     async def unlink(self, request: Request, session: DbSession, code: FromPath[str]) -> None:
         await service.unlink(session, await actor_of(request), code)
 
-    @get("/{code:str}", summary="One of my dossiers: timeline, supplements, fees, results")
+    @get(
+        "/{code:str}",
+        summary="One of my dossiers: timeline, supplements, fees, results",
+        opt=CONDITIONAL,
+    )
     async def detail(
         self, request: Request, session: DbSession, code: FromPath[str]
     ) -> DossierDetail:
@@ -130,6 +135,7 @@ class PublicDossierController(Controller):
             "(DOSSIER_LOOKUP_RATE_PER_IP): 429 with Retry-After. Cacheable for "
             "DOSSIER_LOOKUP_MAX_AGE_SECONDS (varies by Accept-Language)."
         ),
+        opt=CONDITIONAL,
     )
     async def lookup(
         self, request: Request, state: State, code: FromPath[str]

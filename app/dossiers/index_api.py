@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
 from app.core.auth import require_staff
+from app.core.conditional import CONDITIONAL
 from app.core.db import DbSession
 from app.dossiers import index
 from app.dossiers.index import AgencyRanking, AgencyServiceIndex, AgencyTrend, OverduePage
@@ -44,6 +45,7 @@ class PublicAgencyIndexController(Controller):
             "ratings and the median working days from receipt to finish. Percentages are "
             "null when nothing is counted. Rebuilt periodically; `refreshed_at` says when."
         ),
+        opt=CONDITIONAL,
     )
     async def index(
         self, session: DbSession, period: Period = LAST_30_DAYS
@@ -60,7 +62,11 @@ class ConsoleAgencyIndexController(Controller):
     guards = [require_staff]
     security = BEARER
 
-    @get("/service-index/agencies", summary="The agencies' service index (your agencies)")
+    @get(
+        "/service-index/agencies",
+        summary="The agencies' service index (your agencies)",
+        opt=CONDITIONAL,
+    )
     async def agencies(
         self, request: Request, session: DbSession, period: Period = LAST_30_DAYS
     ) -> list[AgencyServiceIndex]:
@@ -69,6 +75,7 @@ class ConsoleAgencyIndexController(Controller):
     @get(
         "/agencies/{code:str}/service-index",
         summary="An agency's service index: all time, last 30 days, month by month",
+        opt=CONDITIONAL,
     )
     async def agency(
         self, request: Request, session: DbSession, code: FromPath[str]

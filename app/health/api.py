@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from app.core import i18n
 from app.core.auth import require_staff, require_user
+from app.core.conditional import CONDITIONAL
 from app.core.db import DbSession
 from app.core.logging import request_id_var
 from app.health import ips, service
@@ -60,7 +61,7 @@ class HealthRecordController(Controller):
     guards = [require_user]
     security = BEARER
 
-    @get("/", summary="My health book at a glance", description=NOT_FOUND)
+    @get("/", summary="My health book at a glance", description=NOT_FOUND, opt=CONDITIONAL)
     async def summary(self, request: Request, session: DbSession) -> Summary:
         actor = await actor_of(request)
         return await service.summary(session, actor, read_context(request, actor))
@@ -69,6 +70,7 @@ class HealthRecordController(Controller):
         "/sections/{section:str}",
         summary="One section of my health book, newest first (keyset pagination)",
         description=NOT_FOUND,
+        opt=CONDITIONAL,
     )
     async def section(
         self,

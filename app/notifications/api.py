@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from app.core.auth import require_resident, require_roles, require_user
 from app.core.client_address import client_ip
+from app.core.conditional import CONDITIONAL
 from app.core.db import DbSession
 from app.notifications import announcements, preferences, service
 from app.notifications.schemas import (
@@ -38,7 +39,7 @@ class InboxController(Controller):
     guards = [require_user]
     security = BEARER
 
-    @get("/", summary="My notifications, newest first (keyset pagination)")
+    @get("/", summary="My notifications, newest first (keyset pagination)", opt=CONDITIONAL)
     async def list_notifications(
         self,
         request: Request,
@@ -55,7 +56,7 @@ class InboxController(Controller):
             state.engine, request.user.user_id, cursor=cursor, limit=limit, unread_only=unread
         )
 
-    @get("/unread-count", summary="How many of my notifications are unread")
+    @get("/unread-count", summary="How many of my notifications are unread", opt=CONDITIONAL)
     async def unread_count(self, request: Request, session: DbSession) -> UnreadCount:
         return UnreadCount(unread=await service.unread_count(session, request.user.user_id))
 

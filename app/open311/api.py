@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from app.core.conditional import CONDITIONAL
 from app.core.db import DbSession
 from app.open311 import service, write_api
 from app.open311.formats import Open311Error, render, resource_format, split_id
@@ -56,7 +57,7 @@ class Open311Controller(Controller):
     path = "/"
     tags = ["open311"]
 
-    @get("/{name:str}", cache=False)
+    @get("/{name:str}", cache=False, opt=CONDITIONAL)
     async def resource(
         self, request: Request, state: State, name: FromPath[str]
     ) -> Response[bytes]:
@@ -96,7 +97,7 @@ class Open311Controller(Controller):
             headers=_headers(REQUESTS_MAX_AGE),
         )
 
-    @get("/services/{name:str}", cache=False)
+    @get("/services/{name:str}", cache=False, opt=CONDITIONAL)
     async def service_definition(
         self, request: Request, state: State, name: FromPath[str]
     ) -> Response[bytes]:
@@ -108,7 +109,7 @@ class Open311Controller(Controller):
             fmt, "service_definition", None, definition, headers=_headers(REFERENCE_MAX_AGE, True)
         )
 
-    @get("/requests/{name:str}", cache=False)
+    @get("/requests/{name:str}", cache=False, opt=CONDITIONAL)
     async def request(self, request: Request, state: State, name: FromPath[str]) -> Response[bytes]:
         """GET requests/{service_request_id}.{json|xml}: an array of one."""
         ident, fmt = split_id(name)

@@ -5,25 +5,36 @@ database round trip unless it changed."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import CacheControlHeader, State
 from litestar.params import QueryParameter
 
 from app.core.client_address import client_ip
+from app.core.conditional import CONDITIONAL
 from app.core.db import DbSession
 from app.core.i18n import negotiate
 from app.places import addresses, service
 from app.places.addresses import AddressSearchOut
 from app.places.schemas import AreaOut, CategoryOut, UnitOut
 
+# reference data: the same for everyone, changed only by an admin; a client revalidates
+# with its ETag (the snapshot's version) after five minutes (issue 24 item 1)
+REFERENCE_CACHE = CacheControlHeader(public=True, max_age=300)
+
 
 class PlacesController(Controller):
     path = "/"
     tags = ["places"]
 
-    @get("/areas", summary="Wards and communes of the city")
+    @get(
+        "/areas",
+        summary="Wards and communes of the city",
+        opt=CONDITIONAL,
+        cache_control=REFERENCE_CACHE,
+    )
     async def areas(
         self,
         state: State,
@@ -33,8 +44,12 @@ class PlacesController(Controller):
             # so PostgreSQL is not there to refuse it)
             QueryParameter(max_length=60, pattern=r"^[^\x00]*$", description="Name contains"),
         ] = None,
-    ) -> list[AreaOut]:
-        return await service.list_areas(state.reference, q)
+    ) -> Response[list[AreaOut]]:
+        snapshot = await state.reference.current()
+        what = (
+            ("areas", hashlib.blake2b(q.encode(), digest_size=6).hexdigest()) if q else ("areas",)
+        )
+        return Response(snapshot.area_list(q), headers={"ETag": snapshot.etag(*what)})
 
     @get("/areas/lookup", summary="The ward or commune containing a point (WGS84)")
     async def lookup(
@@ -46,24 +61,41 @@ class PlacesController(Controller):
         # one statement on a pooled connection, no session (app.core.reads)
         return await service.area_at(state.engine, state.reference, lon, lat)
 
-    @get("/areas/{code:str}", summary="One ward or commune")
+    @get(
+        "/areas/{code:str}",
+        summary="One ward or commune",
+        opt=CONDITIONAL,
+        cache_control=REFERENCE_CACHE,
+    )
     async def area(
         self,
         state: State,
         code: Annotated[str, QueryParameter(pattern=r"^[0-9]{1,10}$", description="Official code")],
     ) -> AreaOut:
+        # one small object: the body's own hash is its ETag
         return await service.get_area(state.reference, code)
 
-    @get("/categories", summary="Report categories with their working-day deadlines")
-    async def categories(self, request: Request, state: State) -> list[CategoryOut]:
-        return await service.list_categories(
-            state.reference, negotiate(request.headers.get("accept-language"))
+    @get(
+        "/categories",
+        summary="Report categories with their working-day deadlines",
+        opt=CONDITIONAL,
+        cache_control=REFERENCE_CACHE,
+    )
+    async def categories(self, request: Request, state: State) -> Response[list[CategoryOut]]:
+        locale = negotiate(request.headers.get("accept-language"))
+        snapshot = await state.reference.current()
+        return Response(
+            snapshot.category_list(locale),
+            headers={"ETag": snapshot.etag("categories", locale), "Vary": "Accept-Language"},
         )
 
-    @get("/units", summary="Responsible units")
-    async def units(self, request: Request, state: State) -> list[UnitOut]:
-        return await service.list_units(
-            state.reference, negotiate(request.headers.get("accept-language"))
+    @get("/units", summary="Responsible units", opt=CONDITIONAL, cache_control=REFERENCE_CACHE)
+    async def units(self, request: Request, state: State) -> Response[list[UnitOut]]:
+        locale = negotiate(request.headers.get("accept-language"))
+        snapshot = await state.reference.current()
+        return Response(
+            snapshot.unit_list(locale),
+            headers={"ETag": snapshot.etag("units", locale), "Vary": "Accept-Language"},
         )
 
 

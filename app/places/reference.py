@@ -16,6 +16,7 @@ ORM instances (measured: an ORM instance per row cost ten times the query).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable
@@ -86,6 +87,18 @@ class Snapshot:
             ]
             for locale in ("vi", "en")
         }
+        # what the snapshot holds, as one digest: the same in every process that loaded
+        # the same rows, so it versions the public lists' ETags (app/places/api.py)
+        self.version = hashlib.blake2b(
+            msgspec.json.encode(
+                (
+                    list(self.categories.values()),
+                    list(self.units.values()),
+                    list(self.areas.values()),
+                )
+            ),
+            digest_size=9,
+        ).hexdigest()
         self._unit_lists = {
             locale: [
                 UnitOut(
@@ -100,6 +113,11 @@ class Snapshot:
             ]
             for locale in ("vi", "en")
         }
+
+    def etag(self, *what: str) -> str:
+        """A strong ETag for a list served from this snapshot (``what`` names the list
+        and whatever else shapes it, e.g. the locale): no hashing per request."""
+        return '"ref-' + "-".join((self.version, *what)) + '"'
 
     def category_list(self, locale: str) -> list[CategoryOut]:
         return self._category_lists["en" if locale == "en" else "vi"]

@@ -8,6 +8,7 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath, QueryParameter
 
 from app.core.auth import require_staff
+from app.core.conditional import CONDITIONAL
 from app.core.db import DbSession
 from app.policy import actor_of
 from app.stats import service
@@ -39,6 +40,7 @@ class PublicServiceIndexController(Controller):
             "are those third-party apps filed through Open311 (`third_party`). "
             "Rebuilt periodically; `refreshed_at` says when."
         ),
+        opt=CONDITIONAL,
     )
     async def index(
         self, session: DbSession, period: Period = service.LAST_30_DAYS
@@ -57,6 +59,7 @@ class ConsoleServiceIndexController(Controller):
     @get(
         "/{code:str}/service-index",
         summary="A unit's service index: all time, last 30 days, month by month",
+        opt=CONDITIONAL,
     )
     async def unit_index(
         self, request: Request, session: DbSession, code: FromPath[str]
