@@ -85,6 +85,8 @@ from app.routing.service import Deadlines
 from app.settings import Settings, get_settings
 from app.startup import refuse_unsafe_production
 from app.stats.api import ConsoleServiceIndexController, PublicServiceIndexController
+from app.sync.api import SyncController  # one sync call on app open (issue 24)
+from app.uploads.api import UploadController  # resumable uploads, tus (issue 24)
 from app.web.api import ConsolePages, content_security_policy, page_error_handler
 from app.web.dossier_imports import DossierImportPages
 from app.web.dossier_supervision import DossierSupervisionPages
@@ -193,6 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AddressSearchController,  # reporting without a map (issue 22 item 7)
             OpenDataController,  # open data (issue 22 item 4)
             PhotoController,
+            UploadController,  # resumable photo uploads, tus 1.0 (issue 24 item 3)
             ReportController,
             PublicReportController,
             ModerationController,
@@ -205,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PublicServiceIndexController,
             ConsoleServiceIndexController,
             InboxController,
+            SyncController,  # one sync call on app open (issue 24 item 2)
             PreferencesController,
             FollowedAreasController,
             AnnouncementController,

@@ -18,6 +18,8 @@ from app.opendata import models as opendata_models  # noqa: F401
 from app.places import models as places_models  # noqa: F401
 from app.routing import models as routing_models  # noqa: F401
 from app.stats import models as stats_models  # noqa: F401
+from app.sync import models as sync_models  # noqa: F401  (issue 24)
+from app.uploads import models as uploads_models  # noqa: F401  (issue 24)
 
 metadata = Base.metadata
 

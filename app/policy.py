@@ -468,4 +468,22 @@ def may_see_unredacted_photo(actor: Actor, unit_id: uuid.UUID | None) -> bool:
 # ---------------------------------------------------------------- sync on app open (issue 24)
 
 
+def may_sync_changes(actor: Actor) -> bool:
+    """The sync call (GET /me/sync): a resident's own changes. Each item it returns is
+    still decided by its own question (may_see_dossier, may_read_health_record; reports
+    and notifications by ownership); staff and the system have no such feed."""
+    return actor.principal is not None and actor.principal.kind == "resident"
+
+
 # ---------------------------------------------------------------- resumable uploads, tus (issue 24)
+
+
+def may_create_upload(actor: Actor) -> bool:
+    """Start a resumable photo upload (tus): residents, for themselves."""
+    return actor.principal is not None and actor.principal.kind == "resident"
+
+
+def may_use_upload(actor: Actor, owner_id: uuid.UUID) -> bool:
+    """Read, continue or terminate a resumable upload: only the resident who created it
+    (anyone else gets the 404 of a missing upload)."""
+    return may_create_upload(actor) and actor.user_id == owner_id

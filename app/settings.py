@@ -115,6 +115,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # per resident, in the `limits` syntax; over it: 429 with Retry-After
     report_rate_per_resident: str = "10/hour;30/day"
     photo_rate_per_resident: str = "60/hour;200/day"
+    # resumable photo uploads, tus 1.0 (issue 24 item 3; app/uploads)
+    upload_open_per_resident: int = 5  # unfinished uploads one resident may hold (429 beyond)
+    upload_ttl_hours: int = 24  # an unfinished upload expires (410, then purged)
+    upload_piece_bytes: int = 262_144  # a PATCH body is committed in pieces of this size
+    upload_lease_seconds: int = 30  # a PATCH that stopped writing frees the upload after this
 
     # routing, deadlines and satisfaction (workers)
     office_opens: str = "08:00"  # local time, Asia/Ho_Chi_Minh
@@ -216,6 +221,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     open_data_licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
     open_data_publisher: str = "UBND Thành phố Hà Nội"
     open_data_max_period_days: int = 92
+
+    # sync on app open (issue 24 item 2): change rows older than this are purged, and a
+    # cursor from before the purge answers 410 (start over without a cursor)
+    sync_retention_days: int = 30
+    sync_page_default: int = 100  # items per sync page when the app names no limit
+    sync_page_max: int = 500
 
     # demo data
     load_demo_data: bool = True

@@ -632,3 +632,19 @@ def test_who_suspends_flags_and_redacts(role):
     system = policy.system_actor(datetime.now(UTC))
     assert policy.may_suspend_account(system, uuid.uuid4())
     assert policy.may_see_unredacted_photo(system, OWN)
+
+
+# sync on app open (issue 24 item 2): residents only (the 403 over HTTP: tests/sync)
+SYNCS_CHANGES = {
+    "resident": True,
+    "officer": False,
+    "manager": False,
+    "dispatcher": False,
+    "admin": False,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_sync_question(role):
+    assert policy.may_sync_changes(actor(role)) == SYNCS_CHANGES[role]
+    assert not policy.may_sync_changes(policy.system_actor(datetime.now(UTC)))

@@ -52,6 +52,8 @@ from app.routing import service as routing
 from app.routing.tasks import close_unrated, reconcile, route_report, route_waiting, sweep_deadlines
 from app.settings import get_settings
 from app.stats.tasks import refresh_service_index
+from app.sync.tasks import purge_sync_changes  # issue 24 item 2
+from app.uploads.tasks import purge_expired_uploads  # issue 24 item 3
 
 __all__ = ["WorkerSettings", "in_transaction", "shutdown", "startup"]
 
@@ -118,6 +120,7 @@ class WorkerSettings:
         run_health_import,
         fetch_open311_media,  # issue 21
         publish_open_data,  # issue 22 item 4 (also a daily cron)
+        purge_expired_uploads,  # issue 24 item 3 (also a cron)
     ]
     cron_jobs = [
         _cron(heartbeat, second={0, 30}, run_at_startup=True, unique=False),
@@ -125,7 +128,11 @@ class WorkerSettings:
         # the deny list republished when Redis lost it, even if no API process noticed
         _cron(republish_deny_list, second=25, run_at_startup=True),
         _cron(purge_unattached_photos, minute={5, 35}, run_at_startup=False),
+        # expired resumable uploads and their bytes (issue 24 item 3)
+        _cron(purge_expired_uploads, minute=set(range(7, 60, 10)), run_at_startup=False),
         _cron(purge_orphaned_objects, hour={20}, minute={47}, run_at_startup=False),
+        # sync on app open (issue 24 item 2): the change log past its retention
+        _cron(purge_sync_changes, hour={20}, minute={13}, run_at_startup=False),
         # every minute (at second 15, away from the heartbeat); at start so a fresh deploy
         # serves clusters from the snapshot as soon as possible
         _cron(refresh_report_map, second=15, run_at_startup=True),
