@@ -96,13 +96,37 @@ class EventOut(msgspec.Struct):
     unit: UnitRef | None = None  # the unit it was sent, transferred or escalated to
 
 
+# a list item carries the start of the text, what a list screen shows (issue 24 item 4)
+PREVIEW_CHARS = 160
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """The first ``limit`` characters, cut at a word where one is near, ending in "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 2 // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:") + "…"
+
+
 class ReportSummary(msgspec.Struct):
+    """One of my reports in a list: what the list screen shows. The description is its
+    preview (at most 160 characters, ending in "…" when cut); the detail has it whole."""
+
     id: uuid.UUID
     code: str
     kind: str
     status: str
     category_code: str
-    description: str
+    description: Annotated[
+        str,
+        Meta(
+            description="The start of the text (at most 160 characters, ending in '…' when "
+            "cut); GET /reports/{id} has the whole of it"
+        ),
+    ]
     area_code: str
     created_at: datetime
     updated_at: datetime
@@ -114,6 +138,9 @@ class ReportSummary(msgspec.Struct):
     area_name: str = ""
     address_text: str | None = None
     location_approximate: bool = False
+
+    def __post_init__(self) -> None:
+        self.description = preview(self.description)
 
 
 class ReportPage(msgspec.Struct):
