@@ -22,7 +22,7 @@ from app import policy
 from app.accounts import service as accounts
 from app.complaints import abuse, handling
 from app.complaints import service as complaints
-from app.complaints.models import Report
+from app.complaints.models import Report, ReportEvent
 from app.console import service as console
 from app.console.schemas import (
     ExtensionDecisionIn,
@@ -279,11 +279,13 @@ async def _signed_form(
     return user
 
 
-def _done(report_id: uuid.UUID, form: forms.SignedForm, done: str, **ids: str) -> Redirect:
-    """After an action: back to the report (or the console page the form names), with
-    what was done and the ids the confirmation names (issue 23 item 3: the next page
-    writes the text, the URL carries no text). ``done`` comes last."""
-    back = getattr(form, "back", "")
+def _done(
+    report_id: uuid.UUID, form: forms.SignedForm, done: str, back: str = "", **ids: str
+) -> Redirect:
+    """After an action: back to the report (or the console page the form names, or
+    ``back``), with what was done and the ids the confirmation names (issue 23 item 3:
+    the next page writes the text, the URL carries no text). ``done`` comes last."""
+    back = getattr(form, "back", "") or back
     target = _safe_next(back) if back else f"/console/reports/{report_id}"
     if back and not target.startswith(f"/console/reports/{report_id}"):
         ids = {"report": str(report_id), **ids}
@@ -296,29 +298,30 @@ def _done(report_id: uuid.UUID, form: forms.SignedForm, done: str, **ids: str) -
 # snapshot, never from text in the URL, in an element focused on load (console.js)
 
 CONFIRMATIONS = {
-    "accepted": "confirm.accepted",
-    "reply": "confirm.reply",
-    "note": "confirm.note",
-    "info_request": "confirm.info_request",
-    "transferred": "confirm.transferred",
-    "extended": "confirm.extended",
-    "extension_requested": "confirm.extension_requested",
-    "extension_approved": "confirm.extension_approved",
-    "extension_declined": "confirm.extension_declined",
-    "resolved": "confirm.resolved",
-    "rejected": "confirm.rejected",
-    "merged": "confirm.merged",
-    "hidden": "confirm.hidden",
-    "hidden_photo": "confirm.hidden_photo",
-    "template_sent": "confirm.template_sent",
-    "flagged": "confirm.flagged",
-    "unflagged": "confirm.unflagged",
-    "saved": "confirm.template_saved",
-    "deleted": "confirm.template_deleted",
-    "second_factor_reset": "two_factor_reset_done",
-    "redacted": "redaction.done",
-    "suspended": "moderation.done_suspended",
-    "lifted": "moderation.done_lifted",
+    "accepted": "console.confirm.accepted",
+    "reply": "console.confirm.reply",
+    "note": "console.confirm.note",
+    "info_request": "console.confirm.info_request",
+    "transferred": "console.confirm.transferred",
+    "extended": "console.confirm.extended",
+    "extension_requested": "console.confirm.extension_requested",
+    "extension_approved": "console.confirm.extension_approved",
+    "extension_declined": "console.confirm.extension_declined",
+    "resolved": "console.confirm.resolved",
+    "rejected": "console.confirm.rejected",
+    "merged": "console.confirm.merged",
+    "hidden": "console.confirm.hidden",
+    "hidden_photo": "console.confirm.hidden_photo",
+    "template_sent": "console.confirm.template_sent",
+    "flagged": "console.confirm.flagged",
+    "unflagged": "console.confirm.unflagged",
+    "saved": "console.confirm.template_saved",
+    "deleted": "console.confirm.template_deleted",
+    "second_factor_reset": "console.two_factor_reset_done",
+    "redacted": "console.redaction.done",
+    "suspended": "console.moderation.done_suspended",
+    "lifted": "console.moderation.done_lifted",
+    "uploaded": "dossier_import.uploaded",
 }
 
 
@@ -328,10 +331,11 @@ async def _confirmation(request: Request, session: DbSession, actor: policy.Acto
     routed = _int_or_none(query.get("routed"))
     if routed is not None and request.url.path == "/console/dispatch":
         return texts.text("routed_n", lang, n=routed)
-    key = CONFIRMATIONS.get(query.get("done") or "")
+    done = query.get("done") or ""
+    key = CONFIRMATIONS.get(done)
     if key is None:
         return texts.text("done", lang) if query.get("done") else None
-    if key.startswith("confirm.") and key not in ("confirm.template_saved", "confirm.template_deleted"):
+    if key.startswith("console.confirm.") and done not in ("saved", "deleted"):
         report_id = request.path_params.get("report_id") or _uuid_or_none(query.get("report"))
         row = (
             (
@@ -342,14 +346,27 @@ async def _confirmation(request: Request, session: DbSession, actor: policy.Acto
             if report_id
             else None
         )
-        if row is None or not policy.may_see_report(actor, row.unit_id):
+        if row is None or not (
+            policy.may_see_report(actor, row.unit_id)
+            or await _acted_on(session, report_id, actor)  # e.g. transferred it away
+        ):
             return texts.text("done", lang)
         snapshot = request.scope["state"]["reference"]
         unit = snapshot.units_by_code.get(query.get("unit") or "")
-        if key == "confirm.transferred" and unit is None:
-            key = "confirm.transferred_away"
-        return texts.text(key, lang, code=row.code, unit=unit.name(lang) if unit else "")
-    return texts.text(key, lang)
+        if key == "console.confirm.transferred" and unit is None:
+            key = "console.confirm.transferred_away"
+        return i18n.text(key, lang, code=row.code, unit=unit.name(lang) if unit else "")
+    return i18n.text(key, lang)
+
+
+async def _acted_on(session: DbSession, report_id: Any, actor: policy.Actor) -> bool:
+    user_id = actor.principal.user_id if actor.principal else None
+    found = await session.scalar(
+        select(ReportEvent.id)
+        .where(ReportEvent.report_id == report_id, ReportEvent.actor_id == user_id)
+        .limit(1)
+    )
+    return found is not None
 
 
 def _uuid_or_none(raw: str | None) -> uuid.UUID | None:
@@ -685,7 +702,9 @@ class ConsolePages(Controller):
         await _signed_form(request, state, session, data)
         cmd = forms.command(data, TransferIn)
         unit = await routing.transfer(session, state.settings, _actor(request), report_id, cmd)
-        return _done(report_id, data, "transferred", unit=unit.code)
+        # sent out of their units: the queue, since the report's page is no longer theirs
+        away = "" if policy.may_see_report(_actor(request), unit.id) else "/console/queue"
+        return _done(report_id, data, "transferred", back=away, unit=unit.code)
 
     @post("/reports/{report_id:uuid}/extension", opt=form_page("report", "extension"))
     async def extension(

@@ -98,3 +98,160 @@ async def test_an_extension_in_the_past_comes_back_in_place_in_vi_and_en(app, wa
     assert "not a real date" in text
     assert 'value="2026-02-30"' in _tag(r.text, "extension-date")
     assert await _events(app, ward["id"]) == before
+
+
+LONG = "x" * 4001
+# form → what is posted → the control the summary links to, its label (catalogue key),
+# the kind of message, and the status. Every one writes nothing.
+REPORT_FORMS = [
+    ("reply", {"body": LONG}, "msg-reply", "reply", "tối đa 4.000 ký tự", 422),
+    ("reply", {"body": ""}, "msg-reply", "reply", "chưa nhập", 422),
+    ("note", {"body": LONG}, "msg-note", "note", "tối đa", 422),
+    ("info_request", {"body": ""}, "msg-info_request", "info_request", "chưa nhập", 422),
+    (
+        "transfer",
+        {"unit_code": "no-such-unit", "reason": "Sai địa bàn"},
+        "unit_code",
+        "to_unit",
+        "Đơn vị không tồn tại",
+        422,
+    ),
+    ("transfer", {"unit_code": "no-such-unit", "reason": "ab"}, "transfer-reason", "reason", "ít nhất 5", 422),
+    ("reject", {"reason": "ab"}, "reject-reason", "reason", "ít nhất 5", 422),
+    ("merge", {"original_code": "PA-1999-99999"}, "original_code", "original_code", "PA-1999-99999", 422),
+    ("hide_text", {"reason": ""}, "hide-reason", "reason", "chưa nhập", 422),
+    ("extension", {"due_date": "", "reason": "Chờ vật tư"}, "extension-date", "new_due_date", "", 422),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("action", "values", "field_id", "label", "says", "status"),
+    REPORT_FORMS,
+    ids=[f"{case[0]}-{case[2]}-{i}" for i, case in enumerate(REPORT_FORMS)],
+)
+async def test_every_report_form_comes_back_in_place(
+    app, ward, action, values, field_id, label, says, status
+):
+    from app.web.texts import text
+
+    manager = await browser_for(app, [("manager", ward["unit"])])
+    path = f"/console/reports/{ward['id']}"
+    before = await _events(app, ward["id"])
+    r = await manager.post_form(path, f"{path}/{action}", values)
+    assert r.status_code == status, r.text[:400]
+    message = assert_in_place(r.text, field_id, text(label, "vi"), "§", "Lỗi:")
+    assert says in message
+    for name, value in values.items():
+        if value and len(value) < 100 and name != "unit_code":
+            assert f"{html.escape(value, quote=True)}" in r.text, name
+    assert await _events(app, ward["id"]) == before
+
+
+async def test_a_resolution_too_short_comes_back_in_place_with_the_answer(app, ward):
+    officer = await browser_for(app, [("officer", ward["unit"])])
+    path = f"/console/reports/{ward['id']}"
+    accepted = await officer.post_form(path, f"{path}/accept", {})
+    assert accepted.status_code == 303
+    page = await officer.get(accepted.headers["location"])
+    # the confirmation of the accept names the report
+    assert _confirmation(page.text) == f"Đã nhận xử lý phản ánh {ward['report']['code']}."
+    page = await officer.get(path)
+    assert 'id="confirmation"' not in page.text  # said once, not on every later visit
+    before = await _events(app, ward["id"])
+    r = await officer.http.post(
+        f"{path}/resolve",
+        data={"csrf": csrf_of(page.text), "answer": "Đã sửa"},
+        files={"photos": ("", b"", "application/octet-stream")},
+    )
+    assert r.status_code == 422, r.text[:300]
+    message = assert_in_place(r.text, "answer", "Kết quả xử lý", "answer", "Lỗi:")
+    assert "ít nhất 10" in message
+    assert ">Đã sửa</textarea>" in r.text
+    assert await _events(app, ward["id"]) == before
+
+
+async def test_a_refusal_about_no_field_is_in_place_with_the_values_kept(app, ward):
+    """A conflict (the report is already at that unit) is the summary's text; the page
+    and what was typed stay."""
+    manager = await browser_for(app, [("manager", ward["unit"])])
+    path = f"/console/reports/{ward['id']}"
+    # a unit the list offers is any other one; the report's own unit is refused
+    r = await manager.post_form(
+        path, f"{path}/transfer", {"unit_code": ward["unit"], "reason": "Thử lại lần nữa"}
+    )
+    assert r.status_code == 409
+    summary = _summary(r.text)
+    assert "Phản ánh đã thuộc đơn vị này." in html.unescape(summary)
+    assert _title(r.text).startswith("Lỗi: ")
+    assert 'value="Thử lại lần nữa"' in _tag(r.text, "transfer-reason")
+    # a field no form has: the form's message, the page still there
+    r = await manager.post_form(path, f"{path}/note", {"body": "ghi chú", "unit_code": "x"})
+    assert r.status_code == 422
+    assert "trường mà trang không có" in html.unescape(_summary(r.text))
+    assert ">ghi chú</textarea>" in r.text
+    # a report that is not there: the error page, as before (nothing to re-render)
+    other = "/console/reports/00000000-0000-4000-8000-000000000000"
+    r = await manager.http.post(
+        f"{other}/note", data={"csrf": csrf_of(r.text), "body": "ghi chú"}
+    )
+    assert r.status_code == 404 and 'role="alert"' in r.text and "error-summary" not in r.text
+    # a forged form (no token) is still the CSRF check's 403 page
+    r = await manager.http.post(f"{path}/note", data={"csrf": "0" * 64, "body": "ghi chú"})
+    assert r.status_code == 403 and "error-summary" not in r.text
+
+
+async def test_sign_in_refused_is_announced_in_place(app, ward):
+    from tests.accounts.factories import create_staff
+
+    email = await create_staff(app, [("officer", ward["unit"])])
+    anonymous = Browser(app, email)
+    form = await anonymous.get("/console/login")
+    r = await anonymous.http.post(
+        "/console/login",
+        data={"csrf": csrf_of(form.text), "email": email, "password": "sai mật khẩu"},
+    )
+    assert r.status_code == 401
+    assert_in_place(r.text, "email", "Email", "email", "Lỗi:")
+    assert f'value="{email}"' in _tag(r.text, "email")
+    assert "sai mật khẩu" not in r.text  # a password is never sent back
+    assert 'value=""' not in _tag(r.text, "password") and "value=" not in _tag(r.text, "password")
+    assert "city_console=" not in r.headers.get("set-cookie", "")
+
+
+async def test_a_transfer_is_confirmed_with_the_code_and_the_unit(app, ward):
+    from app.places.models import Unit
+
+    async with app.state.sessionmaker() as s:
+        unit_name = await s.scalar(select(Unit.name_vi).where(Unit.code == "evn-hanoi"))
+    officer = await browser_for(app, [("officer", ward["unit"])])
+    path = f"/console/reports/{ward['id']}"
+    r = await officer.post_form(
+        path, f"{path}/transfer", {"unit_code": "evn-hanoi", "reason": "Đèn đường do điện lực"}
+    )
+    assert r.status_code == 303, r.text[:300]
+    # sent out of the ward: the report page is no longer theirs, so the queue, which
+    # names the report and the unit from the ids in the URL
+    location = r.headers["location"]
+    assert location.startswith("/console/queue?") and location.endswith("done=transferred")
+    page = await officer.get(location)
+    expected = f"Đã chuyển phản ánh {ward['report']['code']} sang {unit_name}."
+    assert _confirmation(page.text) == expected
+    # the URL carries ids, never text: a unit code nobody has names no unit
+    forged = location.replace("unit=evn-hanoi", "unit=%3Cb%3Eevil")
+    page = await officer.get(forged)
+    assert "<b>evil" not in page.text and "&lt;b&gt;evil" not in page.text
+    assert _confirmation(page.text) == f"Đã chuyển phản ánh {ward['report']['code']}."
+    # and someone who never saw the report learns nothing from its id
+    stranger = await browser_for(app, [("officer", "ubnd-00070")])
+    page = await stranger.get(location)
+    assert ward["report"]["code"] not in page.text and _confirmation(page.text) == "Đã lưu."
+
+
+def _confirmation(page: str) -> str:
+    found = re.search(
+        r'<p class="ok confirmation" id="confirmation" tabindex="-1" data-focus-on-load>'
+        r"(.*?)</p>",
+        page,
+    )
+    assert found, "no confirmation"
+    return html.unescape(found[1])
