@@ -331,7 +331,16 @@ def failed(
     if error is not None:
         detail = i18n.translate(error.code, lang, error.params)
         for item in error.errors or []:
-            add(item.field, lambda label: _message(lang, "domain", label, message=detail))
+            if error.code == "form_invalid":  # a value a page checked itself, like Litestar
+                typed = (values.get(item.field) or [None])[0]
+                kind, extra = (
+                    ("nul", {})
+                    if "U+0000" in item.message
+                    else _decoding_kind(item.message, typed)
+                )
+                add(item.field, lambda label, k=kind, x=extra: _message(lang, k, label, **x))
+            else:
+                add(item.field, lambda label: _message(lang, "domain", label, message=detail))
         if not error.errors:
             message = detail
     if not shown and message is None:
@@ -345,5 +354,6 @@ def failed(
 
 
 def _printable(value: str) -> str:
-    """Text that can go back into the page (no lone surrogate, which UTF-8 cannot carry)."""
-    return value.encode("utf-8", "replace").decode("utf-8")
+    """Text that can go back into the page: no lone surrogate (UTF-8 cannot carry it),
+    no U+0000 (the reason it was refused)."""
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")

@@ -47,6 +47,8 @@ async def _events(app, report_id) -> int:
 
 
 async def test_bad_fields_are_a_422_page_naming_them_in_the_readers_language(app, ward):
+    """Since issue 23 the page is the form's own page again (errors in place,
+    tests/web/test_errors_in_place.py), each bad field named by its label, never its code."""
     officer = await browser_for(app, [("officer", ward["unit"])])
     path = f"/console/reports/{ward['id']}"
     before = await _events(app, ward["id"])
@@ -54,10 +56,11 @@ async def test_bad_fields_are_a_422_page_naming_them_in_the_readers_language(app
     # a text past the command's limit: the same limit as the JSON API (MessageIn)
     r = await officer.post_form(path, f"{path}/reply", {"body": "x" * 4001})
     assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
-    assert "Dữ liệu nhập chưa hợp lệ: body." in r.text
+    assert "Trả lời người dân (công khai): tối đa 4.000 ký tự." in r.text and 'href="#msg-reply"' in r.text
     # the button pressed must be one the form offers (it used to read as "decline")
     r = await officer.post_form(path, f"{path}/extension_decision", {"decision": "maybe"})
-    assert r.status_code == 422 and "Dữ liệu nhập chưa hợp lệ: decision." in r.text
+    assert r.status_code == 422
+    assert "Quyết định gia hạn: hãy chọn một trong các lựa chọn có sẵn." in r.text
     # a field sent twice is not silently the last one
     page = await officer.http.get(path)
     from tests.web.test_pages import csrf_of
@@ -67,19 +70,21 @@ async def test_bad_fields_are_a_422_page_naming_them_in_the_readers_language(app
         f"{path}/note", content=f"csrf={token}&body=a&body=b".encode(),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )  # fmt: skip
-    assert r.status_code == 422 and "Dữ liệu nhập chưa hợp lệ: body." in r.text
+    assert r.status_code == 422 and "Ghi chú nội bộ: chỉ được gửi một giá trị." in r.text
     # a field no form has is refused, as the JSON API refuses it
     r = await officer.post_form(path, f"{path}/note", {"body": "ok", "unit_code": "x"})
-    assert r.status_code == 422 and "Dữ liệu nhập chưa hợp lệ: form." in r.text
+    assert r.status_code == 422 and "Biểu mẫu gửi lên có trường mà trang không có" in r.text
     assert await _events(app, ward["id"]) == before
 
     # in English for a reader who chose English
     officer.http.cookies.set("city_lang", "en", path="/console")
     r = await officer.post_form(
-        path, f"{path}/extension", {"due_date": "2026-02-30", "reason": "Chờ vật tư"}
+        path, f"{path}/extension_request", {"due_date": "2026-02-30", "reason": "Chờ vật tư"}
     )
-    assert r.status_code == 422 and "Some fields are not valid: due_date." in r.text
-    # a bad query value names its parameter (a 400, as before)
+    assert r.status_code == 422
+    assert "New deadline (a working day): not a real date" in r.text
+    assert "due_date" not in r.text.replace('name="due_date"', "")  # the label, not the code
+    # a bad query value names its parameter (a 400 page, as before: no form to keep)
     r = await officer.get("/console/queue?status=closed")
     assert r.status_code == 400 and "Some fields are not valid: status." in r.text
     # and a good form still goes through

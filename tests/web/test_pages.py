@@ -111,7 +111,9 @@ async def test_pages_need_a_session_and_sign_in_sets_a_safe_cookie(app, client, 
         "/console/login", data={"csrf": token, "email": email, "password": "wrong password"}
     )
     assert r.status_code == 401
-    assert 'role="alert"' in r.text and "city_console=" not in r.headers.get("set-cookie", "")
+    # in place (issue 23): the summary, focused on load, and the email marked
+    assert 'class="error-summary"' in r.text and 'aria-invalid="true"' in r.text
+    assert "city_console=" not in r.headers.get("set-cookie", "")
     token = csrf_of(r.text)  # the form comes back with a fresh token
     # an open redirect is not followed
     r = await anonymous.post(
@@ -345,7 +347,10 @@ async def test_dispatch_page_is_for_dispatchers_and_assigns(app, client, ward):
         f"{path}/transfer",
         {"unit_code": "evn-hanoi", "reason": "Đèn đường do điện lực", "back": "/console/dispatch"},
     )
-    assert r.status_code == 303 and r.headers["location"] == "/console/dispatch?done=transferred"
+    # the confirmation's ids (issue 23 item 3): the report and the unit it went to
+    assert r.status_code == 303 and r.headers["location"] == (
+        f"/console/dispatch?report={ward['id']}&unit=evn-hanoi&done=transferred"
+    )
     row = await report_row(app, ward["id"])
     assert row.transfer_count == 0  # a dispatcher's assignment is not a unit's transfer
 
