@@ -704,7 +704,39 @@ SCENARIOS: list[Scenario] = [
         floor="floor-db",
         description="mySociety's servicerequestupdates, 90 days, 1,000 updates, JSON",
     ),
+    # sync on app open (issue 24 item 2): residents with 50 reports, 200 notifications and
+    # 10 dossiers each (bench/sync_seed.py)
+    Scenario(
+        name="sync_nothing_changed",
+        path="/api/v1/me/sync?cursor={{cursor_now}}",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=lambda base_url: _sync_setup(base_url),
+        floor="floor-db",
+        description="App open with nothing changed: the log read below the horizon, empty.",
+    ),
+    Scenario(
+        name="sync_few_changed",
+        path="/api/v1/me/sync?cursor={{cursor_few}}",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=lambda base_url: _sync_setup(base_url),
+        floor="floor-db",
+        description="App open after 5 changes (2 reports moved on, 3 new notices).",
+    ),
+    Scenario(
+        name="sync_first_page",
+        path="/api/v1/me/sync",
+        headers={"Authorization": "Bearer {{token}}"},
+        setup=lambda base_url: _sync_setup(base_url),
+        floor="floor-db",
+        description="First call, no cursor: the first 100 items of the current state.",
+    ),
 ]
+
+
+async def _sync_setup(base_url: str) -> Values:
+    from bench import sync_seed
+
+    return await sync_seed.residents_for_sync(base_url)
 
 
 async def _dossier_setup(name: str, base_url: str) -> Values:

@@ -28,14 +28,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, func, literal_column, select, text
+from sqlalchemy import (
+    BigInteger,
+    String,
+    Text,
+    Uuid,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
 from app.complaints import service as complaints_service
 from app.complaints.models import Report, ReportEvent, ReportPhoto
 from app.complaints.schemas import ReportSummary
+from app.core import reads
 from app.core.errors import BadRequest, FieldError, Forbidden, Gone, NotFound
+from app.core.reads import Query
 from app.core.storage import Storage
 from app.dossiers import service as dossiers_service
 from app.dossiers.models import Agency, Dossier
@@ -115,16 +130,13 @@ def decode_cursor(settings: Settings, resident_id: uuid.UUID, cursor: str) -> Po
 # ---------------------------------------------------------------- the statements
 
 # the horizon (every transaction below it has ended) and the retention's purge mark
-_HORIZON = text(
-    """
+_HORIZON = """
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
            tx::text::bigint AS purged_tx, seq AS purged_seq
       FROM sync_horizon
-    """
-)
+"""
 # a page of the resident's log after the cursor, below the horizon, and the horizon
-_LOG = text(
-    """
+_LOG = """
     WITH h AS (
         SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin,
                tx::text::bigint AS purged_tx, seq AS purged_seq
@@ -135,14 +147,13 @@ _LOG = text(
       FROM h LEFT JOIN LATERAL (
             SELECT s.tx::text::bigint AS tx, s.seq, s.entity, s.entity_id
               FROM sync_changes s
-             WHERE s.resident_id = :resident_id
-               AND (s.tx, s.seq) > (CAST(:tx AS text)::xid8, :seq)
+             WHERE s.resident_id = $1
+               AND (s.tx, s.seq) > ($2::text::xid8, $3::bigint)
                AND s.tx < h.xmin
              ORDER BY s.tx, s.seq
-             LIMIT :limit) c ON true
+             LIMIT $4) c ON true
      ORDER BY c.tx, c.seq
-    """
-)
+"""
 
 # a report as the reporter's list shows it, with its answers and whether a rating is asked
 _FIRST_THUMBNAIL = (
@@ -164,51 +175,56 @@ _ANSWERS = (
     )
     .scalar_subquery()
 )
-_REPORTS = select(
-    Report.id,
-    Report.code,
-    Report.kind,
-    Report.status,
-    Report.category_code,
-    Report.description,
-    Report.area_code,
-    Report.created_at,
-    Report.updated_at,
-    _FIRST_THUMBNAIL.label("thumb_key"),
-    Report.address_text,
-    Report.location_approximate,
-    _ANSWERS.label("answers"),
-    Report.rating_requested_at,
-).where(
-    Report.id.in_(bindparam("ids", expanding=True)),
-    Report.reporter_id == bindparam("resident_id"),
-    Report.status != "withdrawn",
+_REPORTS = Query(
+    select(
+        Report.id,
+        Report.code,
+        Report.kind,
+        Report.status,
+        Report.category_code,
+        Report.description,
+        Report.area_code,
+        Report.created_at,
+        Report.updated_at,
+        _FIRST_THUMBNAIL.label("thumb_key"),
+        Report.address_text,
+        Report.location_approximate,
+        _ANSWERS.label("answers"),
+        Report.rating_requested_at,
+    ).where(
+        Report.id == any_(bindparam("ids", type_=ARRAY(Uuid()))),
+        Report.reporter_id == bindparam("resident_id"),
+        Report.status != literal_column("'withdrawn'"),
+    )
 )
-_REPORT_KEYS = (
+_REPORT_KEYS = Query(
     select(Report.id)
     .where(
         Report.reporter_id == bindparam("resident_id"),
-        Report.status != "withdrawn",
+        Report.status != literal_column("'withdrawn'"),
         Report.id > bindparam("after"),
     )
     .order_by(Report.id)
     .limit(bindparam("limit"))
 )
 
-_NOTIFICATIONS = select(
-    Notification.id,
-    Notification.kind,
-    Notification.title,
-    Notification.body,
-    Notification.data,
-    Notification.created_at,
-    Notification.read_at,
-).where(
-    Notification.id.in_(bindparam("ids", expanding=True)),
-    Notification.user_id == bindparam("resident_id"),
+_NOTIFICATIONS = Query(
+    select(
+        Notification.id,
+        Notification.kind,
+        Notification.title,
+        Notification.body,
+        cast(Notification.data, Text),
+        Notification.created_at,
+        Notification.read_at,
+    ).where(
+        Notification.id == any_(bindparam("ids", type_=ARRAY(BigInteger()))),
+        Notification.user_id == bindparam("resident_id"),
+    )
 )
+_data = msgspec.json.Decoder(dict[str, Any])
 # newest first, as the inbox (ix_notifications_user_id_id)
-_NOTIFICATION_KEYS = (
+_NOTIFICATION_KEYS = Query(
     select(Notification.id)
     .where(
         Notification.user_id == bindparam("resident_id"),
@@ -219,32 +235,37 @@ _NOTIFICATION_KEYS = (
 )
 
 # the dossiers' own list columns and policy inputs (app/dossiers/service.py), by code
-_DOSSIERS = (
+_DOSSIERS = Query(
     select(*dossiers_service._SUMMARY_COLUMNS)
     .join(Agency, Agency.id == Dossier.agency_id)
-    .where(Dossier.code.in_(bindparam("codes", expanding=True)))
+    .where(Dossier.code == any_(bindparam("codes", type_=ARRAY(String()))))
 )
 # the dossiers the resident follows: filed under their verified citizen ID, or linked
-_DOSSIER_KEYS = text(
-    """
+_DOSSIER_KEYS = """
     SELECT code FROM (
         SELECT d.code FROM dossiers d
          WHERE d.applicant_id_hash = (
                 SELECT citizen_id_hash FROM users
-                 WHERE id = :resident_id AND identity_level >= :owner_level
-                   AND deleted_at IS NULL)
-           AND d.code > :after
+                 WHERE id = $1 AND identity_level >= $2 AND deleted_at IS NULL)
+           AND d.code > $3
         UNION
         SELECT d.code FROM dossier_links l JOIN dossiers d ON d.id = l.dossier_id
-         WHERE l.user_id = :resident_id AND d.code > :after
+         WHERE l.user_id = $1 AND d.code > $3
     ) f
     ORDER BY code
-    LIMIT :limit
-    """
-)
+    LIMIT $4
+"""
 
 
 # ---------------------------------------------------------------- the items
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, in autocommit while nothing has begun (a sync
+    that finds nothing changed is one statement, no BEGIN/COMMIT: app/core/reads.py)."""
+    connection = await reads.single_statement(session)
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
 
 
 class Reading(msgspec.Struct, frozen=True):
@@ -261,13 +282,11 @@ async def _reports(
     session: AsyncSession, actor: Actor, ids: list[str], reading: Reading
 ) -> dict[str, SyncItem]:
     wanted = [uuid.UUID(i) for i in ids]
-    rows = (
-        await session.execute(_REPORTS, {"ids": wanted, "resident_id": actor.user_id})
-    ).mappings()
+    rows = await _REPORTS.fetch(session, ids=wanted, resident_id=actor.user_id)
     found: dict[str, SyncItem] = {}
     for row in rows:
         thumb = row["thumb_key"]
-        fields = dict(row)
+        fields = dict(row.items())
         fields["thumbnail_url"] = await reading.storage.signed_url(thumb) if thumb else None
         summary = complaints_service._spoken(
             msgspec.convert(fields, ReportSummary), reading.names, reading.locale
@@ -286,11 +305,10 @@ async def _reports(
 async def _notifications(
     session: AsyncSession, actor: Actor, ids: list[str], reading: Reading
 ) -> dict[str, SyncItem]:
-    rows = await session.execute(
-        _NOTIFICATIONS, {"ids": [int(i) for i in ids], "resident_id": actor.user_id}
-    )
+    rows = await _NOTIFICATIONS.fetch(session, ids=[int(i) for i in ids], resident_id=actor.user_id)
     found: dict[str, SyncItem] = {}
-    for nid, kind, title, body, data, created_at, read_at in rows:
+    for nid, kind, title, body, raw, created_at, read_at in rows:
+        data = _data.decode(raw)
         link, code = data.get("link"), data.get("report_code")
         found[str(nid)] = SyncItem(
             type="notification",
@@ -314,7 +332,7 @@ async def _notifications(
 async def _dossiers(
     session: AsyncSession, actor: Actor, codes: list[str], reading: Reading
 ) -> dict[str, SyncItem]:
-    rows = await session.execute(_DOSSIERS, {"codes": codes, "user_id": actor.user_id})
+    rows = await _DOSSIERS.fetch(session, codes=codes, user_id=actor.user_id)
     found: dict[str, SyncItem] = {}
     for row in rows:
         summary = dossiers_service._summary(row, actor, reading.locale)
@@ -367,8 +385,8 @@ async def _items(
         ids = [i for e, i in changed if e == entity]
         if ids:
             unique = ids if entity == "health" else list(dict.fromkeys(ids))
-            for key, item in (await _RENDER[entity](session, actor, unique, reading)).items():
-                found[(entity, key)] = item
+            rendered = await _RENDER[entity](session, actor, unique, reading)
+            found.update(((entity, entity_key), item) for entity_key, item in rendered.items())
     return [
         found.get(key) or SyncItem(type=key[0], id=key[1], deleted=True)  # type: ignore[arg-type]
         for key in latest
@@ -402,32 +420,28 @@ async def sync(
     if not policy.may_sync_changes(actor) or actor.user_id is None:
         raise Forbidden("residents_only")
     resident_id = actor.user_id
+    horizon = None
     if cursor is None:
-        horizon = (await session.execute(_HORIZON)).one()
-        at = Position(tx=horizon.xmin, phase=0)
+        horizon = await (await _driver(session)).fetchrow(_HORIZON)
+        at = Position(tx=horizon["xmin"], phase=0)
     else:
         at = decode_cursor(settings, resident_id, cursor)
     if at.phase is not None:
-        return await _listing(session, settings, actor, at, limit, reading)
-    rows = (
-        await session.execute(
-            _LOG,
-            {"resident_id": resident_id, "tx": str(at.tx), "seq": at.seq, "limit": limit + 1},
-        )
-    ).all()
+        return await _listing(session, settings, actor, at, limit, reading, horizon)
+    rows = await (await _driver(session)).fetch(_LOG, resident_id, str(at.tx), at.seq, limit + 1)
     first = rows[0]
-    if _expired(at, first.purged_tx, first.purged_seq):
+    if _expired(at, first["purged_tx"], first["purged_seq"]):
         raise _gone(settings)
-    changes = [r for r in rows if r.tx is not None]
+    changes = [r for r in rows if r["tx"] is not None]
     more = len(changes) > limit
     changes = changes[:limit]
     if more:
-        after = Position(tx=changes[-1].tx, seq=changes[-1].seq)
+        after = Position(tx=changes[-1]["tx"], seq=changes[-1]["seq"])
     else:
         # everything below the horizon is seen: the next call starts there (rows at the
         # horizon's own transaction and above have seq >= 1)
-        after = max(at, Position(tx=first.xmin, seq=0), key=lambda p: (p.tx, p.seq))
-    items = await _items(session, actor, [(c.entity, c.entity_id) for c in changes], reading)
+        after = max(at, Position(tx=first["xmin"], seq=0), key=lambda p: (p.tx, p.seq))
+    items = await _items(session, actor, [(c["entity"], c["entity_id"]) for c in changes], reading)
     return SyncPage(items=items, cursor=encode_cursor(settings, resident_id, after), has_more=more)
 
 
@@ -438,12 +452,14 @@ async def _listing(
     at: Position,
     limit: int,
     reading: Reading,
+    horizon: Any = None,
 ) -> SyncPage:
     """A page of the current state, phase after phase, each by keyset; at the end the
     cursor moves to the log at the horizon the listing started from."""
     assert at.phase is not None and actor.user_id is not None
-    horizon = (await session.execute(_HORIZON)).one()
-    if _expired(Position(tx=at.tx), horizon.purged_tx, horizon.purged_seq):
+    if horizon is None:  # a later page of the listing: has the purge passed its start?
+        horizon = await (await _driver(session)).fetchrow(_HORIZON)
+    if _expired(Position(tx=at.tx), horizon["purged_tx"], horizon["purged_seq"]):
         raise _gone(settings)
     items: list[SyncItem] = []
     phase, key = at.phase, at.key
@@ -480,15 +496,17 @@ async def _phase_keys(
     try:
         if entity == "report":
             values["after"] = uuid.UUID(after) if after else _NIL
-            return [str(r) for r in await session.scalars(_REPORT_KEYS, values)]
+            return [str(r[0]) for r in await _REPORT_KEYS.fetch(session, **values)]
         if entity == "notification":
             values["before"] = int(after) if after else _MAX_ID
-            return [str(r) for r in await session.scalars(_NOTIFICATION_KEYS, values)]
+            return [str(r[0]) for r in await _NOTIFICATION_KEYS.fetch(session, **values)]
     except ValueError:
         raise _invalid() from None
     if entity == "dossier":
-        values.update(after=after, owner_level=policy.DOSSIER_OWNER_LEVEL)
-        return [str(r) for r in await session.scalars(_DOSSIER_KEYS, values)]
+        rows = await (await _driver(session)).fetch(
+            _DOSSIER_KEYS, actor.user_id, policy.DOSSIER_OWNER_LEVEL, after, limit
+        )
+        return [r["code"] for r in rows]
     return ["summary"]  # the health book: one item, if the resident may read one
 
 
