@@ -45,7 +45,7 @@ from typing import Any
 from litestar.enums import CompressionEncoding
 from litestar.middleware.compression.facade import CompressionFacade
 from litestar.middleware.compression.gzip_facade import GzipCompression
-from litestar.types import Message, Receive, Scope, Send
+from litestar.types import HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from app.core.headers import AcceptedCompressionMiddleware
 
@@ -182,7 +182,7 @@ class ConditionalCompressionMiddleware(AcceptedCompressionMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = scope.get("route_handler")
         rule = handler.opt.get(OPT_KEY) if handler is not None else None
-        if rule and scope["method"] == "GET":
+        if rule and scope.get("method") == "GET":
             etag_of = rule if callable(rule) else body_etag
             await self.app(scope, receive, self._conditional_send(scope, send, etag_of))
             return
@@ -204,7 +204,7 @@ class ConditionalCompressionMiddleware(AcceptedCompressionMiddleware):
     def _conditional_send(self, scope: Scope, send: Send, etag_of: Callable[[bytes], str]) -> Send:
         asked = _request_headers(scope)
         brotli = self.config.compression_facade.encoding == CompressionEncoding.BROTLI
-        start: Message | None = None
+        start: HTTPResponseStartEvent | None = None
 
         async def conditional_send(message: Message) -> None:
             nonlocal start
@@ -223,7 +223,7 @@ class ConditionalCompressionMiddleware(AcceptedCompressionMiddleware):
             base: str | None = None
             last_modified: str | None = None
             headers: list[tuple[bytes, bytes]] = []
-            for name, value in pending.get("headers", []):
+            for name, value in pending.get("headers") or ():
                 lowered = name.lower()
                 if lowered == b"etag":
                     base = value.decode("latin-1")
@@ -259,7 +259,7 @@ class ConditionalCompressionMiddleware(AcceptedCompressionMiddleware):
                 ]
                 headers.append((b"content-encoding", coding.encode("latin-1")))
                 headers.append((b"content-length", str(len(body)).encode("latin-1")))
-            await send({**pending, "headers": headers})
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
         return conditional_send

@@ -115,7 +115,8 @@ async def test_the_public_sees_status_and_dates_and_nothing_personal(
     assert all(set(step) == {"at", "status", "status_name"} for step in d["timeline"])
     # cacheable briefly by anyone (nothing personal), per language
     assert r.headers["cache-control"] == "public, max-age=60"
-    assert r.headers["vary"] == "Accept-Language"
+    # and by content coding (gzip/br representations have their own ETags, issue 24)
+    assert r.headers["vary"] == "Accept-Language, Accept-Encoding"
     en = await client.get(f"{PUBLIC}/{dossier.code}", headers={"Accept-Language": "en"})
     assert en.json()["status_name"] == "Result returned"
     assert en.json()["agency"]["name"] == "Hanoi Department of Justice"
