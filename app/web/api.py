@@ -158,8 +158,9 @@ def render(
         **_namers(snapshot, lang),
         "user": user,
         "csrf": csrf_token(settings, str(user.principal.sid)) if user else context.pop("csrf", ""),
-        "path": request.url.path,
-        "query": request.url.query,
+        # a refused form's page answers its action's URL: links name the page's own
+        "path": scope_state.get("page_path", request.url.path),
+        "query": "" if "page_path" in scope_state else request.url.query,
         "is_city": bool(actor and policy.may_dispatch(actor)),
         "own_unit_codes": _own_unit_codes(actor, snapshot),
         # the unit pages the navigation offers: only those the policy lets this actor open
@@ -1078,12 +1079,14 @@ async def login_again(request: Request, state: State, session: DbSession) -> Tem
     return page
 
 
-# the pages a refused form comes back on (``form_page``); the other page modules add theirs
-PAGES: dict[str, Any] = {
-    "report": report_page,
-    "dispatch": dispatch_page,
-    "queue": queue_again,
-    "login": login_again,
+# the pages a refused form comes back on (``form_page``): how to build it, and its path
+# (``{name}``: a path parameter), which the page's own links use (the language switch
+# goes to the page, not to the form's action); the other page modules add theirs
+PAGES: dict[str, tuple[Any, str]] = {
+    "report": (report_page, "/console/reports/{report_id}"),
+    "dispatch": (dispatch_page, "/console/dispatch"),
+    "queue": (queue_again, "/console/queue"),
+    "login": (login_again, "/console/login"),
 }
 # a form posted from another page than its own (``back``): that page, and the form's key
 # there (the dispatch page has a transfer form per report)
@@ -1236,11 +1239,14 @@ class FormAgain(Response[Any]):
         scope_state["form_state"] = forms.failed(
             key, values, params, language(request), decoding=self.decoding, error=self.error
         )
+        build, path = PAGES[page_name]
+        scope_state["page_path"] = path.format(**request.path_params)
         try:
             async with db.transaction(state.sessionmaker, state.redis) as session:
-                page: Response[Any] = await PAGES[page_name](request, state, session)
+                page: Response[Any] = await build(request, state, session)
         except Exception:
             scope_state.pop("form_state", None)
+            scope_state.pop("page_path", None)
             return self.fallback
         page.status_code = self.status_code
         if self.error is not None and self.error.retry_after is not None:

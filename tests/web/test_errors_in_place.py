@@ -249,7 +249,8 @@ async def test_a_transfer_is_confirmed_with_the_code_and_the_unit(app, ward):
 
 def _confirmation(page: str) -> str:
     found = re.search(
-        r'<p class="ok confirmation" id="confirmation" tabindex="-1" data-focus-on-load>'
+        r'<p class="ok confirmation" id="confirmation" role="status" tabindex="-1"'
+        r" data-focus-on-load>"
         r"(.*?)</p>",
         page,
     )
