@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -65,7 +67,8 @@ _MEASURE = """() => {
     for (const c of el.classList) s += '.' + c;
     const r = el.getBoundingClientRect();
     const text = (el.innerText || '').trim().replace(/\\s+/g, ' ').slice(0, 40);
-    return `${s} "${text}" (${Math.round(r.width)} px wide, right edge at ${Math.round(r.right)} px)`;
+    const [w, right] = [Math.round(r.width), Math.round(r.right)];
+    return `${s} "${text}" (${w} px wide, right edge at ${right} px)`;
   };
   // whether a scrolling or clipping box holds the element: one on its chain of containing
   // blocks (an absolutely positioned element escapes a static scroller around it)
@@ -124,11 +127,19 @@ const ratio = (a, b) => {
   const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p);
   return (x + 0.05) / (y + 0.05);
 };
-const behind = (el) => {
+// what is painted under a point of the page, from the top down, skipping `skip` and what
+// is inside it; composited until an opaque background (an image there: unknown, fail)
+const under = (x, y, from, skip) => {
+  const stack = document.elementsFromPoint(x, y);
+  let start = -1;
+  for (let e = from; e && start < 0; e = e.parentElement) start = stack.indexOf(e);
   const layers = [];
-  for (let e = el; e; e = e.parentElement) {
+  for (const e of stack.slice(Math.max(start, 0))) {
+    if (skip && skip.contains(e)) continue;
     const s = getComputedStyle(e);
-    if (s.backgroundImage !== 'none') throw new Error('an image behind ' + e.outerHTML.slice(0, 80));
+    if (['IMG', 'CANVAS', 'VIDEO'].includes(e.tagName) || s.backgroundImage !== 'none') {
+      throw new Error('an image under ' + from.outerHTML.slice(0, 80));
+    }
     const c = parse(s.backgroundColor);
     if (c && c[3] > 0) layers.push(c);
     if (c && c[3] === 1) break;
@@ -137,7 +148,33 @@ const behind = (el) => {
   for (const c of layers.reverse()) colour = over(c, colour);
   return colour;
 };
-const hex = (c) => '#' + c.slice(0, 3).map((v) => Math.round(v).toString(16).padStart(2, '0')).join('');
+// the element brought into the window (the window scrolls, nothing inside it does)
+const shown = (el) => {
+  let r = el.getBoundingClientRect();
+  window.scrollBy(r.left + r.width / 2 - innerWidth / 2, r.top + r.height / 2 - innerHeight / 2);
+  return el.getBoundingClientRect();
+};
+const centre = (r) => [
+  Math.min(Math.max(r.left + r.width / 2, 0), innerWidth - 1),
+  Math.min(Math.max(r.top + r.height / 2, 0), innerHeight - 1),
+];
+// the colour behind the element's middle: its own background, or what shows through
+const behind = (el) => { const [x, y] = centre(shown(el)); return under(x, y, el, null); };
+// the colour around the element, just past a ring of `reach` px on its right
+const around = (el, reach) => {
+  const r = shown(el);
+  return under(Math.min(r.right + reach, innerWidth - 1), centre(r)[1], el.parentElement, el);
+};
+const hidden = (el) => {
+  for (let e = el; e; e = e.parentElement) {
+    const s = getComputedStyle(e);
+    if (s.clip !== 'auto' || s.visibility === 'hidden' || s.opacity === '0') return true;
+  }
+  const r = el.getBoundingClientRect();
+  return r.width * r.height <= 1;
+};
+const hex = (c) =>
+  '#' + c.slice(0, 3).map((v) => Math.round(v).toString(16).padStart(2, '0')).join('');
 """
 
 # every element with text of its own inside `root`: its colour, the colour behind it, ratio
@@ -149,9 +186,8 @@ _TEXT_CONTRAST = (
   for (const root of document.querySelectorAll(selector)) {
     for (const el of [root, ...root.querySelectorAll('*')]) {
       const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-      if (!own || !el.getClientRects().length) continue;
+      if (!own || !el.getClientRects().length || hidden(el)) continue;
       const s = getComputedStyle(el);
-      if (s.visibility === 'hidden') continue;
       const bg = behind(el);
       const svg = el instanceof SVGElement;
       const fg = over(parse(svg ? s.fill : s.color), bg);
@@ -174,7 +210,7 @@ _MARKER_CONTRAST = (
     + """
   return [...document.querySelectorAll(selector)].map((el) => {
     const s = getComputedStyle(el);
-    const map = behind(el.parentElement);
+    const map = around(el, 3);
     const fill = over(parse(s.backgroundColor), map);
     const border = over(parse(s.borderTopColor), map);
     return {
@@ -193,16 +229,17 @@ _FOCUS_RING = (
     + """
   const el = document.activeElement;
   const s = getComputedStyle(el);
-  const around = behind(el.parentElement);
+  const reach = parseFloat(s.outlineOffset) + parseFloat(s.outlineWidth) + 2;
+  const outside = around(el, Math.max(reach, 2));
   const ownBg = behind(el);
-  const outline = over(parse(s.outlineColor), around);
-  const shadow = over(parse(s.boxShadow) || [0, 0, 0, 0], around);
+  const outline = over(parse(s.outlineColor), outside);
+  const shadow = over(parse(s.boxShadow) || [0, 0, 0, 0], outside);
   return {
     element: el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' ' + el.className,
     outline_style: s.outlineStyle, outline_width: parseFloat(s.outlineWidth),
-    outline: hex(outline), shadow: hex(shadow), around: hex(around), own: hex(ownBg),
+    outline: hex(outline), shadow: hex(shadow), around: hex(outside), own: hex(ownBg),
     rings: ratio(outline, shadow),
-    best_around: Math.max(ratio(outline, around), ratio(shadow, around)),
+    best_around: Math.max(ratio(outline, outside), ratio(shadow, outside)),
     best_own: Math.max(ratio(outline, ownBg), ratio(shadow, ownBg)),
   };
 }"""
@@ -215,6 +252,7 @@ class Widths:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     axe: list[str] = field(default_factory=list)
+    shots: Path | None = None  # screenshots of each page and viewport go here, if set
 
     def overflowing(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["scrollWidth"] > r["innerWidth"]]
@@ -241,6 +279,9 @@ async def measure(page, name: str, widths: Widths, *, axe: bool = True) -> None:
         await settle(page)
         found = await page.evaluate(_MEASURE)
         widths.rows.append({"page": name, "viewport": label, **found})
+        if widths.shots is not None:
+            shot = re.sub(r"[^\w]+", "-", f"{name}-{width}").strip("-")
+            await page.screenshot(path=widths.shots / f"{shot}.png", full_page=True)
         if axe and width == PHONE[1]:
             violations = await axe_violations(page)
             if violations:
@@ -293,7 +334,6 @@ async def seed_city(app, client, caplog, clock) -> dict[str, Any]:
         reason="Chưa rõ đơn vị xử lý, chờ điều phối.",
     )
     assert moved.status_code == 200, moved.text
-    await file_petition(client, resident["headers"], description=LONG_TEXT)  # not routed
 
     officer = await staff_now(client, app, clock, [("officer", unit)])
     accepted = await act(client, officer["headers"], photo_report, "accept")
@@ -349,11 +389,10 @@ async def seed_city(app, client, caplog, clock) -> dict[str, Any]:
 
     place = await make_place(app, {"1": "received", "2": "processing", "4": "completed"})
     importer = await sign_in_staff(client, app, [("admin", None)])
-    uploaded = await upload(
-        client, importer["headers"], place.agency_code, scenario("RF", 30).body
-    )
+    uploaded = await upload(client, importer["headers"], place.agency_code, scenario("RF", 30).body)
     assert uploaded.status_code == 201, uploaded.text
     await run_import_worker(clock)
+    await file_petition(client, resident["headers"], description=LONG_TEXT)  # not routed
     return {
         "unit": unit,
         "overdue": item,
@@ -365,9 +404,9 @@ async def seed_city(app, client, caplog, clock) -> dict[str, Any]:
 
 
 async def test_every_console_page_reflows_at_320_px_and_at_200_percent_zoom(
-    app, client, caplog, clock, browser, live_server, page
+    app, client, caplog, clock, browser, live_server, page, screenshot_dir
 ):
-    widths = Widths()
+    widths = Widths(shots=screenshot_dir if os.environ.get("WEB_SCREENSHOTS_DIR") else None)
     city = await seed_city(app, client, caplog, clock)
     unit, email = city["unit"], city["manager"]
 
@@ -385,7 +424,10 @@ async def test_every_console_page_reflows_at_320_px_and_at_200_percent_zoom(
     pages = [
         ("queue", "/console/queue"),
         ("report detail (every action)", f"/console/reports/{report_id}"),
-        ("report detail (a template filled)", f"/console/reports/{report_id}?template={template_id}"),
+        (
+            "report detail (a template filled)",
+            f"/console/reports/{report_id}?template={template_id}",
+        ),
         ("report detail (overdue)", f"/console/reports/{city['overdue']['id']}"),
         ("inbox", "/console/inbox"),
         ("map", "/console/map"),
@@ -439,3 +481,138 @@ async def test_every_console_page_reflows_at_320_px_and_at_200_percent_zoom(
 
     report(widths)
     assert not widths.overflowing() and not widths.axe, failures(widths)
+
+
+def below(rows: list[dict[str, Any]], key: str, needed: float | str) -> list[dict[str, Any]]:
+    """The rows whose ratio ``key`` is under ``needed`` (a number, or the row's own key)."""
+    return [r for r in rows if r[key] < (r[needed] if isinstance(needed, str) else needed)]
+
+
+async def focus_rings(page, stops: int = 80) -> list[dict[str, Any]]:
+    """Tabs through the page (at most ``stops`` times, until focus comes round again) and
+    measures the focus ring of each element reached."""
+    rings: list[dict[str, Any]] = []
+    await page.keyboard.press("Shift")  # a key first: focus from here on is keyboard focus
+    await page.locator("a.skip").focus()
+    seen: set[str] = set()
+    for _ in range(stops):
+        key = await page.evaluate(
+            "() => { const e = document.activeElement; if (e === document.body) return null;"
+            " e.dataset.ringSeen ||= String(Math.random()); return e.dataset.ringSeen; }"
+        )
+        if key is None or key in seen:  # out of the page, or round again
+            break
+        seen.add(key)
+        rings.append(await page.evaluate(_FOCUS_RING))
+        await page.keyboard.press("Tab")
+    return rings
+
+
+def ring_problems(rings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in rings
+        if r["outline_style"] == "none"
+        or r["outline_width"] < 2
+        or r["rings"] < 9
+        or r["best_around"] < 3
+        or r["best_own"] < 3
+    ]
+
+
+async def test_text_markers_and_focus_rings_over_the_map_and_the_index_contrast(
+    app, client, caplog, clock, page
+):
+    item = await overdue_report(app, client, caplog, clock)
+    unit = item["unit"]
+    # city-wide too: the overdue report goes up to the dispatcher on the way (escalated)
+    email = await create_staff(app, [("manager", unit), ("dispatcher", None)])
+    clock.set(datetime.now(UTC))
+    fresh = await file_petition(client, item["resident"]["headers"])
+    resolved = await file_petition(client, item["resident"]["headers"])
+    await run_worker(clock)
+    officer = await staff_now(client, app, clock, [("officer", unit)])
+    for action, body in (("accept", {}), ("resolve", {"answer": "Đã sửa xong, đã kiểm tra lại."})):
+        done = await act(client, officer["headers"], resolved, action, **body)
+        assert done.status_code == 200, done.text
+    await run_worker(clock)  # the index's figures, with a month on time
+
+    await page.set_viewport_size(DESK)
+    await sign_in(page, email)
+    await page.goto("/console/map")
+    cluster = page.locator("#queue-map .map-cluster").first
+    await cluster.wait_for()
+    # both kinds of cluster over the map: the real one (late: the overdue report is in
+    # it), and the other kind drawn by the page's own classes at the same place
+    await page.evaluate(
+        """() => {
+          const real = document.querySelector('#queue-map .map-cluster');
+          const other = real.cloneNode(true);
+          other.classList.toggle('late');
+          other.dataset.probe = 'other kind';
+          real.parentElement.appendChild(other);
+        }"""
+    )
+    markers = await page.evaluate(_MARKER_CONTRAST, "#queue-map .map-cluster")
+    assert {"map-cluster" in m["marker"] and "late" in m["marker"] for m in markers} == {
+        True,
+        False,
+    }, markers
+    assert not below(markers, "fill_border", 3) and not below(markers, "fill_map", 3), markers
+    texts = await page.evaluate(_TEXT_CONTRAST, "#queue-map")
+    assert {t["text"] for t in texts} >= {"1", "2"} or len(texts) >= 3, texts
+    assert not below(texts, "ratio", "needed"), texts
+    await page.evaluate("() => document.querySelector('[data-probe]').remove()")
+    # the legend draws the same markers on the page
+    legend = await page.evaluate(
+        _MARKER_CONTRAST, ".map-legend .map-cluster, .map-legend .map-point"
+    )
+    assert len(legend) == 4 and not below(legend, "fill_map", 3), legend
+    assert not below(await page.evaluate(_TEXT_CONTRAST, ".map-legend"), "ratio", "needed")
+
+    # up close, one dot per report (the overdue one square and red), and a popup
+    rings = await focus_rings(page)
+    for _ in range(2):
+        await cluster.click()
+        await page.wait_for_timeout(400)
+        if await page.locator("#queue-map .map-point").count():
+            break
+    points = page.locator("#queue-map .map-point")
+    await points.first.wait_for()
+    dots = await page.evaluate(_MARKER_CONTRAST, "#queue-map .map-point")
+    assert {"late" in d["marker"] for d in dots} == {True, False}, dots
+    assert not below(dots, "fill_border", 3) and not below(dots, "fill_map", 3), dots
+    await points.last.focus()
+    await page.keyboard.press("Enter")
+    popup = page.locator(".leaflet-popup-content a")
+    await popup.wait_for()
+    shown = await popup.inner_text()
+    assert shown.startswith((item["report"]["code"], fresh["code"]))
+    texts = await page.evaluate(_TEXT_CONTRAST, "#queue-map")
+    assert any(t["text"] == shown for t in texts), texts
+    assert not below(texts, "ratio", "needed"), texts
+    rings += await focus_rings(page)
+    assert any("map-point" in r["element"] for r in rings), rings
+    assert any("leaflet-container" in r["element"] for r in rings), rings
+    assert not ring_problems(rings), ring_problems(rings)
+
+    # the unit index: the table, the charts' labels and bars; focus on its scroll regions
+    await page.goto(f"/console/units/{unit}/index")
+    await page.locator("svg rect").first.wait_for()
+    texts = await page.evaluate(_TEXT_CONTRAST, "main")
+    assert any(t["text"] == "100" for t in texts), texts  # a bar's label
+    assert not below(texts, "ratio", "needed"), texts
+    bars = await page.evaluate(
+        "() => {"
+        + _COLOUR_JS
+        + """
+      return [...document.querySelectorAll('main svg rect')].map((r) => {
+        const fill = parse(getComputedStyle(r).fill), bg = around(r.closest('svg'), -2);
+        return {fill: hex(fill), bg: hex(bg), ratio: ratio(fill, bg)};
+      });
+    }"""
+    )
+    assert bars and not below(bars, "ratio", 3), bars
+    rings = await focus_rings(page)
+    assert any("table-scroll" in r["element"] for r in rings), rings
+    assert not ring_problems(rings), ring_problems(rings)

@@ -18,7 +18,11 @@
     var lat = parseFloat(pin.dataset.lat), lon = parseFloat(pin.dataset.lon);
     var small = L.map(pin, { keyboard: true }).setView([lat, lon], 16);
     baseLayer(small, pin);
-    L.marker([lat, lon], { alt: pin.getAttribute('aria-label') }).addTo(small);
+    var where = document.createElement('span');
+    where.className = 'visually-hidden';
+    where.textContent = pin.getAttribute('aria-label');
+    var dot = L.divIcon({ className: 'map-point', html: where, iconSize: [20, 20] });
+    L.marker([lat, lon], { icon: dot, keyboard: false }).addTo(small);
   }
 
   var big = document.getElementById('queue-map');
@@ -35,18 +39,27 @@
         .then(function (r) { return r.json(); })
         .then(function (data) {
           layer.clearLayers();
+          // markers drawn by console.css (their colours are tested for contrast); the
+          // words come from the page, in its language
+          var late = big.getAttribute('data-late');
           data.features.forEach(function (f) {
             var c = f.geometry.coordinates, p = f.properties;
             if (p.cluster) {
-              var icon = L.divIcon({ className: 'map-cluster' + (p.overdue ? ' late' : ''), html: String(p.count), iconSize: [40, 40] });
-              L.marker([c[1], c[0]], { icon: icon, alt: p.count + (p.overdue ? ' (' + p.overdue + ' late)' : '') })
+              var count = document.createElement('span');
+              count.textContent = String(p.count);
+              var icon = L.divIcon({ className: 'map-cluster' + (p.overdue ? ' late' : ''), html: count, iconSize: [40, 40] });
+              L.marker([c[1], c[0]], { icon: icon, title: p.count + (p.overdue ? ' (' + p.overdue + ' ' + late + ')' : '') })
                 .on('click', function () { map.setView([c[1], c[0]], map.getZoom() + 2); })
                 .addTo(layer);
             } else {
               var a = document.createElement('a');
               a.href = '/console/reports/' + p.id;
-              a.textContent = p.code + (p.overdue ? ' — LATE' : '');
-              L.marker([c[1], c[0]], { alt: p.code }).bindPopup(a).addTo(layer);
+              a.textContent = p.code + (p.overdue ? ' — ' + late : '');
+              var name = document.createElement('span');
+              name.className = 'visually-hidden';
+              name.textContent = a.textContent;
+              var pin = L.divIcon({ className: 'map-point' + (p.overdue ? ' late' : ''), html: name, iconSize: [20, 20] });
+              L.marker([c[1], c[0]], { icon: pin, title: a.textContent }).bindPopup(a).addTo(layer);
             }
           });
         });
