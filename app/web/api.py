@@ -392,6 +392,21 @@ async def _message(
     return _done(report_id, form, kind)
 
 
+def refused(request: Request, key: str, values: dict[str, Any], error: AppError) -> None:
+    """For a handler that answers its refused form itself (its write in a transaction of
+    its own, the page read with the request's): the form's state that ``render`` shows,
+    as ``page_error_handler`` makes it for the others (issue 23 item 2)."""
+    kept = {
+        name: [str(v) for v in (value if isinstance(value, list) else [value])]
+        for name, value in values.items()
+    }
+    params = {name: found[0] for name, found in kept.items() if found}
+    params.update({name: str(value) for name, value in request.path_params.items()})
+    request.scope.setdefault("state", {})["form_state"] = forms.failed(
+        key, kept, params, language(request), error=error
+    )
+
+
 def form_page(page: str, form: str) -> dict[str, str]:
     """A form handler's ``opt``: the page its form is on (a name in ``PAGES``) and the
     form's key there (``forms.FORMS``), so that a refused form comes back on that page

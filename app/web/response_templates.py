@@ -28,6 +28,7 @@ from app.core.db import DbSession
 from app.core.errors import AppError, FieldError, NotFound, Unprocessable
 from app.web import forms
 from app.web.api import (
+    PAGES,
     UrlEncoded,
     _actor,
     _categories,
@@ -35,7 +36,9 @@ from app.web.api import (
     _refuse_nul,
     _signed_form,
     _user,
+    form_page,
     language,
+    refused,
     render,
 )
 from app.web.session import ConsoleUser
@@ -146,14 +149,29 @@ async def _templates_page(
     )
 
 
-def _refusal(exc: AppError, request: Request) -> dict[str, Any]:
+def _refusal(
+    exc: AppError, request: Request, key: str, values: dict[str, Any]
+) -> dict[str, Any]:
     if exc.status in (401,):
         raise exc
+    refused(request, key, values, exc)  # in place (issue 23 item 2)
     return {
         "status_code": exc.status,
         "error": i18n.translate(exc.code, language(request), exc.params),
         "error_fields": [e.field for e in exc.errors or []],
     }
+
+
+async def templates_again(request: Request, state: State, session: DbSession) -> Template:
+    """The templates page for a refused form (issue 23 item 2), the one edited if any."""
+    user = await _user(request, state, session)
+    template_id = request.path_params.get("template_id")
+    listed = await templates.list_templates(session, _actor(request))
+    editing = next((t for t in listed.items if t.id == template_id and t.may_edit), None)
+    return await _templates_page(request, session, user, editing=editing)
+
+
+PAGES["templates"] = (templates_again, "/console/templates")
 
 
 class ResponseTemplatePages(Controller):
@@ -178,7 +196,7 @@ class ResponseTemplatePages(Controller):
         values = {name: getattr(editing, name) or "" for name in TEMPLATE_FIELDS}
         return await _templates_page(request, session, user, editing=editing, values=values)
 
-    @post("/templates")
+    @post("/templates", opt=form_page("templates", "template_edit"))
     async def create(
         self,
         request: Request,
@@ -193,12 +211,17 @@ class ResponseTemplatePages(Controller):
                 cmd = _command(_template_values(data), templates.TemplateIn)
                 await templates.create_template(inner, _actor(request), cmd)
         except AppError as exc:
+            values = _template_values(data)
             return await _templates_page(
-                request, session, user, values=_template_values(data), **_refusal(exc, request)
+                request,
+                session,
+                user,
+                values=values,
+                **_refusal(exc, request, "template_edit", values),
             )
         return Redirect("/console/templates?done=saved", status_code=303)
 
-    @post("/templates/{template_id:uuid}")
+    @post("/templates/{template_id:uuid}", opt=form_page("templates", "template_edit"))
     async def change(
         self,
         request: Request,
@@ -221,11 +244,11 @@ class ResponseTemplatePages(Controller):
                 user,
                 editing=editing,
                 values=_template_values(data),
-                **_refusal(exc, request),
+                **_refusal(exc, request, "template_edit", _template_values(data)),
             )
         return Redirect("/console/templates?done=saved", status_code=303)
 
-    @post("/templates/{template_id:uuid}/delete")
+    @post("/templates/{template_id:uuid}/delete", opt=form_page("templates", "template_delete"))
     async def remove(
         self,
         request: Request,
@@ -238,7 +261,7 @@ class ResponseTemplatePages(Controller):
         await templates.delete_template(session, _actor(request), template_id)
         return Redirect("/console/templates?done=deleted", status_code=303)
 
-    @post("/reports/{report_id:uuid}/template")
+    @post("/reports/{report_id:uuid}/template", opt=form_page("report", "template"))
     async def send(
         self,
         request: Request,
@@ -255,7 +278,7 @@ class ResponseTemplatePages(Controller):
         )
         return _done(report_id, data, "template_sent")
 
-    @post("/queue/bulk")
+    @post("/queue/bulk", opt=form_page("queue", "bulk"))
     async def bulk(
         self,
         request: Request,
@@ -288,7 +311,7 @@ class ResponseTemplatePages(Controller):
                     language(request),
                 )
         except AppError as exc:
-            refusal = _refusal(exc, request)
+            refusal = _refusal(exc, request, "bulk", values)
             return await queue_page(
                 request,
                 state,
@@ -323,6 +346,8 @@ async def report_context(
     offered = await templates.templates_for_report(
         session, state.deadlines.calendar, _actor(request), detail.id
     )
-    picked = request.query_params.get("template")
+    # the template picked, or the one whose form was just refused (issue 23 item 2)
+    refused_form = request.scope.get("state", {}).get("form_state", forms.NO_FORM)
+    picked = request.query_params.get("template") or refused_form.value("template", "template_id")
     chosen = next((t for t in offered.items if str(t.id) == picked), None)
     return {"templates_offered": offered.items, "template_chosen": chosen}

@@ -48,7 +48,9 @@ async def test_the_templates_page_writes_changes_and_deletes(app, client, caplog
     assert refused.status_code == 400
     text = html.unescape(refused.text)
     assert "Ô thay thế {ten} trong body_vi không tồn tại" in text
-    assert 'id="template-error"' in refused.text and 'aria-invalid="true"' in refused.text
+    # in place (issue 23): the message beside the field, which the summary links to
+    assert 'id="tpl-vi-error"' in refused.text and 'href="#tpl-vi"' in refused.text
+    assert 'aria-invalid="true"' in refused.text
     assert "Kính gửi {ten}" in text  # what was written is kept in the form
     assert await template_rows(app) == before
 

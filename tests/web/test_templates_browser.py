@@ -34,7 +34,9 @@ async def test_a_manager_writes_a_template_and_works_the_queue_in_bulk(
     await page.get_by_label("Nội dung tiếng Việt").fill("Kính gửi {ten}: đã nhận {code}.")
     await page.get_by_label("Nội dung tiếng Anh").fill("Report {code} was received.")
     await page.get_by_role("button", name="Lưu mẫu").click()
-    await page.get_by_role("alert").filter(has_text="{ten}").wait_for()
+    # in place (issue 23): the error summary, focused, names the field's problem
+    await page.locator("#error-summary").filter(has_text="{ten}").wait_for()
+    assert await page.evaluate("document.activeElement.id") == "error-summary"
     field = page.get_by_label("Nội dung tiếng Việt")
     assert await field.get_attribute("aria-invalid") == "true"
     await no_serious_violations(page, "templates page with an error")
