@@ -5,14 +5,7 @@ services, a service definition and requests, one and several, in JSON and in XML
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,65 +14,19 @@ from georeport import GeoReport
 from app.core.clock import Clock
 from tests.accounts.factories import sign_in_resident
 from tests.complaints.factories import file_with_photo
+from tests.live import live_server
 from tests.open311.test_read_api import unsigned
 from tests.routing.conftest import run_worker
 
-ROOT_DIR = Path(__file__).resolve().parents[2]
 PORTS = range(8711, 8720)  # this helper's range on the shared machine
-START_SECONDS = 60
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail(f"no free port in {PORTS.start}-{PORTS.stop - 1}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def live_api(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The API in a granian process of its own (as scripts/serve.sh serves it), on this
-    run's database, Redis prefix and secrets; its /open311/v2 root."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("open311") / "granian.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR), "PUBLIC_BASE_URL": base_url}
-    command = [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
-        "app.main:create_app", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--log-level", "warning",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command, cwd=ROOT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"granian exited: {log_path.read_text()[-2000:]}", pytrace=False)
-            try:
-                if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"granian did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+    """The API in a granian process of its own (tests/live.py), on this run's database,
+    Redis prefix and secrets; its /open311/v2 root."""
+    with live_server(PORTS, tmp_path_factory.mktemp("open311")) as base_url:
         yield f"{base_url}/open311/v2"
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=10)
 
 
 def _texts(value) -> object:
