@@ -157,10 +157,12 @@ CREATE FUNCTION sync_changes_dossier_links() RETURNS trigger LANGUAGE plpgsql AS
 BEGIN
   IF TG_OP = 'INSERT' THEN
     {_INSERT}
-    SELECT n.user_id, 'dossier', d.code, false FROM new_rows n JOIN dossiers d ON d.id = n.dossier_id;
+    SELECT n.user_id, 'dossier', d.code, false
+      FROM new_rows n JOIN dossiers d ON d.id = n.dossier_id;
   ELSE
     {_INSERT}
-    SELECT o.user_id, 'dossier', d.code, true FROM old_rows o JOIN dossiers d ON d.id = o.dossier_id;
+    SELECT o.user_id, 'dossier', d.code, true
+      FROM old_rows o JOIN dossiers d ON d.id = o.dossier_id;
   END IF;
   RETURN NULL;
 END
@@ -317,7 +319,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table, function, events in TRIGGERS:
+    for table, _, events in TRIGGERS:
         for event in events:
             op.execute(f"DROP TRIGGER {table}_sync_{event.lower()} ON {table}")
     for _, function, _ in TRIGGERS:
