@@ -14,7 +14,7 @@ compressed bytes. This class *is* the compression middleware (``CompressionConfi
 then:
 
 1. the base ETag: one the handler set (reference data: the snapshot's version, no
-   hashing), otherwise a BLAKE2b digest of the encoded body (or the route's own rule:
+   hashing), otherwise an XXH3-128 digest of the encoded body (or the route's own rule:
    the live map feed's weak ETag leaves out the instant it was read, ``as_of``);
 2. the content coding it will send: br when the client accepts it, else gzip, else
    none, and none below ``minimum_size`` (what Litestar's own middleware does);
@@ -35,13 +35,13 @@ adds it to the 304 as well and never touches the ETag.
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from io import BytesIO
 from typing import Any
 
+import xxhash
 from litestar.enums import CompressionEncoding
 from litestar.middleware.compression.facade import CompressionFacade
 from litestar.middleware.compression.gzip_facade import GzipCompression
@@ -64,9 +64,11 @@ _ENTITY_TAG = re.compile(r'\s*(W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)')
 
 
 def body_etag(body: bytes) -> str:
-    """A strong ETag of the exact bytes: BLAKE2b, 96 bits, base64url (16 characters)."""
-    digest = hashlib.blake2b(body, digest_size=12).digest()
-    return '"' + base64.urlsafe_b64encode(digest).decode("ascii") + '"'
+    """A strong ETag of the exact bytes: XXH3, 128 bits, base64url (22 characters).
+    Not a cryptographic hash, and it need not be: an ETag is compared only with the
+    ETags of the same resource. 3 µs for a 26 KB page where BLAKE2b took 80-120 µs."""
+    digest = xxhash.xxh3_128_digest(body)
+    return '"' + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=") + '"'
 
 
 def weak_etag_without(field: bytes) -> Callable[[bytes], str]:
