@@ -23,7 +23,18 @@ from app.core.errors import AppError, FieldError, Unprocessable
 from app.dossiers import imports
 from app.settings import get_settings
 from app.web import forms
-from app.web.api import Multipart, _actor, _refuse_nul, _signed_form, _user, language, render
+from app.web.api import (
+    PAGES,
+    Multipart,
+    _actor,
+    _refuse_nul,
+    _signed_form,
+    _user,
+    form_page,
+    language,
+    refused,
+    render,
+)
 from app.web.session import ConsoleUser
 
 PREFIX = "dossier_import."
@@ -91,6 +102,14 @@ async def _list_page(
     )
 
 
+async def _list_again(request: Request, state: State, session: DbSession) -> Template:
+    """The list with the upload form as it was refused (issue 23 item 2)."""
+    return await _list_page(request, state, session, await _user(request, state, session))
+
+
+PAGES["dossier_imports"] = (_list_again, "/console/dossier-imports")
+
+
 class DossierImportPages(Controller):
     path = "/console/dossier-imports"
     include_in_schema = False
@@ -108,7 +127,7 @@ class DossierImportPages(Controller):
         user = await _user(request, state, session)
         return await _list_page(request, state, session, user, agency=agency, cursor=cursor)
 
-    @post("/", request_max_body_size=FORM_CAP)
+    @post("/", request_max_body_size=FORM_CAP, opt=form_page("dossier_imports", "dossier_import"))
     async def upload(
         self,
         request: Request,
@@ -141,6 +160,10 @@ class DossierImportPages(Controller):
             if exc.status in (401, 403):
                 raise  # a denial is the 403 page, as everywhere in the console
             message = i18n.translate(exc.code, language(request), exc.params)
+            values = {"agency": data.agency, "format": data.format}
+            if not exc.errors:  # what the service refuses is the file's content
+                exc.errors = [FieldError(field="file", message=exc.code, source="body")]
+            refused(request, "dossier_import", values, exc)  # in place (issue 23 item 2)
             return await _list_page(
                 request,
                 state,

@@ -191,6 +191,16 @@ FORMS: dict[str, dict[str, tuple[str, str]]] = {
         "target_status": ("tpl-target", "template_target"),
         "auto_on_status": ("tpl-auto", "template_auto"),
     },
+    # the photo redaction form's rows (a rectangle each; ``rectangles``: the form as a whole)
+    "redact": {
+        "rectangles": ("x1", "redaction.title"),
+        **{f"rectangle{n}": (f"x{n}", "redaction.rectangle") for n in range(1, 6)},
+    },
+    "dossier_import": {
+        "agency": ("agency", "dossier_import.agency"),
+        "file": ("file", "dossier_import.file"),
+        "format": ("format", "dossier_import.format"),
+    },
     "suspend": {
         "phone": ("suspend-phone", "moderation.phone"),
         "reason": ("suspend-reason", "moderation.reason"),
@@ -314,7 +324,11 @@ def failed(
             message = message or texts.text("field_error.form", lang)
             return
         seen.add(name)
-        label = texts.text(spec[1], lang)
+        # a label naming a row ("Rectangle {index}") takes the row from the field's name
+        index = name[len(name.rstrip("0123456789")) :]
+        # a console key (``reason`` is console.reason), else the catalogue's own key
+        label_key = "console." + spec[1] if i18n.has("console." + spec[1]) else spec[1]
+        label = i18n.text(label_key, lang, index=index)
         shown.append(ShownError(name, _fill(spec[0], params), label, text_of(label)))
 
     for item in decoding or []:

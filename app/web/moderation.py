@@ -22,9 +22,11 @@ from app.complaints import abuse, redaction
 from app.core import i18n
 from app.core.calendar import TIMEZONE
 from app.core.db import DbSession
-from app.core.errors import BadRequest, FieldError, Forbidden
+from app.core.errors import AppError, BadRequest, FieldError, Forbidden
 from app.policy import may_suspend_account
 from app.web.api import (
+    PAGES,
+    form_page,
     UrlEncoded,
     _actor,
     _refuse_nul,
@@ -96,21 +98,9 @@ class ModerationPages(Controller):
         session: DbSession,
         appealed: Annotated[bool, QueryParameter()] = False,
     ) -> Template:
-        user = await _user(request, state, session)
-        actor = _actor(request)
-        if not may_suspend_account(actor, None):
-            raise Forbidden("suspension_not_allowed")
-        rows = await suspension.list_for_admins(session, actor, appealed_only=appealed)
-        return render(
-            request,
-            "moderation/suspensions.html",
-            user,
-            suspensions=rows,
-            appealed=appealed,
-            done=request.query_params.get("done"),
-        )
+        return await suspensions_page(request, state, session, appealed)
 
-    @post("/suspensions")
+    @post("/suspensions", opt=form_page("suspensions", "suspend"))
     async def suspend(
         self,
         request: Request,
@@ -127,7 +117,7 @@ class ModerationPages(Controller):
         await suspension.suspend(session, actor, user_id, command)
         return Redirect("/console/moderation/suspensions?done=suspended", status_code=303)
 
-    @post("/suspensions/{suspension_id:uuid}/lift")
+    @post("/suspensions/{suspension_id:uuid}/lift", opt=form_page("suspensions", "lift"))
     async def lift(
         self,
         request: Request,
@@ -146,18 +136,9 @@ class ModerationPages(Controller):
     async def redaction_form(
         self, request: Request, state: State, session: DbSession, photo_id: FromPath[uuid.UUID]
     ) -> Template:
-        user = await _user(request, state, session)
-        photo = await redaction.page(session, state.storage, _actor(request), photo_id)
-        return render(
-            request,
-            "moderation/redact.html",
-            user,
-            photo=photo,
-            rows=range(1, REDACTION_ROWS + 1),
-            done=request.query_params.get("done"),
-        )
+        return await redaction_page(request, state, session)
 
-    @post("/photos/{photo_id:uuid}/redact")
+    @post("/photos/{photo_id:uuid}/redact", opt=form_page("redact", "redact"))
     async def redact(
         self,
         request: Request,
@@ -168,9 +149,13 @@ class ModerationPages(Controller):
     ) -> Redirect:
         await _signed_form(request, state, session, data)
         command = redaction.RedactIn(rectangles=rectangles_of(data))
-        await redaction.redact(
-            session, state.storage, state.settings, _actor(request), photo_id, command
-        )
+        try:
+            await redaction.redact(
+                session, state.storage, state.settings, _actor(request), photo_id, command
+            )
+        except AppError as exc:
+            _rows_named(exc, data)
+            raise
         return Redirect(
             f"/console/moderation/photos/{photo_id}/redact?done=redacted", status_code=303
         )
@@ -186,7 +171,7 @@ class ModerationPages(Controller):
 
     # ---- abuse flags (from the report page)
 
-    @post("/reports/{report_id:uuid}/flag")
+    @post("/reports/{report_id:uuid}/flag", opt=form_page("report", "flag"))
     async def flag(
         self,
         request: Request,
@@ -199,7 +184,7 @@ class ModerationPages(Controller):
         await abuse.flag(session, _actor(request), report_id, data.reason_code)
         return _back(data, f"/console/reports/{report_id}", "flagged")
 
-    @post("/reports/{report_id:uuid}/unflag")
+    @post("/reports/{report_id:uuid}/unflag", opt=form_page("report", "unflag"))
     async def unflag(
         self,
         request: Request,
@@ -256,13 +241,52 @@ def rectangles_of(form: RedactForm) -> list[redaction.Rectangle]:
                 "redaction_rectangle_invalid",
                 params={"index": row},
                 errors=[
-                    FieldError(
-                        field=f"rectangle {row}", message="four whole numbers", source="body"
-                    )
+                    FieldError(field=f"rectangle{row}", message="four whole numbers", source="body")
                 ],
             ) from None
         found.append(redaction.Rectangle(x=x, y=y, width=w, height=h))
     return found
+
+
+def _rows_named(exc: AppError, form: RedactForm) -> None:
+    """The service names a rectangle by its place in the list (``rectangles[1]``); the
+    page by the form's row it came from (``rectangle3``), for the error in place."""
+    rows = [
+        row
+        for row in range(1, REDACTION_ROWS + 1)
+        if any(getattr(form, f"{c}{row}").strip() for c in "xywh")
+    ]
+    for error in exc.errors or []:
+        if error.field.startswith("rectangles[") and error.field.endswith("]"):
+            index = int(error.field[len("rectangles[") : -1])
+            if 0 <= index < len(rows):
+                error.field = f"rectangle{rows[index]}"
+
+
+async def suspensions_page(
+    request: Request, state: State, session: DbSession, appealed: bool = False
+) -> Template:
+    user = await _user(request, state, session)
+    actor = _actor(request)
+    if not may_suspend_account(actor, None):
+        raise Forbidden("suspension_not_allowed")
+    rows = await suspension.list_for_admins(session, actor, appealed_only=appealed)
+    return render(
+        request, "moderation/suspensions.html", user, suspensions=rows, appealed=appealed
+    )
+
+
+async def redaction_page(request: Request, state: State, session: DbSession) -> Template:
+    user = await _user(request, state, session)
+    photo_id = request.path_params["photo_id"]
+    photo = await redaction.page(session, state.storage, _actor(request), photo_id)
+    return render(
+        request, "moderation/redact.html", user, photo=photo, rows=range(1, REDACTION_ROWS + 1)
+    )
+
+
+PAGES["suspensions"] = (suspensions_page, "/console/moderation/suspensions")
+PAGES["redact"] = (redaction_page, "/console/moderation/photos/{photo_id}/redact")
 
 
 def report_page_context(request: Request) -> dict[str, Any]:

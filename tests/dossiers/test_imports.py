@@ -782,7 +782,8 @@ async def test_an_oversized_file_is_refused_with_nothing_stored(
             files={"file": ("big.ndjson", body, "application/x-ndjson")},
         )
         assert r.status_code == 413
-        assert 'role="alert"' in r.text and "2.000" in r.text  # the limit, as vi writes it
+        # in place (issue 23): the summary and the message beside the file field
+        assert 'class="error-summary"' in r.text and "2.000" in r.text  # vi writes the limit so
         assert 'action="/console/dossier-imports"' in r.text
     async with app.state.sessionmaker() as s:
         rows = await s.scalar(
@@ -900,7 +901,7 @@ async def test_the_pages_upload_list_and_show_the_refused_lines(app, client, clo
         files={"file": ("x.csv", csv_bytes(["MaHoSo", "Foo"], [["A", "b"]]), "text/csv")},
     )
     assert r.status_code == 422
-    assert 'role="alert"' in r.text and "Foo" in r.text
+    assert 'class="error-summary"' in r.text and "Foo" in r.text
     assert 'aria-invalid="true"' in r.text
     # no file chosen
     r = await browser.http.post(
@@ -908,7 +909,7 @@ async def test_the_pages_upload_list_and_show_the_refused_lines(app, client, clo
         data={"csrf": csrf_of(page.text), "agency": place.agency_code},
         files={"file": ("", b"", "application/octet-stream")},
     )
-    assert r.status_code == 422 and 'role="alert"' in r.text
+    assert r.status_code == 422 and 'id="file-error"' in r.text
     # without the CSRF token: refused
     s = scenario(f"G{secrets.token_hex(3)}", 8)
     r = await browser.http.post(
