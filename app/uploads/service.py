@@ -15,8 +15,10 @@ into headers. Where the bytes live and why:
   for the length of a slow body: a PATCH takes a lease on the row (``lease_token``,
   ``lease_until``, under ``SELECT … FOR UPDATE``); every piece it writes checks the token
   and the offset in its UPDATE and renews the lease. A second PATCH while the lease runs
-  is a 409; a PATCH whose process died leaves a lease that lapses after
-  ``UPLOAD_LEASE_SECONDS``.
+  is a 409; a PATCH whose process died, or whose connection dropped without the server
+  seeing it (no FIN), stops renewing and its lease lapses after ``UPLOAD_LEASE_SECONDS``:
+  the next PATCH takes over, and the stalled one, should bytes still come, fails its next
+  write (token mismatch) and keeps nothing more.
 - **With ``Upload-Checksum`` a PATCH is all or nothing**: its bytes are held (at most
   the upload's length) until the body has ended and the digest matches.
 - **The last byte** runs the photo through ``complaints.service.upload_photo`` (the same
@@ -279,7 +281,9 @@ async def append(
 
     Each step is its own transaction (``db.transaction``): the lease, every piece, the
     release, the photo at the end. The body may end early (the client went away): what
-    arrived is kept (without a checksum) and the offset says so."""
+    arrived is kept (without a checksum) and the offset says so. An empty PATCH at the
+    end of an open upload makes the photo (the process stopped between the last piece
+    and the photo)."""
     token = await _take_lease(sessionmaker, redis, settings, actor, upload_id, patch)
     try:
         offset = await _receive(sessionmaker, redis, settings, upload_id, token, patch, body, clock)

@@ -395,3 +395,42 @@ async def test_unknown_upload_is_404(client, caplog, method):
     )
     assert r.status_code == 404
     assert r.headers["tus-resumable"] == "1.0.0"
+
+
+async def test_answers_are_never_compressed(client, caplog):
+    """The compression middleware (brotli/gzip) leaves every tus answer alone: HEAD and
+    PATCH carry no body, a problem stays plain, and no-store is kept."""
+    me = await sign_in_resident(client, caplog)
+    asks = {**me["headers"], **TUS, "Accept-Encoding": "br, gzip"}
+    location = await create(client, asks, 4000)
+    r = await send(client, asks, location, 0, b"x" * 3000)
+    assert r.status_code == 204 and "content-encoding" not in r.headers
+    r = await client.head(location, headers=asks)
+    assert r.status_code == 200 and "content-encoding" not in r.headers
+    assert r.headers["cache-control"] == "no-store"
+    r = await send(client, asks, location, 5, b"x")
+    assert r.status_code == 409 and "content-encoding" not in r.headers
+    assert r.json()["code"] == "upload_offset_mismatch"
+
+
+async def test_method_override_sends_a_patch_as_post(client, caplog):
+    """X-HTTP-Method-Override (tus core): a client that cannot send PATCH posts it."""
+    me = await sign_in_resident(client, caplog)
+    location = await create(client, me["headers"], 100)
+    r = await client.post(
+        location,
+        content=b"y" * 25,
+        headers={
+            **me["headers"],
+            **TUS,
+            **STREAM,
+            "Upload-Offset": "0",
+            "X-HTTP-Method-Override": "PATCH",
+        },
+    )
+    assert r.status_code == 204 and r.headers["upload-offset"] == "25"
+    r = await client.post(
+        location, headers={**me["headers"], **TUS, "X-HTTP-Method-Override": "PUT"}
+    )
+    assert r.status_code == 400 and r.json()["code"] == "upload_header_invalid"
+    assert await offset_of(client, me["headers"], location) == 25
