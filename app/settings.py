@@ -119,7 +119,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     upload_open_per_resident: int = 5  # unfinished uploads one resident may hold (429 beyond)
     upload_ttl_hours: int = 24  # an unfinished upload expires (410, then purged)
     upload_piece_bytes: int = 262_144  # a PATCH body is committed in pieces of this size
-    upload_lease_seconds: int = 30  # a PATCH that stopped writing frees the upload after this
+    upload_lease_seconds: int = 10  # a PATCH that stopped writing frees the upload after this
 
     # routing, deadlines and satisfaction (workers)
     office_opens: str = "08:00"  # local time, Asia/Ho_Chi_Minh
