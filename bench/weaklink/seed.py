@@ -1,7 +1,8 @@
 """The weak-link benchmark's resident (issue 24): 50 reports, 200 notifications, 10 dossiers.
 
-    python bench/weaklink/seed.py seed    # prints JSON: tokens, ids, the agency's secret
-    python bench/weaklink/seed.py change STATE_JSON  # "a few things changed", JSON out
+    python bench/weaklink/seed.py seed    # prints JSON: the token, ids, the agency's secret
+    python bench/weaklink/seed.py last-notification USER_ID
+    python bench/weaklink/seed.py top-up USER_ID SINCE_ID WANTED  # notifications via notify
 
 Run as a script with the app's source tree first on ``sys.path`` (the benchmark runs it
 with ``cwd`` and ``PYTHONPATH`` set to the tree being measured, which may be an export
@@ -18,10 +19,10 @@ What is written, through the project's own services where a service exists:
 - an agency registered through the admin service with a signing secret, and 10 dossiers
   posted by the caller through the signed ingest endpoint (the events are built here).
 
-``change`` makes "a few things": the officer accepts one assigned report and resolves one
-in progress (``POST /console/reports/{id}/accept`` and ``/resolve``, sent by the caller:
-each notifies the resident), one dossier event (a progress event through the ingest
-endpoint, sent by the caller), and notifications through ``notify`` up to 5 new ones.
+"A few things changed" (``make_changes`` in run.py): the officer accepts one assigned
+report and resolves one in progress (``POST /console/reports/{id}/accept`` and
+``/resolve``: each notifies the resident), the agency posts one dossier event, and
+``top-up`` writes notifications through ``notify`` until 5 are new.
 """
 
 from __future__ import annotations
