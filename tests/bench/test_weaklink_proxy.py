@@ -54,9 +54,10 @@ async def test_each_way_delayed_and_a_new_connection_pays_the_handshake(proxy):
     first = await _round_trip(r, w, b"GET")
     second = await _round_trip(r, w, b"again")
     w.close()
-    # first: handshake (2 x delay) + there and back (2 x delay)
-    assert 4 * DELAY <= first < 4 * DELAY + 0.08
-    assert 2 * DELAY <= second < 2 * DELAY + 0.08
+    # first: handshake (2 x delay) + there and back (2 x delay); the margins leave room
+    # for a loaded machine and stay below the next delay's step
+    assert 4 * DELAY <= first < 5.5 * DELAY
+    assert 2 * DELAY <= second < 3.5 * DELAY
 
 
 async def test_a_stream_keeps_its_throughput_and_its_order(proxy):
