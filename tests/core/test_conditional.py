@@ -4,7 +4,13 @@ old ETag gets the new 200; another resource's ETag, or a malformed header, the 2
 
 from __future__ import annotations
 
+from litestar import Response, get
+from litestar.config.compression import CompressionConfig
+from litestar.testing import create_test_client
+
 from app.core.conditional import (
+    CONDITIONAL,
+    ConditionalCompressionMiddleware,
     accepted_coding,
     body_etag,
     none_match,
@@ -300,3 +306,36 @@ async def test_my_health_book(health, client, caplog, tmp_path, settings) -> Non
     await import_paths(app, [more])  # a health import
     await changed(client, "/api/v1/me/health", summary, me["headers"])
     await changed(client, "/api/v1/me/health/sections/immunizations", section, me["headers"])
+
+
+# ------------------------------------------------------------------ Last-Modified
+
+
+def test_if_modified_since_against_a_handlers_last_modified() -> None:
+    """A handler that sets Last-Modified gets If-Modified-Since answered (only when the
+    request has no If-None-Match, which wins: RFC 9110 §13.2.2); a malformed date is
+    ignored. Litestar's own app and test client around the project's middleware."""
+
+    @get("/thing", opt=CONDITIONAL)
+    async def thing() -> Response[dict]:
+        return Response({"a": 1}, headers={"Last-Modified": "Sat, 05 Dec 2026 09:00:00 GMT"})
+
+    config = CompressionConfig(
+        backend="brotli", minimum_size=1024, middleware_class=ConditionalCompressionMiddleware
+    )
+    with create_test_client([thing], compression_config=config) as client:
+        first = client.get("/thing")
+        assert first.status_code == 200 and first.headers["last-modified"]
+        same = client.get("/thing", headers={"If-Modified-Since": "Sat, 05 Dec 2026 09:00:00 GMT"})
+        assert same.status_code == 304 and same.content == b""
+        assert same.headers["last-modified"] == first.headers["last-modified"]
+        later = client.get("/thing", headers={"If-Modified-Since": "Sun, 06 Dec 2026 00:00:00 GMT"})
+        assert later.status_code == 304
+        older = client.get("/thing", headers={"If-Modified-Since": "Fri, 04 Dec 2026 09:00:00 GMT"})
+        assert older.status_code == 200
+        assert client.get("/thing", headers={"If-Modified-Since": "yesterday"}).status_code == 200
+        wins = client.get(
+            "/thing",
+            headers={"If-Modified-Since": "Sun, 06 Dec 2026 00:00:00 GMT", "If-None-Match": '"x"'},
+        )
+        assert wins.status_code == 200
