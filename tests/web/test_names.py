@@ -14,7 +14,9 @@ from tests.web.test_pages import browser_for, ward  # noqa: F401 (fixture)
 
 
 def cells(page: str) -> list[str]:
-    return [c.strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", page, re.S)]
+    """The table cells' text, without the column names shown on narrow screens' cards."""
+    label = re.compile(r'<span class="cell-label" aria-hidden="true">.*?</span>', re.S)
+    return [label.sub("", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", page, re.S)]
 
 
 async def test_the_queue_names_category_ward_and_unit(app, client, ward):
