@@ -918,24 +918,7 @@ class ConsolePages(Controller):
     async def unit_staff(
         self, request: Request, state: State, session: DbSession, code: FromPath[str]
     ) -> Template:
-        user = await _user(request, state, session)
-        actor = _actor(request)
-        members = await accounts.unit_staff(session, actor, code, client_ip(request))
-        # ---- staff second factor (issue 22 item 3): who has one, and the reset button
-        from app.accounts import totp
-
-        return render(
-            request,
-            "staff.html",
-            user,
-            unit_code=code,
-            members=members,
-            second_factor=await totp.active_for(session, [m.id for m in members]),
-            may_reset_second_factor=lambda member_id: policy.may_reset_second_factor(
-                actor, member_id
-            ),
-            done=request.query_params.get("done"),
-        )
+        return await staff_page(request, state, session, code)
 
     @get("/units/{code:str}/audit")
     async def unit_audit(
@@ -1074,6 +1057,30 @@ async def dispatch_page(request: Request, state: State, session: DbSession) -> T
     )
 
 
+async def staff_page(
+    request: Request, state: State, session: DbSession, code: str | None = None
+) -> Template:
+    """A unit's staff, with the second factor's reset button (issue 22 item 3). A refused
+    reset comes back here: its form's ``back`` names the page (``BACK_PAGES``)."""
+    user = await _user(request, state, session)
+    actor = _actor(request)
+    code = code or str(request.scope["state"]["page_params"]["code"])
+    members = await accounts.unit_staff(session, actor, code, client_ip(request))
+    from app.accounts import totp
+
+    return render(
+        request,
+        "staff.html",
+        user,
+        unit_code=code,
+        members=members,
+        second_factor=await totp.active_for(session, [m.id for m in members]),
+        may_reset_second_factor=lambda member_id: policy.may_reset_second_factor(
+            actor, member_id
+        ),
+    )
+
+
 async def queue_again(request: Request, state: State, session: DbSession) -> Template:
     """The queue (unfiltered) with the bulk form as it was posted."""
     return await queue_page(request, state, session, await _user(request, state, session))
@@ -1102,10 +1109,14 @@ PAGES: dict[str, tuple[Any, str]] = {
     "dispatch": (dispatch_page, "/console/dispatch"),
     "queue": (queue_again, "/console/queue"),
     "login": (login_again, "/console/login"),
+    "staff": (staff_page, "/console/units/{code}/staff"),
 }
-# a form posted from another page than its own (``back``): that page, and the form's key
-# there (the dispatch page has a transfer form per report)
-BACK_PAGES: dict[str, tuple[str, str]] = {"/console/dispatch": ("dispatch", "assign-{report_id}")}
+# a form posted from another page than its own (``back``, a path matching the pattern):
+# that page, and the form's key there (the dispatch page has a transfer form per report)
+BACK_PAGES: dict[str, tuple[str, str]] = {
+    "/console/dispatch": ("dispatch", "assign-{report_id}"),
+    "/console/units/(?P<code>[^/]+)/staff": ("staff", "second_factor_reset"),
+}
 
 
 def _pre_cookie(state: State, nonce: str) -> Cookie:
@@ -1244,18 +1255,21 @@ class FormAgain(Response[Any]):
         except Exception:  # a body that could not be read: the page without values
             values = {}
         page_name, key = opt["form_page"], opt["form_key"]
-        back = (values.get("back") or [""])[0]
-        if back and back.split("?", 1)[0] in BACK_PAGES:
-            page_name, key = BACK_PAGES[back.split("?", 1)[0]]
         params = {name: found[0] for name, found in values.items() if found}
         params.update({name: str(value) for name, value in request.path_params.items()})
+        back = (values.get("back") or [""])[0].split("?", 1)[0]
+        for pattern, (name, form) in BACK_PAGES.items():
+            if back and (found := re.fullmatch(pattern, back)):
+                page_name, key = name, form
+                params.update(found.groupdict())
         state = request.app.state
         scope_state = request.scope.setdefault("state", {})
+        scope_state["page_params"] = params
         scope_state["form_state"] = forms.failed(
             key, values, params, language(request), decoding=self.decoding, error=self.error
         )
         build, path = PAGES[page_name]
-        scope_state["page_path"] = path.format(**request.path_params)
+        scope_state["page_path"] = forms.form_key(path, params)
         try:
             async with db.transaction(state.sessionmaker, state.redis) as session:
                 page: Response[Any] = await build(request, state, session)

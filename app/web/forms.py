@@ -201,6 +201,10 @@ FORMS: dict[str, dict[str, tuple[str, str]]] = {
         "file": ("file", "dossier_import.file"),
         "format": ("format", "dossier_import.format"),
     },
+    "two_factor": {
+        "code": ("code", "two_factor_code"),
+        "recovery_code": ("recovery_code", "two_factor_recovery_code"),
+    },
     "suspend": {
         "phone": ("suspend-phone", "moderation.phone"),
         "reason": ("suspend-reason", "moderation.reason"),

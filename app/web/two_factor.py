@@ -33,9 +33,11 @@ from app.accounts.totp_schemas import SecondFactorChallenge
 from app.core import i18n
 from app.core.client_address import client_ip
 from app.core.db import DbSession
-from app.core.errors import AppError
-from app.web import texts
+from app.core.errors import AppError, FieldError
+from app.web import forms, texts
 from app.web.api import (
+    form_page,
+    refused,
     UrlEncoded,
     _actor,
     _pre_cookie,
@@ -123,7 +125,14 @@ def _signed_in(response: Response, state: State, token: str) -> Response:
     return response
 
 
-def _error(request: Request, exc: AppError) -> str:
+def _error(request: Request, exc: AppError, field: str = "code") -> str:
+    """The reason, as the page shows it beside the field; the form's state for the error
+    summary at the top of the page (issue 23 item 2: focused on load, so read out). The
+    code itself is never sent back."""
+    if field:
+        named = AppError(exc.code, params=exc.params)
+        named.errors = [FieldError(field=field, message=exc.code, source="body")]
+        refused(request, "two_factor", {}, named)
     return i18n.translate(exc.code, language(request), exc.params)
 
 
@@ -135,7 +144,10 @@ async def _undo(session: DbSession, exc: AppError) -> None:
 
 
 def _login_again(request: Request, state: State, target: str, exc: AppError) -> Template:
-    """The sign-in page with the reason (an expired or spent challenge)."""
+    """The sign-in page with the reason (an expired or spent challenge), in the summary."""
+    request.scope.setdefault("state", {})["form_state"] = forms.FormState(
+        key="login", message=_error(request, exc, field="")
+    )
     nonce = new_pre_session()
     page = render(
         request,
@@ -144,7 +156,6 @@ def _login_again(request: Request, state: State, target: str, exc: AppError) -> 
         status_code=exc.status,
         csrf=csrf_token(state.settings, "pre:" + nonce),
         next=target,
-        error=_error(request, exc),
     )
     page.cookies.append(_pre_cookie(state, nonce))
     page.cookies.append(Cookie(key=CHALLENGE_COOKIE, value="", path="/console", max_age=0))
@@ -240,7 +251,7 @@ class TwoFactorPages(Controller):
                 token,
                 target,
                 status_code=exc.status,
-                error=_error(request, exc),
+                error=_error(request, exc, field),
                 field=field,
             )
             return _with_retry_after(page, exc)
@@ -452,7 +463,7 @@ class SecondFactorResetPages(Controller):
     include_in_schema = False
     before_request = staticmethod(_refuse_nul)
 
-    @post("/{user_id:uuid}/second-factor/reset")
+    @post("/{user_id:uuid}/second-factor/reset", opt=form_page("staff", "second_factor_reset"))
     async def reset(
         self,
         request: Request,

@@ -59,7 +59,7 @@ async def post_page_form(http, page: str, action: str, data: dict):
 
 def field_error(page: str) -> str:
     """The error shown next to the code field (its id is named by the field)."""
-    match = re.search(r'<p class="error" role="alert" id="code-error">([^<]+)</p>', page)
+    match = re.search(r'<p class="field-error" id="code-error">([^<]+)</p>', page)
     assert match, "no error next to the code field"
     return html.unescape(match.group(1))
 
@@ -205,7 +205,8 @@ async def test_an_expired_challenge_goes_back_to_the_password_page(app, client, 
         "/console/two-factor", data={"csrf": csrf_of(page.text), "code": app_totp.at(clock.now())}
     )
     assert r.status_code == 401
-    assert 'id="login-error">Đã quá thời gian nhập mã xác thực. Hãy đăng nhập lại.' in r.text
+    # in the sign-in page's error summary (issue 23), focused when the page loads
+    assert 'id="error-summary-message">Đã quá thời gian nhập mã xác thực. Hãy đăng nhập lại.' in r.text
     assert '<input id="password"' in r.text  # the sign-in form again
     assert (await http.get("/console/queue")).status_code == 303
 

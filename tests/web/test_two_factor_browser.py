@@ -39,7 +39,9 @@ async def test_an_officer_turns_on_two_factor_sign_in_and_uses_it(
     assert await code_field.get_attribute("inputmode") == "numeric"
     await code_field.fill(f"{(int(app_totp.now()) + 1) % 10**6:06d}")
     await page.get_by_role("button", name="Xác nhận và bật").click()
-    await page.get_by_role("alert").filter(has_text="Mã không khớp").wait_for()
+    # in place (issue 23): the error summary, focused on load, and the field marked
+    await page.locator("#error-summary").filter(has_text="Mã không khớp").wait_for()
+    assert await page.evaluate("document.activeElement.id") == "error-summary"
     assert await page.get_by_label("Mã xác thực").get_attribute("aria-invalid") == "true"
     await no_serious_violations(page, "enrolment page with an error")
 
@@ -60,7 +62,7 @@ async def test_an_officer_turns_on_two_factor_sign_in_and_uses_it(
     await no_serious_violations(page, "code page")
     await page.get_by_label("Mã xác thực").fill("000000")
     await page.get_by_role("button", name="Xác nhận").click()
-    await page.get_by_role("alert").filter(has_text="Mã xác thực không đúng").wait_for()
+    await page.locator("#error-summary").filter(has_text="Mã xác thực không đúng").wait_for()
     await no_serious_violations(page, "code page with an error")
     await screenshot("code-wrong")
     # the next step's code (the enrolment spent the current step's)
