@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from email.utils import format_datetime
 from typing import cast
 
-from litestar import Controller, Request, Response, delete, head, patch, post
-from litestar.datastructures import State
+from litestar import Controller, MediaType, Request, delete, head, patch, post
+from litestar.datastructures import ResponseHeader, State
 from litestar.exceptions import InternalServerException
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -34,6 +34,17 @@ log = logging.getLogger("city.uploads")
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination"
 OFFSET_STREAM = "application/offset+octet-stream"
+HEADER_DOCS = {
+    "Tus-Resumable": "1.0.0, on every answer",
+    "Location": "the new upload's URL",
+    "Upload-Offset": "bytes the server holds; resume from here",
+    "Upload-Length": "the upload's whole size",
+    "Upload-Metadata": "as the client sent it at creation",
+    "Upload-Expires": "RFC 9110 date after which an unfinished upload cannot be resumed",
+    "Cache-Control": "no-store",
+    "Photo-Id": "once complete: the photo id to file with a report (photo_ids)",
+}
+TUS_HEADERS = "tus_headers"  # scope state: the headers a handler answers with
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 EXPOSED = (
     "Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Tus-Resumable, "
@@ -73,6 +84,9 @@ class TusHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"tus-resumable", TUS_VERSION.encode()))
+                answered = scope.get("state", {}).get(TUS_HEADERS)
+                if answered and message["status"] < 300:
+                    headers += [(k.lower().encode(), v.encode()) for k, v in answered.items()]
                 if message["status"] == 412:
                     headers.append((b"tus-version", TUS_VERSION.encode()))
                 headers += options
@@ -140,6 +154,23 @@ def _headers(upload: UploadView) -> dict[str, str]:
     return headers
 
 
+def _documented(*names: str) -> list[ResponseHeader]:
+    """The tus headers an answer carries, for the OpenAPI document only (the middleware
+    sets them)."""
+    return [
+        ResponseHeader(
+            name=name, value="", description=HEADER_DOCS[name], documentation_only=True
+        )  # value: only so the document types it a string
+        for name in names
+    ]
+
+
+def _answer(request: Request, headers: dict[str, str]) -> None:
+    """tus answers are a status and headers, never a body: the handlers return None (so
+    the document says "no content") and leave their headers for ``TusHeadersMiddleware``."""
+    request.scope["state"][TUS_HEADERS] = headers
+
+
 def _location(upload_id: uuid.UUID) -> str:
     return f"/api/v1/uploads/{upload_id}"
 
@@ -195,6 +226,10 @@ class UploadController(Controller):
         guards=[require_resident],
         security=BEARER,
         status_code=HTTP_201_CREATED,
+        media_type=MediaType.TEXT,  # an empty body, not JSON's null
+        response_headers=_documented(
+            "Tus-Resumable", "Location", "Upload-Offset", "Upload-Expires", "Photo-Id"
+        ),
         summary="tus creation: start a resumable photo upload",
         description=(
             "Headers `Tus-Resumable: 1.0.0`, `Upload-Length` (at most PHOTO_MAX_BYTES, "
@@ -205,7 +240,7 @@ class UploadController(Controller):
             "UPLOAD_OPEN_PER_RESIDENT unfinished uploads (429 `uploads_open_limit`)."
         ),
     )
-    async def create(self, request: Request, state: State) -> Response[bytes]:
+    async def create(self, request: Request, state: State) -> None:
         length = _int_header(request, "upload-length", required=True)
         assert length is not None
         metadata = service.parse_metadata(request.headers.get("upload-metadata"))
@@ -240,13 +275,22 @@ class UploadController(Controller):
             )
         headers = _headers(upload)
         headers["Location"] = _location(upload.id)
-        return Response(content=b"", status_code=HTTP_201_CREATED, headers=headers)
+        _answer(request, headers)
 
     @head(
         "/{upload_id:uuid}",
         guards=[require_resident],
         security=BEARER,
         summary="tus: where to resume (Upload-Offset) and, once complete, Photo-Id",
+        response_headers=_documented(
+            "Tus-Resumable",
+            "Upload-Offset",
+            "Upload-Length",
+            "Upload-Metadata",
+            "Upload-Expires",
+            "Cache-Control",
+            "Photo-Id",
+        ),
         description=(
             "200 with `Upload-Offset`, `Upload-Length`, `Upload-Metadata` (as sent), "
             "`Upload-Expires` while unfinished, `Cache-Control: no-store`, and `Photo-Id` "
@@ -256,13 +300,13 @@ class UploadController(Controller):
     )
     async def state_of(
         self, request: Request, state: State, session: db.DbSession, upload_id: FromPath[uuid.UUID]
-    ) -> Response[None]:
+    ) -> None:
         upload = await service.upload_state(session, await actor_of(request), upload_id)
         headers = _headers(upload)
         headers["Upload-Length"] = str(upload.length)
         if upload.metadata is not None:
             headers["Upload-Metadata"] = upload.metadata
-        return Response(content=None, status_code=200, headers=headers)
+        _answer(request, headers)
 
     @patch(
         "/{upload_id:uuid}",
@@ -270,6 +314,9 @@ class UploadController(Controller):
         security=BEARER,
         status_code=HTTP_204_NO_CONTENT,
         summary="tus: continue an upload at Upload-Offset",
+        response_headers=_documented(
+            "Tus-Resumable", "Upload-Offset", "Upload-Expires", "Photo-Id"
+        ),
         description=(
             "`Content-Type: application/offset+octet-stream` (else 415), `Upload-Offset` "
             "equal to the upload's (else 409), optional `Upload-Checksum` (sha1, sha256, "
@@ -281,11 +328,9 @@ class UploadController(Controller):
             "the upload is marked failed."
         ),
     )
-    async def append(
-        self, request: Request, state: State, upload_id: FromPath[uuid.UUID]
-    ) -> Response[None]:
+    async def append(self, request: Request, state: State, upload_id: FromPath[uuid.UUID]) -> None:
         upload = await _append(request, state, upload_id)
-        return Response(content=None, status_code=HTTP_204_NO_CONTENT, headers=_headers(upload))
+        _answer(request, _headers(upload))
 
     @post(
         "/{upload_id:uuid}",
@@ -296,15 +341,16 @@ class UploadController(Controller):
     )
     async def override(
         self, request: Request, state: State, upload_id: FromPath[uuid.UUID]
-    ) -> Response[None]:
+    ) -> None:
         method = request.headers.get("x-http-method-override", "").upper()
         if method == "PATCH":
             upload = await _append(request, state, upload_id)
-            return Response(content=None, status_code=HTTP_204_NO_CONTENT, headers=_headers(upload))
+            _answer(request, _headers(upload))
+            return
         if method == "DELETE":
             async with db.transaction(state.sessionmaker, state.redis) as session:
                 await service.terminate(session, await actor_of(request), upload_id)
-            return Response(content=None, status_code=HTTP_204_NO_CONTENT)
+            return
         raise BadRequest(
             "upload_header_invalid",
             params={"header": "X-HTTP-Method-Override"},

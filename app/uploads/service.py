@@ -284,9 +284,11 @@ async def append(
     arrived is kept (without a checksum) and the offset says so. An empty PATCH at the
     end of an open upload makes the photo (the process stopped between the last piece
     and the photo)."""
-    token = await _take_lease(sessionmaker, redis, settings, actor, upload_id, patch)
+    token, length = await _take_lease(sessionmaker, redis, settings, actor, upload_id, patch)
     try:
-        offset = await _receive(sessionmaker, redis, settings, upload_id, token, patch, body, clock)
+        offset = await _receive(
+            sessionmaker, redis, settings, upload_id, token, length, patch, body, clock
+        )
     except BaseException:
         await _release(sessionmaker, redis, upload_id, token)
         raise
@@ -309,7 +311,8 @@ async def _take_lease(
     actor: policy.Actor,
     upload_id: uuid.UUID,
     patch: Patch,
-) -> uuid.UUID:
+) -> tuple[uuid.UUID, int]:
+    """The PATCH's lease on the upload, and the upload's length."""
     now = actor.now
     async with db.transaction(sessionmaker, redis) as session:
         row = await _owned(session, actor, upload_id, lock=True)
@@ -327,7 +330,8 @@ async def _take_lease(
         token = uuid.uuid4()
         row.lease_token = token
         row.lease_until = now + timedelta(seconds=settings.upload_lease_seconds)
-    return token
+        length = row.length
+    return token, length
 
 
 async def _release(
@@ -350,15 +354,13 @@ async def _receive(
     settings: Settings,
     upload_id: uuid.UUID,
     token: uuid.UUID,
+    length: int,
     patch: Patch,
     body: AsyncIterator[bytes],
     clock: Callable[[], datetime],
 ) -> int:
     """Read the body; write it in pieces (or, with a checksum, at once when verified).
     Returns the new offset. Nothing past the upload's length is ever written."""
-    async with db.transaction(sessionmaker, redis) as session:
-        length = await session.scalar(select(Upload.length).where(Upload.id == upload_id))
-    assert length is not None
     offset = patch.offset
     room = length - offset
     buffer = bytearray()
