@@ -648,3 +648,25 @@ SYNCS_CHANGES = {
 def test_sync_question(role):
     assert policy.may_sync_changes(actor(role)) == SYNCS_CHANGES[role]
     assert not policy.may_sync_changes(policy.system_actor(datetime.now(UTC)))
+
+
+# resumable uploads, tus (issue 24 item 3): a resident's own uploads only (over HTTP another
+# resident's upload is a 404: tests/uploads)
+CREATES_UPLOADS = {
+    "resident": True,
+    "officer": False,
+    "manager": False,
+    "dispatcher": False,
+    "admin": False,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_upload_questions(role):
+    a = actor(role)
+    assert policy.may_create_upload(a) == CREATES_UPLOADS[role]
+    assert policy.may_use_upload(a, a.user_id) == CREATES_UPLOADS[role]
+    assert not policy.may_use_upload(a, uuid.uuid4())
+    system = policy.system_actor(datetime.now(UTC))
+    assert not policy.may_create_upload(system)
+    assert not policy.may_use_upload(system, uuid.uuid4())
