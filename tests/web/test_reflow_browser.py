@@ -454,6 +454,22 @@ async def test_every_console_page_reflows_at_320_px_and_at_200_percent_zoom(
                 await page.locator("#queue-map .map-cluster").first.wait_for()
             await measure(page, name if lang == "vi" else f"{name} (en)", widths)
 
+    # pages in a state: the queue with the results of a bulk action, the report page with
+    # a refused extension (errors in place: the summary and the message by the field)
+    await page.goto("/console/lang?to=vi&next=/console/queue")
+    await page.locator("table.queue input[type=checkbox]").first.check()
+    await page.get_by_label("Tiếp nhận xử lý", exact=True).check()
+    await page.get_by_role("button", name="Áp dụng cho các phản ánh đã chọn").click()
+    await page.locator("#h-bulk-results").wait_for()
+    await measure(page, "queue (bulk results)", widths)
+    await page.goto(f"/console/reports/{report_id}")
+    form = page.locator(f"form[action='/console/reports/{report_id}/extension']")
+    await form.get_by_label("Hạn mới (ngày làm việc)").fill("2020-01-06")
+    await form.get_by_label("Lý do").fill(LONG_TEXT[:200])
+    await form.get_by_role("button").click()
+    await page.locator("#error-summary").wait_for()
+    await measure(page, "report detail (extension refused)", widths)
+
     # the two-factor pages an officer meets: enrolment, recovery codes, the code page
     officer = await create_staff(app, [("officer", unit)])
     officer_context = await browser.new_context(base_url=live_server, viewport=DESK)
