@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.complaints.models import Report, ReportEvent
+from tests.complaints.test_redaction import filed  # noqa: F401 (fixture)
 from tests.routing.conftest import clock  # noqa: F401 (fixture)
 from tests.web.test_pages import Browser, browser_for, csrf_of, ward  # noqa: F401 (fixture)
 
@@ -256,3 +257,76 @@ def _confirmation(page: str) -> str:
     )
     assert found, "no confirmation"
     return html.unescape(found[1])
+
+
+async def test_the_dispatch_pages_assign_form_comes_back_on_the_dispatch_page(app, ward):
+    from app.places.models import Unit
+
+    async with app.state.sessionmaker() as s:
+        desk = await s.scalar(select(Unit.code).where(Unit.kind == "dispatcher").limit(1))
+    dispatcher = await browser_for(app, [("dispatcher", None)])
+    path = f"/console/reports/{ward['id']}"
+    # the report waits at the dispatch desk (sent back by the ward)
+    r = await dispatcher.post_form(path, f"{path}/transfer", {"unit_code": desk, "reason": "Sai địa bàn"})
+    assert r.status_code == 303, r.text[:300]
+    before = await _events(app, ward["id"])
+    r = await dispatcher.post_form(
+        "/console/dispatch",
+        f"{path}/transfer",
+        {"unit_code": "no-such-unit", "reason": "Điện lực xử lý", "back": "/console/dispatch"},
+    )
+    assert r.status_code == 422
+    assert "<h1>Điều phối</h1>" in r.text  # the dispatch page, not the report's
+    rid = ward["id"]
+    assert_in_place(r.text, f"unit-{rid}", "Đơn vị nhận", "unit_code", "Lỗi:")
+    assert 'value="Điện lực xử lý"' in _tag(r.text, f"reason-{rid}")
+    # the language link goes to the page, not to the form's action
+    assert "next=/console/dispatch\"" in r.text
+    assert await _events(app, ward["id"]) == before
+
+
+async def test_suspension_and_staff_forms_come_back_in_place(app, client, caplog, ward):
+    from tests.accounts.factories import sign_in_resident
+
+    resident = await sign_in_resident(client, caplog)
+    admin = await browser_for(app, [("admin", None)])
+    page = "/console/moderation/suspensions"
+    r = await admin.post_form(page, page, {"phone": "0912", "reason": "Tin rác quảng cáo"})
+    assert r.status_code == 422
+    assert_in_place(r.text, "suspend-phone", "Số điện thoại", "phone", "Lỗi:")
+    assert ">Tin rác quảng cáo</textarea>" in r.text
+    typed = {"phone": resident["phone"], "reason": "Tin rác", "until": "2099-02-30"}
+    r = await admin.post_form(page, page, typed)
+    assert r.status_code == 400
+    assert_in_place(r.text, "suspend-until", "Tạm khóa đến ngày", "until", "Lỗi:")
+    assert f'value="{resident["phone"]}"' in _tag(r.text, "suspend-phone")
+    # an unknown phone is about no field: the summary says so, the values stay
+    r = await admin.post_form(page, page, {"phone": "0919999999", "reason": "Tin rác"})
+    assert r.status_code == 404 and 'id="error-summary"' in r.text
+    assert 'value="0919999999"' in _tag(r.text, "suspend-phone")
+
+    # a unit's staff page: resetting a second factor that is not there
+    staff = f"/console/units/{ward['unit']}/staff"
+    r = await admin.post_form(
+        staff,
+        "/console/staff/00000000-0000-4000-8000-000000000000/second-factor/reset",
+        {"back": staff},
+    )
+    assert 400 <= r.status_code < 500 and 'id="error-summary"' in r.text
+    assert _title(r.text).startswith("Lỗi: ") and "<h1>" in r.text and "staff" in r.text
+
+
+async def test_a_half_filled_redaction_row_comes_back_in_place(app, client, filed):
+    from tests.complaints.test_redaction import FACE
+
+    officer = await browser_for(app, [("officer", filed["unit"])])
+    path = f"/console/moderation/photos/{filed['photo'].id}/redact"
+    row = {"x1": FACE["x"], "y1": FACE["y"], "w1": FACE["width"], "h1": FACE["height"]}
+    r = await officer.post_form(path, path, {**{k: str(v) for k, v in row.items()}, "x2": "10"})
+    assert r.status_code == 400
+    assert_in_place(r.text, "x2", "Hình chữ nhật 2", "rectangle", "Lỗi:")
+    assert f'value="{FACE["x"]}"' in _tag(r.text, "x1") and 'value="10"' in _tag(r.text, "x2")
+    # outside the photo: the service's error, named by the row the form has
+    r = await officer.post_form(path, path, {**{k: str(v) for k, v in row.items()}, "x1": "550"})
+    assert r.status_code == 400
+    assert_in_place(r.text, "x1", "Hình chữ nhật 1", "rectangles[0]", "Lỗi:")
