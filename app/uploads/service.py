@@ -29,6 +29,7 @@ into headers. Where the bytes live and why:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -60,7 +61,10 @@ from app.settings import Settings
 from app.uploads.models import Upload, UploadChunk
 
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
-FLUSH_SECONDS = 2.0  # on a slow link, write what arrived at least this often
+FLUSH_SECONDS = 0.5  # on a slow link, write what arrived at least this often
+# a PATCH that finds the upload held waits this long for it to be let go (the PATCH a
+# client gave up on is usually still storing its last bytes) before answering 409
+LEASE_WAIT_SECONDS = 2.0
 METADATA_MAX_CHARS = 2048
 
 
@@ -69,6 +73,12 @@ class ChecksumMismatch(AppError):
 
     status = 460
     code = "upload_checksum_mismatch"
+
+
+class UploadBusy(Conflict):
+    """Another PATCH of the upload is still writing (or its lease has not lapsed)."""
+
+    code = "upload_busy"
 
 
 class UploadView(msgspec.Struct, frozen=True):
@@ -284,7 +294,7 @@ async def append(
     arrived is kept (without a checksum) and the offset says so. An empty PATCH at the
     end of an open upload makes the photo (the process stopped between the last piece
     and the photo)."""
-    token, length = await _take_lease(sessionmaker, redis, settings, actor, upload_id, patch)
+    token, length = await _take_lease(sessionmaker, redis, settings, actor, upload_id, patch, clock)
     try:
         offset = await _receive(
             sessionmaker, redis, settings, upload_id, token, length, patch, body, clock
@@ -295,7 +305,7 @@ async def append(
     async with db.transaction(sessionmaker, redis) as session:
         row = await _owned(session, actor, upload_id, lock=True)
         if row.lease_token != token:  # taken over after our lease lapsed
-            raise Conflict("upload_busy")
+            raise UploadBusy()
         if offset < row.length:
             row.lease_token = None
             row.lease_until = None
@@ -311,14 +321,36 @@ async def _take_lease(
     actor: policy.Actor,
     upload_id: uuid.UUID,
     patch: Patch,
+    clock: Callable[[], datetime],
 ) -> tuple[uuid.UUID, int]:
-    """The PATCH's lease on the upload, and the upload's length."""
-    now = actor.now
+    """The PATCH's lease on the upload, and the upload's length. A lease held by another
+    PATCH is waited for up to ``LEASE_WAIT_SECONDS`` (polled, no transaction held), then
+    409 ``upload_busy``; a client resuming right after a cut meets the PATCH it gave up on
+    still storing what it received, and a 409 would cost it its whole body again."""
+    give_up = time.monotonic() + LEASE_WAIT_SECONDS
+    while True:
+        try:
+            return await _try_lease(sessionmaker, redis, settings, actor, upload_id, patch, clock())
+        except UploadBusy:
+            if time.monotonic() >= give_up:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def _try_lease(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: jobs.Redis | None,
+    settings: Settings,
+    actor: policy.Actor,
+    upload_id: uuid.UUID,
+    patch: Patch,
+    now: datetime,
+) -> tuple[uuid.UUID, int]:
     async with db.transaction(sessionmaker, redis) as session:
         row = await _owned(session, actor, upload_id, lock=True)
         _ensure_live(row, now)
         if row.lease_until is not None and row.lease_until > now:
-            raise Conflict("upload_busy")
+            raise UploadBusy()
         if row.state == "completed" or patch.offset != row.offset:
             raise Conflict(
                 "upload_offset_mismatch",
@@ -418,7 +450,7 @@ async def _write_piece(
             )
         )
         if db.rowcount(moved) != 1:
-            raise Conflict("upload_busy")
+            raise UploadBusy()
         session.add(UploadChunk(upload_id=upload_id, start=offset, data=data))
     return offset + len(data)
 
@@ -439,7 +471,7 @@ async def _complete(
         async with db.transaction(sessionmaker, redis) as session:
             row = await _owned(session, actor, upload_id, lock=True)
             if row.lease_token != token:
-                raise Conflict("upload_busy")
+                raise UploadBusy()
             pieces = (
                 await session.scalars(
                     select(UploadChunk.data)
@@ -449,7 +481,7 @@ async def _complete(
             ).all()
             data = b"".join(pieces)
             if len(data) != row.length:  # never: offset and pieces move together
-                raise Conflict("upload_busy")
+                raise UploadBusy()
             photo = await complaints.upload_photo(
                 session, settings, storage, row.owner_id, data, clock()
             )
