@@ -32,9 +32,8 @@ from app.console.schemas import (
     RejectIn,
     ResolveIn,
 )
-from app.core import i18n
+from app.core import db, i18n
 from app.core.client_address import client_ip
-from app.core import db
 from app.core.db import DbSession
 from app.core.errors import (
     AppError,
@@ -208,7 +207,9 @@ async def _user(request: Request, state: State, session: DbSession) -> ConsoleUs
     scope_state["actor"] = await policy.actor_for(
         user.principal, state.reference, now, client_ip(request)
     )
-    if request.method == "GET" and ("done" in request.query_params or "routed" in request.query_params):
+    if request.method == "GET" and (
+        "done" in request.query_params or "routed" in request.query_params
+    ):
         scope_state["confirmation"] = await _confirmation(request, session, scope_state["actor"])
     return user
 
@@ -736,7 +737,9 @@ class ConsolePages(Controller):
         await routing.grant_extension(session, state.deadlines, _actor(request), report_id, cmd)
         return _done(report_id, data, "extended")
 
-    @post("/reports/{report_id:uuid}/extension_request", opt=form_page("report", "extension_request"))
+    @post(
+        "/reports/{report_id:uuid}/extension_request", opt=form_page("report", "extension_request")
+    )
     async def extension_request(
         self,
         request: Request,
@@ -750,7 +753,10 @@ class ConsolePages(Controller):
         await routing.request_extension(session, state.deadlines, _actor(request), report_id, cmd)
         return _done(report_id, data, "extension_requested")
 
-    @post("/reports/{report_id:uuid}/extension_decision", opt=form_page("report", "extension_decision"))
+    @post(
+        "/reports/{report_id:uuid}/extension_decision",
+        opt=form_page("report", "extension_decision"),
+    )
     async def extension_decision(
         self,
         request: Request,
@@ -1075,9 +1081,7 @@ async def staff_page(
         unit_code=code,
         members=members,
         second_factor=await totp.active_for(session, [m.id for m in members]),
-        may_reset_second_factor=lambda member_id: policy.may_reset_second_factor(
-            actor, member_id
-        ),
+        may_reset_second_factor=lambda member_id: policy.may_reset_second_factor(actor, member_id),
     )
 
 
@@ -1181,7 +1185,8 @@ def page_error_handler(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ValidationException):
             status, fields = _invalid_fields(exc)
             message = i18n.translate("form_invalid", lang, {"fields": ", ".join(fields)})
-            decoding = [e for e in exc.extra if isinstance(e, dict)] if status == 422 else None
+            extra = exc.extra if isinstance(exc.extra, list) else []
+            decoding = [e for e in extra if isinstance(e, dict)] if status == 422 else None
         elif isinstance(exc, HTTPException):
             status, message, fields = exc.status_code, str(exc.detail), []
         else:
@@ -1238,7 +1243,7 @@ class FormAgain(Response[Any]):
         super().__init__(content=None, status_code=fallback.status_code)
         self.fallback, self.error, self.decoding = fallback, error, decoding
 
-    def to_asgi_response(self, app: Any, request: Request, **kwargs: Any) -> Any:  # type: ignore[override]
+    def to_asgi_response(self, app: Any, request: Request, **kwargs: Any) -> Any:
         async def send_page(scope: Any, receive: Any, send: Any) -> None:
             page = await self.page(request)
             await page.to_asgi_response(app, request, **kwargs)(scope, receive, send)

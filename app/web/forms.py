@@ -335,26 +335,24 @@ def failed(
         label = i18n.text(label_key, lang, index=index)
         shown.append(ShownError(name, _fill(spec[0], params), label, text_of(label)))
 
-    for item in decoding or []:
-        raw = str(item.get("message", ""))
-        name = str(item.get("key") or "data")
+    for decoded in decoding or []:
+        raw = str(decoded.get("message", ""))
+        name = str(decoded.get("key") or "data")
         if name == "data" and (named := _NAMED.search(raw)):
             name = named[1]
         if name == "data" or "unknown field" in raw:
             message = message or texts.text("field_error.form", lang)
             continue
-        typed = (values.get(name) or [None])[0]
+        typed: str | None = (values.get(name) or [""])[0] if name in values else None
         kind, extra = _decoding_kind(raw, typed)
         add(name, lambda label, k=kind, x=extra: _message(lang, k, label, **x))
     if error is not None:
         detail = i18n.translate(error.code, lang, error.params)
         for item in error.errors or []:
             if error.code == "form_invalid":  # a value a page checked itself, like Litestar
-                typed = (values.get(item.field) or [None])[0]
+                typed = (values.get(item.field) or [""])[0] if item.field in values else None
                 kind, extra = (
-                    ("nul", {})
-                    if "U+0000" in item.message
-                    else _decoding_kind(item.message, typed)
+                    ("nul", {}) if "U+0000" in item.message else _decoding_kind(item.message, typed)
                 )
                 add(item.field, lambda label, k=kind, x=extra: _message(lang, k, label, **x))
             else:

@@ -26,13 +26,13 @@ from app.core.errors import AppError, BadRequest, FieldError, Forbidden
 from app.policy import may_suspend_account
 from app.web.api import (
     PAGES,
-    form_page,
     UrlEncoded,
     _actor,
     _refuse_nul,
     _safe_next,
     _signed_form,
     _user,
+    form_page,
     language,
     render,
 )
@@ -271,9 +271,7 @@ async def suspensions_page(
     if not may_suspend_account(actor, None):
         raise Forbidden("suspension_not_allowed")
     rows = await suspension.list_for_admins(session, actor, appealed_only=appealed)
-    return render(
-        request, "moderation/suspensions.html", user, suspensions=rows, appealed=appealed
-    )
+    return render(request, "moderation/suspensions.html", user, suspensions=rows, appealed=appealed)
 
 
 async def redaction_page(request: Request, state: State, session: DbSession) -> Template:

@@ -149,9 +149,7 @@ async def _templates_page(
     )
 
 
-def _refusal(
-    exc: AppError, request: Request, key: str, values: dict[str, Any]
-) -> dict[str, Any]:
+def _refusal(exc: AppError, request: Request, key: str, values: dict[str, Any]) -> dict[str, Any]:
     if exc.status in (401,):
         raise exc
     refused(request, key, values, exc)  # in place (issue 23 item 2)

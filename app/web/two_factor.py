@@ -36,8 +36,6 @@ from app.core.db import DbSession
 from app.core.errors import AppError, FieldError
 from app.web import forms, texts
 from app.web.api import (
-    form_page,
-    refused,
     UrlEncoded,
     _actor,
     _pre_cookie,
@@ -45,7 +43,9 @@ from app.web.api import (
     _safe_next,
     _secure,
     _user,
+    form_page,
     language,
+    refused,
     render,
 )
 from app.web.forms import CsrfForm

@@ -206,7 +206,9 @@ async def test_an_expired_challenge_goes_back_to_the_password_page(app, client, 
     )
     assert r.status_code == 401
     # in the sign-in page's error summary (issue 23), focused when the page loads
-    assert 'id="error-summary-message">Đã quá thời gian nhập mã xác thực. Hãy đăng nhập lại.' in r.text
+    assert (
+        'id="error-summary-message">Đã quá thời gian nhập mã xác thực. Hãy đăng nhập lại.' in r.text
+    )
     assert '<input id="password"' in r.text  # the sign-in form again
     assert (await http.get("/console/queue")).status_code == 303
 

@@ -117,12 +117,33 @@ REPORT_FORMS = [
         "Đơn vị không tồn tại",
         422,
     ),
-    ("transfer", {"unit_code": "no-such-unit", "reason": "ab"}, "transfer-reason", "reason", "ít nhất 5", 422),
+    (
+        "transfer",
+        {"unit_code": "no-such-unit", "reason": "ab"},
+        "transfer-reason",
+        "reason",
+        "ít nhất 5",
+        422,
+    ),
     ("reject", {"reason": "ab"}, "reject-reason", "reason", "ít nhất 5", 422),
-    ("merge", {"original_code": "PA-1999-99999"}, "original_code", "original_code", "PA-1999-99999", 422),
+    (
+        "merge",
+        {"original_code": "PA-1999-99999"},
+        "original_code",
+        "original_code",
+        "PA-1999-99999",
+        422,
+    ),
     ("hide_text", {"reason": ""}, "hide-reason", "reason", "chưa nhập", 422),
-    ("extension", {"due_date": "", "reason": "Chờ vật tư"}, "extension-date", "new_due_date", "", 422),
-]  # fmt: skip
+    (
+        "extension",
+        {"due_date": "", "reason": "Chờ vật tư"},
+        "extension-date",
+        "new_due_date",
+        "",
+        422,
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -192,9 +213,7 @@ async def test_a_refusal_about_no_field_is_in_place_with_the_values_kept(app, wa
     assert ">ghi chú</textarea>" in r.text
     # a report that is not there: the error page, as before (nothing to re-render)
     other = "/console/reports/00000000-0000-4000-8000-000000000000"
-    r = await manager.http.post(
-        f"{other}/note", data={"csrf": csrf_of(r.text), "body": "ghi chú"}
-    )
+    r = await manager.http.post(f"{other}/note", data={"csrf": csrf_of(r.text), "body": "ghi chú"})
     assert r.status_code == 404 and 'role="alert"' in r.text and "error-summary" not in r.text
     # a forged form (no token) is still the CSRF check's 403 page
     r = await manager.http.post(f"{path}/note", data={"csrf": "0" * 64, "body": "ghi chú"})
@@ -267,7 +286,9 @@ async def test_the_dispatch_pages_assign_form_comes_back_on_the_dispatch_page(ap
     dispatcher = await browser_for(app, [("dispatcher", None)])
     path = f"/console/reports/{ward['id']}"
     # the report waits at the dispatch desk (sent back by the ward)
-    r = await dispatcher.post_form(path, f"{path}/transfer", {"unit_code": desk, "reason": "Sai địa bàn"})
+    r = await dispatcher.post_form(
+        path, f"{path}/transfer", {"unit_code": desk, "reason": "Sai địa bàn"}
+    )
     assert r.status_code == 303, r.text[:300]
     before = await _events(app, ward["id"])
     r = await dispatcher.post_form(
@@ -281,7 +302,7 @@ async def test_the_dispatch_pages_assign_form_comes_back_on_the_dispatch_page(ap
     assert_in_place(r.text, f"unit-{rid}", "Đơn vị nhận", "unit_code", "Lỗi:")
     assert 'value="Điện lực xử lý"' in _tag(r.text, f"reason-{rid}")
     # the language link goes to the page, not to the form's action
-    assert "next=/console/dispatch\"" in r.text
+    assert 'next=/console/dispatch"' in r.text
     assert await _events(app, ward["id"]) == before
 
 

@@ -56,7 +56,10 @@ async def test_bad_fields_are_a_422_page_naming_them_in_the_readers_language(app
     # a text past the command's limit: the same limit as the JSON API (MessageIn)
     r = await officer.post_form(path, f"{path}/reply", {"body": "x" * 4001})
     assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
-    assert "Trả lời người dân (công khai): tối đa 4.000 ký tự." in r.text and 'href="#msg-reply"' in r.text
+    assert (
+        "Trả lời người dân (công khai): tối đa 4.000 ký tự." in r.text
+        and 'href="#msg-reply"' in r.text
+    )
     # the button pressed must be one the form offers (it used to read as "decline")
     r = await officer.post_form(path, f"{path}/extension_decision", {"decision": "maybe"})
     assert r.status_code == 422
