@@ -251,28 +251,38 @@ class UploadController(Controller):
             str(request.user.user_id),
             fail_open=True,  # as POST /photos: Redis down must not stop a report
         )
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        first_bytes = None
+        if content_type == OFFSET_STREAM and request.headers.get("content-length") != "0":
+            # creation-with-upload: the first bytes come with the POST (headers read first)
+            first_bytes = service.Patch(
+                offset=0,
+                content_length=_int_header(request, "content-length", required=False),
+                checksum=service.parse_checksum(request.headers.get("upload-checksum")),
+            )
         async with db.transaction(state.sessionmaker, state.redis) as session:
             upload = await service.create_upload(
                 session, state.settings, actor, length, metadata, state.clock.now()
             )
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type == OFFSET_STREAM and request.headers.get("content-length") != "0":
-            # creation-with-upload: the first bytes came with the POST
-            upload = await service.append(
-                state.sessionmaker,
-                state.redis,
-                state.settings,
-                state.storage,
-                actor,
-                upload.id,
-                service.Patch(
-                    offset=0,
-                    content_length=_int_header(request, "content-length", required=False),
-                    checksum=service.parse_checksum(request.headers.get("upload-checksum")),
-                ),
-                _body(request),
-                state.clock.now,
-            )
+        if first_bytes is not None:
+            try:
+                upload = await service.append(
+                    state.sessionmaker,
+                    state.redis,
+                    state.settings,
+                    state.storage,
+                    actor,
+                    upload.id,
+                    first_bytes,
+                    _body(request),
+                    state.clock.now,
+                )
+            except AppError:
+                # refused (checksum, past the length, a bad image): the client never got
+                # its URL, so the upload goes too (nothing half-stored)
+                async with db.transaction(state.sessionmaker, state.redis) as session:
+                    await service.terminate(session, actor, upload.id)
+                raise
         headers = _headers(upload)
         headers["Location"] = _location(upload.id)
         _answer(request, headers)

@@ -434,3 +434,24 @@ async def test_method_override_sends_a_patch_as_post(client, caplog):
     )
     assert r.status_code == 400 and r.json()["code"] == "upload_header_invalid"
     assert await offset_of(client, me["headers"], location) == 25
+
+
+async def test_refused_creation_with_upload_leaves_nothing(client, caplog, session):
+    """creation-with-upload whose bytes are refused (checksum) answers 460 and keeps no
+    upload: the client never got its URL."""
+    me = await sign_in_resident(client, caplog)
+    r = await client.post(
+        URL + "/",
+        content=b"hello world",
+        headers={
+            **me["headers"],
+            **TUS,
+            **STREAM,
+            "Upload-Length": "100",
+            "Upload-Checksum": "sha1 " + base64.b64encode(hashlib.sha1(b"other").digest()).decode(),
+        },
+    )
+    assert r.status_code == 460 and r.json()["code"] == "upload_checksum_mismatch"
+    assert "location" not in r.headers
+    assert await session.scalar(select(func.count()).select_from(Upload)) == 0
+    assert await session.scalar(select(func.count()).select_from(UploadChunk)) == 0
