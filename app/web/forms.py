@@ -2,7 +2,8 @@
 (issue 18 item 3): a handler declares ``data: Annotated[ReplyForm, Body(media_type=...)]``
 and receives the Struct, or Litestar raises a ``ValidationException`` whose ``extra``
 names each bad field (``{"key": field, "message": ..., "source": "body"}``), which
-``app.web.api.page_error_handler`` renders as the 422 page naming the field.
+``app.web.api.page_error_handler`` answers with the form's own page again, the field
+marked and named by its label (issue 23, ``FormState`` below).
 
 A form that carries a staff action subclasses the JSON API's input Struct (the command),
 so both edges validate the same fields with the same limits; it adds the CSRF token and
