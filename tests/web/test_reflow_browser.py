@@ -309,6 +309,32 @@ def failures(widths: Widths) -> str:
     return "\n".join(lines + widths.axe)
 
 
+async def accessibility_roles(page, selector: str) -> list[str]:
+    """The roles in Chromium's own accessibility tree (what a screen reader is given, read
+    through the DevTools protocol) under the element, in order; generic and text nodes
+    left out."""
+    cdp = await page.context.new_cdp_session(page)
+    try:
+        document = await cdp.send("DOM.getDocument", {"depth": 0})
+        found = await cdp.send(
+            "DOM.querySelector", {"nodeId": document["root"]["nodeId"], "selector": selector}
+        )
+        described = await cdp.send("DOM.describeNode", {"nodeId": found["nodeId"]})
+        tree = (await cdp.send("Accessibility.getFullAXTree"))["nodes"]
+    finally:
+        await cdp.detach()
+    by_id = {n["nodeId"]: n for n in tree}
+    [top] = [n for n in tree if n.get("backendDOMNodeId") == described["node"]["backendNodeId"]]
+    roles, todo = [], [top]
+    while todo:
+        node = todo.pop(0)
+        role = node.get("role", {}).get("value")
+        if not node.get("ignored") and role not in {"generic", "StaticText", "InlineTextBox"}:
+            roles.append(role)
+        todo[:0] = [by_id[c] for c in node.get("childIds", []) if c in by_id]
+    return roles
+
+
 async def seed_city(app, client, caplog, clock) -> dict[str, Any]:
     """Everything the pages show, with rows: an overdue report and one with a photo (and an
     officer's pending extension request) in the Hoàn Kiếm ward, one waiting at the
@@ -453,6 +479,21 @@ async def test_every_console_page_reflows_at_320_px_and_at_200_percent_zoom(
             if name == "map":
                 await page.locator("#queue-map .map-cluster").first.wait_for()
             await measure(page, name if lang == "vi" else f"{name} (en)", widths)
+
+    # the queue as cards is still a table to Chromium's accessibility tree (what screen
+    # readers get): rows of cells under column headers, none of the cards' shown labels
+    await page.goto("/console/queue")
+    await page.set_viewport_size({"width": PHONE[1], "height": PHONE[2]})
+    assert (
+        await page.locator("table.queue td").first.evaluate("(td) => getComputedStyle(td).display")
+        == "block"
+    )
+    roles = await accessibility_roles(page, "table.queue")
+    rows = await page.locator("table.queue tbody tr").count()
+    assert roles[0] == "table" and roles.count("columnheader") == 9, roles
+    assert roles.count("row") == rows + 1 and roles.count("rowheader") == rows, roles
+    assert roles.count("cell") == 8 * rows, roles
+    await page.set_viewport_size(DESK)
 
     # pages in a state: the queue with the results of a bulk action, the report page with
     # a refused extension (errors in place: the summary and the message by the field)
