@@ -1204,9 +1204,20 @@ def page_error_handler(request: Request, exc: Exception) -> Response:
         fields=fields,
         back=_safe_next(back_path),
     )
+    _layer_headers(request, page)
     if _in_place(request, exc, status, decoding):
         return FormAgain(page, exc if isinstance(exc, AppError) else None, decoding)
     return page
+
+
+def _layer_headers(request: Request, page: Response[Any]) -> None:
+    """The console's response headers (CSP, no framing: ``app.main``), which Litestar adds
+    to a handler's answer but not to an exception handler's."""
+    handler = request.scope.get("route_handler")
+    resolve = getattr(handler, "resolve_response_headers", None)
+    for header in resolve() if resolve else ():
+        if header.value is not None and header.name not in page.headers:
+            page.headers[header.name] = header.value
 
 
 def _in_place(
@@ -1283,6 +1294,7 @@ class FormAgain(Response[Any]):
             scope_state.pop("page_path", None)
             return self.fallback
         page.status_code = self.status_code
+        _layer_headers(request, page)
         if self.error is not None and self.error.retry_after is not None:
             page.headers["Retry-After"] = str(self.error.retry_after)
         return page

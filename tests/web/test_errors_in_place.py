@@ -76,6 +76,9 @@ async def test_an_extension_in_the_past_comes_back_in_place_in_vi_and_en(app, wa
     r = await manager.post_form(path, f"{path}/extension", typed)
     assert r.status_code == 422, r.text[:300]
     assert r.headers["content-type"].startswith("text/html")
+    # a personal page like any other: not stored, under the console's script policy
+    assert r.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in r.headers.get("content-security-policy", "")
     page = r.text
     text = assert_in_place(page, "extension-date", "Hạn mới (ngày làm việc)", "due_date", "Lỗi:")
     assert "Hạn mới phải sau hạn hiện tại" in text
