@@ -550,6 +550,9 @@ CONSOLE_FORMS: dict[str, tuple[str, ...]] = {
     "/console/two-factor": ("code", "recovery_code", "next"),
     "/console/two-factor/enrol": ("code", "next"),
     "/console/two-factor/recovery-codes": ("code", "next"),
+    # issue 23: forms refused in place (their page again) - suspensions and the abuse flag
+    "/console/moderation/suspensions": ("phone", "reason", "until"),
+    "/console/moderation/reports/{report}/flag": ("reason_code", "back"),
 }
 EDGE_VALUES = [
     "", "\x00", "a\x00b", "-1", "0", str(2**63 - 1), str(2**63), str(2**70), "1e309", "NaN",
