@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -202,6 +203,25 @@ async def test_signed_url_ttl_must_be_positive(storage: Storage) -> None:
     for ttl in (0, -5, 8 * 24 * 3600):
         with pytest.raises(ValueError):
             await storage.signed_url(new_key(), ttl)
+
+
+async def test_a_stable_signed_url_is_the_same_all_window_and_works(storage: Storage) -> None:
+    """``stable=True`` (issue 24): one URL per window, so a list naming photos keeps its
+    ETag; it is a valid signed URL for at least the ttl asked for."""
+    key = new_key()
+    await storage.put(key, JPEG, "image/jpeg")
+    first = await storage.signed_url(key, 600, stable=True)
+    assert await storage.signed_url(key, 600, stable=True) == first
+    if isinstance(storage, S3Storage):
+        async with httpx.AsyncClient() as client:
+            response = await client.get(first)
+        assert "X-Amz-Expires=1200" in first
+    else:
+        expires = int(dict(p.split("=") for p in first.split("?")[1].split("&"))["expires"])
+        assert 600 <= expires - time.time() <= 1200
+        async with AsyncTestClient(app=files_app(storage)) as client:
+            response = await client.get(first)
+    assert response.status_code == 200 and response.content == JPEG
 
 
 # signed URLs fetched over HTTP ---------------------------------------------------
