@@ -354,3 +354,39 @@ async def test_a_half_filled_redaction_row_comes_back_in_place(app, client, file
     r = await officer.post_form(path, path, {**{k: str(v) for k, v in row.items()}, "x1": "550"})
     assert r.status_code == 400
     assert_in_place(r.text, "x1", "Hình chữ nhật 1", "rectangles[0]", "Lỗi:")
+
+
+# forms that have no field anyone types (a button), so nothing to mark beside a field
+BUTTONS = {"accept", "route_now", "lift", "unflag", "template_delete", "second_factor_reset"}
+# handlers that answer their refusal themselves (api.refused) or have no page to go back
+# to (sign out, a notification opened, all read, a path no form posts to)
+OWN_ANSWER = {"verify", "confirm", "regenerate", "logout", "open_notification", "read_all"}
+
+
+def test_every_console_form_names_the_page_it_comes_back_on():
+    """Designed once: each form handler names its page (``form_page``) and its form's
+    fields have a control id and a label in ``forms.FORMS``."""
+    from app.main import create_app
+    from app.web.api import PAGES
+    from app.web.forms import FORMS
+
+    handlers = [
+        h
+        for route in create_app().routes
+        if route.path.startswith("/console/")
+        for h in getattr(route, "route_handlers", [])
+        if "POST" in h.http_methods and h.handler_name != "unknown_action"
+    ]
+    assert len(handlers) >= 33
+    for handler in handlers:
+        if handler.handler_name in OWN_ANSWER:
+            continue
+        opt = handler.opt
+        assert opt.get("form_page") in PAGES, handler.handler_name
+        assert opt["form_key"] in FORMS or opt["form_key"] in BUTTONS, handler.handler_name
+    # every field's label is in the catalogue, in both languages (the loader checks those)
+    from app.core import i18n
+
+    for key, fields in FORMS.items():
+        for name, (_control, label) in fields.items():
+            assert i18n.has("console." + label) or i18n.has(label), (key, name, label)
