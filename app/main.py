@@ -48,7 +48,11 @@ from app.console.templates_api import ResponseTemplateController  # issue 22 ite
 from app.core import db
 from app.core.auth import AuthenticationMiddleware
 from app.core.clock import Clock
-from app.core.conditional import NO_COMPRESSION, ConditionalCompressionMiddleware
+from app.core.conditional import (
+    NO_COMPRESSION,
+    ConditionalCompressionMiddleware,
+    document_conditional,
+)
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.files_api import serve_file
 from app.core.headers import SecurityHeadersMiddleware
@@ -313,5 +317,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,  # configure_logging() owns logging: JSON lines
     )
     document_problems(app.openapi_schema)
+    document_conditional(app)  # If-None-Match, ETag and 304 on the opted-in GETs (issue 24)
     document_ingest(app.openapi_schema)  # the signed batches' bodies, read raw
     return app

@@ -42,9 +42,12 @@ from io import BytesIO
 from typing import Any
 
 import xxhash
+from litestar import Litestar
 from litestar.enums import CompressionEncoding
 from litestar.middleware.compression.facade import CompressionFacade
 from litestar.middleware.compression.gzip_facade import GzipCompression
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Parameter, Schema
+from litestar.routes import HTTPRoute
 from litestar.types import HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from app.core.headers import AcceptedCompressionMiddleware
@@ -265,3 +268,54 @@ class ConditionalCompressionMiddleware(AcceptedCompressionMiddleware):
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
         return conditional_send
+
+
+# ---------------------------------------------------------------------------- OpenAPI
+
+_TEXT = Schema(type=OpenAPIType.STRING)
+
+
+def document_conditional(app: Litestar) -> None:
+    """Say in the OpenAPI document what an opted-in GET does: the ``If-None-Match``
+    header it reads, the ``ETag`` (and ``Vary``) its 200 carries, and its 304."""
+    document = app.openapi_schema
+    paths = document.paths or {}
+    not_modified = OpenAPIResponse(
+        description="Not Modified: `If-None-Match` names this representation's ETag (or "
+        "`*`), or, without it, `If-Modified-Since` is not older than `Last-Modified`. "
+        "No body; the ETag, Cache-Control and Vary a 200 would carry.",
+        headers={"ETag": OpenAPIHeader(schema=_TEXT)},
+    )
+    if_none_match = Parameter(
+        name="If-None-Match",
+        param_in="header",
+        schema=_TEXT,
+        description="The ETag of the copy you hold (the app keeps its own): 304 if unchanged. "
+        "Each content coding has its own ETag (suffix -gz, -br).",
+    )
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        handler = route.route_handler_map.get("GET", (None,))[0]
+        path = paths.get(route.path_format)
+        if handler is None or path is None or path.get is None:
+            continue
+        if not handler.opt.get(OPT_KEY):
+            continue
+        operation = path.get
+        responses = operation.responses or {}
+        for code, response in responses.items():
+            if code.startswith("2") and isinstance(response, OpenAPIResponse):
+                response.headers = {
+                    **(response.headers or {}),
+                    "ETag": OpenAPIHeader(
+                        schema=_TEXT, description="Strong validator of this representation"
+                    ),
+                    "Vary": OpenAPIHeader(schema=_TEXT),
+                }
+        responses["304"] = not_modified
+        operation.responses = responses
+        parameters = list(operation.parameters or [])
+        if not any(getattr(p, "name", "").lower() == "if-none-match" for p in parameters):
+            parameters.append(if_none_match)
+        operation.parameters = parameters

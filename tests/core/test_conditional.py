@@ -339,3 +339,14 @@ def test_if_modified_since_against_a_handlers_last_modified() -> None:
             headers={"If-Modified-Since": "Sun, 06 Dec 2026 00:00:00 GMT", "If-None-Match": '"x"'},
         )
         assert wins.status_code == 200
+
+
+async def test_the_openapi_document_says_so(app) -> None:
+    paths = app.openapi_schema.paths
+    for path in ("/api/v1/reports/mine", "/api/v1/categories", "/api/v1/me/dossiers"):
+        operation = paths[path].get
+        assert "304" in operation.responses, path
+        assert "ETag" in operation.responses["200"].headers
+        assert any(p.name == "If-None-Match" for p in operation.parameters)
+    assert "304" not in paths["/api/v1/reports"].post.responses
+    assert "304" not in paths["/api/v1/me/export"].get.responses  # not opted in
