@@ -150,6 +150,7 @@ async def test_the_worker_lists_every_task_under_its_old_name():
         "purge_dossier_import_files",  # issue 19 (second pass)
         "fetch_open311_media",  # issue 21
         "publish_open_data",  # issue 22 item 4
+        "purge_expired_uploads",  # issue 24 item 3
     }
     for function in worker_main.WorkerSettings.functions:
         assert function.__module__.startswith("app.") and function.__module__.endswith(".tasks")
