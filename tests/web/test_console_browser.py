@@ -81,13 +81,19 @@ async def test_an_officer_answers_an_overdue_report_in_the_browser(
     await screenshot("report")
 
     await page.get_by_role("button", name="Tiếp nhận xử lý").click()
-    await page.get_by_role("status").filter(has_text="Đã lưu").wait_for()
+    # the confirmation names the report, and has focus (issue 23 item 3)
+    await page.get_by_role("status").filter(has_text=f"Đã nhận xử lý phản ánh {code}.").wait_for()
+    assert await page.evaluate("document.activeElement.id") == "confirmation"
 
     await page.get_by_label("Trả lời người dân (công khai)").fill(
         "Đội điện lực đang đến dựng lại cột."
     )
     await page.get_by_role("button", name="Gửi: Trả lời người dân (công khai)").click()
-    await page.get_by_role("status").filter(has_text="Đã lưu").wait_for()
+    await (
+        page.get_by_role("status")
+        .filter(has_text=f"Đã gửi trả lời cho phản ánh {code}.")
+        .wait_for()
+    )
 
     await page.get_by_label("Kết quả xử lý").fill("Đã dựng lại cột đèn và kiểm tra an toàn điện.")
     await page.get_by_label("Ảnh kết quả (không bắt buộc)").set_input_files(
@@ -100,7 +106,11 @@ async def test_an_officer_answers_an_overdue_report_in_the_browser(
         ]
     )
     await page.get_by_role("button", name="Hoàn thành xử lý").click()
-    await page.get_by_role("status").filter(has_text="Đã lưu").wait_for()
+    await (
+        page.get_by_role("status")
+        .filter(has_text=f"Đã giải quyết xong phản ánh {code}.")
+        .wait_for()
+    )
     await page.get_by_text("Đã giải quyết", exact=True).first.wait_for()
     await screenshot("resolved")
 
