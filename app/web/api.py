@@ -290,7 +290,7 @@ def _done(
     back = getattr(form, "back", "") or back
     target = _safe_next(back) if back else f"/console/reports/{report_id}"
     if back and not target.startswith(f"/console/reports/{report_id}"):
-        ids = {"report": str(report_id), **ids}
+        ids = {"done_report": str(report_id), **ids}
     joiner = "&" if "?" in target else "?"
     return Redirect(f"{target}{joiner}{urlencode({**ids, 'done': done})}", status_code=303)
 
@@ -338,7 +338,7 @@ async def _confirmation(request: Request, session: DbSession, actor: policy.Acto
     if key is None:
         return texts.text("done", lang) if query.get("done") else None
     if key.startswith("console.confirm.") and done not in ("saved", "deleted"):
-        report_id = request.path_params.get("report_id") or _uuid_or_none(query.get("report"))
+        report_id = request.path_params.get("report_id") or _uuid_or_none(query.get("done_report"))
         row = (
             (
                 await session.execute(
@@ -354,7 +354,7 @@ async def _confirmation(request: Request, session: DbSession, actor: policy.Acto
         ):
             return texts.text("done", lang)
         snapshot = request.scope["state"]["reference"]
-        unit = snapshot.units_by_code.get(query.get("unit") or "")
+        unit = snapshot.units_by_code.get(query.get("done_unit") or "")
         if key == "console.confirm.transferred" and unit is None:
             key = "console.confirm.transferred_away"
         return i18n.text(key, lang, code=row.code, unit=unit.name(lang) if unit else "")
@@ -721,7 +721,7 @@ class ConsolePages(Controller):
         unit = await routing.transfer(session, state.settings, _actor(request), report_id, cmd)
         # sent out of their units: the queue, since the report's page is no longer theirs
         away = "" if policy.may_see_report(_actor(request), unit.id) else "/console/queue"
-        return _done(report_id, data, "transferred", back=away, unit=unit.code)
+        return _done(report_id, data, "transferred", back=away, done_unit=unit.code)
 
     @post("/reports/{report_id:uuid}/extension", opt=form_page("report", "extension"))
     async def extension(

@@ -257,16 +257,19 @@ async def test_a_transfer_is_confirmed_with_the_code_and_the_unit(app, ward):
     location = r.headers["location"]
     assert location.startswith("/console/queue?") and location.endswith("done=transferred")
     page = await officer.get(location)
+    assert page.status_code == 200 and "<h1>Hàng đợi" in page.text  # the queue, unfiltered
     expected = f"Đã chuyển phản ánh {ward['report']['code']} sang {unit_name}."
     assert _confirmation(page.text) == expected
     # the URL carries ids, never text: a unit code nobody has names no unit
-    forged = location.replace("unit=evn-hanoi", "unit=%3Cb%3Eevil")
+    forged = location.replace("done_unit=evn-hanoi", "done_unit=%3Cb%3Eevil")
     page = await officer.get(forged)
+    assert page.status_code == 200
     assert "<b>evil" not in page.text and "&lt;b&gt;evil" not in page.text
     assert _confirmation(page.text) == f"Đã chuyển phản ánh {ward['report']['code']}."
     # and someone who never saw the report learns nothing from its id
     stranger = await browser_for(app, [("officer", "ubnd-00070")])
     page = await stranger.get(location)
+    assert page.status_code == 200
     assert ward["report"]["code"] not in page.text and _confirmation(page.text) == "Đã lưu."
 
 

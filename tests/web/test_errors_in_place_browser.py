@@ -123,5 +123,6 @@ async def test_errors_are_in_place_and_confirmations_are_focused(
     await page.wait_for_url("**/console/queue?*done=transferred")
     assert await page.evaluate(FOCUSED) == "confirmation"
     assert await page.evaluate(FOCUSED_TEXT) == f"Đã chuyển phản ánh {code} sang {unit_name}."
+    await page.get_by_role("heading", level=1, name="Hàng đợi").wait_for()  # the queue itself
     await no_serious_violations(page, "queue with a confirmation")
     await screenshot("transfer-confirmed")

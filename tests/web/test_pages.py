@@ -349,7 +349,7 @@ async def test_dispatch_page_is_for_dispatchers_and_assigns(app, client, ward):
     )
     # the confirmation's ids (issue 23 item 3): the report and the unit it went to
     assert r.status_code == 303 and r.headers["location"] == (
-        f"/console/dispatch?report={ward['id']}&unit=evn-hanoi&done=transferred"
+        f"/console/dispatch?done_report={ward['id']}&done_unit=evn-hanoi&done=transferred"
     )
     row = await report_row(app, ward["id"])
     assert row.transfer_count == 0  # a dispatcher's assignment is not a unit's transfer
