@@ -446,7 +446,7 @@ async def my_reports(
     rows = rows[:limit]
     # the ignore: mypy cannot tell that *row[:9] stops before thumbnail_url
     items = [
-        _spoken(
+        spoken(
             ReportSummary(
                 *row[:9],  # type: ignore[misc]
                 thumbnail_url=await storage.signed_url(row[9], stable=True) if row[9] else None,
@@ -816,7 +816,7 @@ async def nearby(
     docs/benchmarks.md, issue 17)."""
     rows = await session.execute(_NEARBY, nearby_params(lon, lat, category_code))
     return [
-        _spoken(
+        spoken(
             NearbyReport(
                 code=row[0],
                 kind=row[1],
@@ -837,7 +837,7 @@ async def nearby(
 
 
 # ---- lists as text for screen readers (issue 22 item 7, helper H2)
-def _spoken[S: (ReportSummary, NearbyReport)](item: S, names: Snapshot | None, locale: str) -> S:
+def spoken[S: (ReportSummary, NearbyReport)](item: S, names: Snapshot | None, locale: str) -> S:
     """The item with its status, kind, category and ward in words (``locale``); the
     reference snapshot gives the names, the catalogue the words."""
     category = names.categories.get(item.category_code) if names else None

@@ -152,7 +152,7 @@ _SAME_CITIZEN = func.coalesce(
 _LINKED = exists().where(
     DossierLink.user_id == bindparam("user_id"), DossierLink.dossier_id == Dossier.id
 )
-_SUMMARY_COLUMNS = (
+SUMMARY_COLUMNS = (
     Dossier.id,
     Dossier.code,
     Dossier.status,
@@ -210,7 +210,7 @@ def _mine_query(by_status: bool, after_cursor: bool) -> Query:
     )
     page = union(own, linked).subquery("page")
     stmt = (
-        select(*_SUMMARY_COLUMNS)
+        select(*SUMMARY_COLUMNS)
         .select_from(page)
         .join(Dossier, Dossier.id == page.c.id)
         .join(Agency, Agency.id == Dossier.agency_id)
@@ -221,7 +221,7 @@ def _mine_query(by_status: bool, after_cursor: bool) -> Query:
 
 
 _SUMMARY_BY_ID = Query(
-    select(*_SUMMARY_COLUMNS)
+    select(*SUMMARY_COLUMNS)
     .join(Agency, Agency.id == Dossier.agency_id)
     .where(Dossier.id == bindparam("dossier_id"))
 )
@@ -349,7 +349,7 @@ _steps = msgspec.json.Decoder(list[tuple[datetime, str]])
 # ---------------------------------------------------------------- residents
 
 
-def _summary(row: Any, actor: Actor, language: str) -> DossierSummary | None:
+def summary_of(row: Any, actor: Actor, language: str) -> DossierSummary | None:
     """A list row as the caller sees it, or None when the policy says they do not."""
     (_, code, status, a_code, a_vi, a_en, p_code, p_name, received, due, returned, on_time) = row[
         :12
@@ -388,7 +388,7 @@ async def my_dossiers(
     rows = await _mine_query(bool(status), bool(cursor)).fetch(db, **values)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [s for s in (_summary(row, actor, language) for row in rows) if s is not None]
+    items = [s for s in (summary_of(row, actor, language) for row in rows) if s is not None]
     next_cursor = _encode_cursor(rows[-1][8], rows[-1][0]) if more else None
     return DossierPage(items=items, next_cursor=next_cursor)
 
@@ -531,7 +531,7 @@ async def link(
     summary_row = await _SUMMARY_BY_ID.fetchrow(
         session, dossier_id=dossier_id, user_id=actor.user_id
     )
-    summary = _summary(summary_row, actor, language)
+    summary = summary_of(summary_row, actor, language)
     assert summary is not None  # linked just now
     return summary, new
 

@@ -18,7 +18,7 @@ EntityType = Literal["report", "notification", "dossier", "health"]
 
 
 class SyncItem(msgspec.Struct, omit_defaults=True):
-    """One entity as it stands now, or its tombstone (``deleted``: withdrawn, erased,
+    """One entity as it stands now, or its tombstone (``deleted``: erased,
     unlinked, or no longer yours to see; drop it from the app's copy).
 
     ``id``: a report's id, a notification's id, a dossier's code, ``summary`` for the

@@ -194,14 +194,12 @@ _REPORTS = Query(
     ).where(
         Report.id == any_(bindparam("ids", type_=ARRAY(Uuid()))),
         Report.reporter_id == bindparam("resident_id"),
-        Report.status != literal_column("'withdrawn'"),
     )
 )
 _REPORT_KEYS = Query(
     select(Report.id)
     .where(
         Report.reporter_id == bindparam("resident_id"),
-        Report.status != literal_column("'withdrawn'"),
         Report.id > bindparam("after"),
     )
     .order_by(Report.id)
@@ -236,7 +234,7 @@ _NOTIFICATION_KEYS = Query(
 
 # the dossiers' own list columns and policy inputs (app/dossiers/service.py), by code
 _DOSSIERS = Query(
-    select(*dossiers_service._SUMMARY_COLUMNS)
+    select(*dossiers_service.SUMMARY_COLUMNS)
     .join(Agency, Agency.id == Dossier.agency_id)
     .where(Dossier.code == any_(bindparam("codes", type_=ARRAY(String()))))
 )
@@ -288,7 +286,7 @@ async def _reports(
         thumb = row["thumb_key"]
         fields = dict(row.items())
         fields["thumbnail_url"] = await reading.storage.signed_url(thumb) if thumb else None
-        summary = complaints_service._spoken(
+        summary = complaints_service.spoken(
             msgspec.convert(fields, ReportSummary), reading.names, reading.locale
         )
         found[str(row["id"])] = SyncItem(
@@ -335,7 +333,7 @@ async def _dossiers(
     rows = await _DOSSIERS.fetch(session, codes=codes, user_id=actor.user_id)
     found: dict[str, SyncItem] = {}
     for row in rows:
-        summary = dossiers_service._summary(row, actor, reading.locale)
+        summary = dossiers_service.summary_of(row, actor, reading.locale)
         if summary is not None:  # the policy's answer; else a tombstone
             found[summary.code] = SyncItem(
                 type="dossier", id=summary.code, deleted=False, dossier=summary

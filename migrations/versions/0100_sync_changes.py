@@ -50,7 +50,7 @@ BEGIN
   ELSIF TG_OP = 'UPDATE' THEN
     -- what the reporter's list shows (the sweeps' own columns move nothing)
     {_INSERT}
-    SELECT n.reporter_id, 'report', n.id::text, n.status = 'withdrawn'
+    SELECT n.reporter_id, 'report', n.id::text, false
       FROM new_rows n JOIN old_rows o ON o.id = n.id
      WHERE (n.status, n.updated_at, n.rating_requested_at, n.kind, n.category_code,
             n.description, n.description_hidden_reason, n.area_code, n.address_text,

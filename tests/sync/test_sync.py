@@ -170,7 +170,9 @@ async def test_first_call_is_the_current_state_then_each_change_comes_once(app, 
     assert items == []
 
 
-async def test_a_withdrawn_report_is_a_tombstone(app, client, caplog):
+async def test_a_withdrawn_report_comes_back_withdrawn_as_in_my_list(app, client, caplog):
+    """Withdrawing is a status, not a deletion: /reports/mine keeps listing the report as
+    withdrawn, so the synced copy must too (a tombstone would make it vanish from the app)."""
     resident = await sign_in_resident(client, caplog)
     headers = resident["headers"]
     filed = await file_petition(client, headers)
@@ -180,10 +182,14 @@ async def test_a_withdrawn_report_is_a_tombstone(app, client, caplog):
     assert r.status_code == 204, r.text
     await settled(app)
     items, cursor, _ = await drain(client, headers, cursor)
-    assert items == [{"type": "report", "id": filed["id"], "deleted": True}]
-    # and a first call no longer lists it
+    assert keys(items) == [("report", filed["id"])]
+    assert items[0]["deleted"] is False
+    assert items[0]["report"]["status"] == "withdrawn"
+    # a first call lists it as the resident's list does
+    listed = (await client.get("/api/v1/reports/mine", headers=headers)).json()["items"]
+    assert [i["status"] for i in listed if i["id"] == filed["id"]] == ["withdrawn"]
     items, _, _ = await drain(client, headers)
-    assert ("report", filed["id"]) not in keys(items)
+    assert [i["report"]["status"] for i in items if i["id"] == filed["id"]] == ["withdrawn"]
 
 
 async def test_pages_are_bounded_and_has_more_says_when_to_call_again(app, client, caplog):
