@@ -137,10 +137,12 @@ _TITLES = {
     405: "Method Not Allowed",
     409: "Conflict",
     410: "Gone",
+    412: "Precondition Failed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
+    460: "Checksum Mismatch",  # tus 1.0 checksum extension
     500: "Internal Server Error",
     503: "Service Unavailable",
 }

@@ -170,6 +170,7 @@ async def test_other_tus_version_is_412_with_tus_version(client, caplog):
         headers={**me["headers"], **STREAM, "Tus-Resumable": "0.2.2", "Upload-Offset": "0"},
     )
     assert r.status_code == 412 and r.headers["tus-version"] == "1.0.0"
+    assert r.json()["title"] == "Precondition Failed"
     assert r.json()["code"] == "tus_version_unsupported"
     r = await client.post(URL + "/", headers={**me["headers"], "Upload-Length": "10"})
     assert r.status_code == 412
@@ -201,6 +202,7 @@ async def test_checksum_sha1_match_mismatch_and_unsupported(client, caplog, sess
         **{"Upload-Checksum": sha1(b"hello world")},
     )
     assert r.status_code == 460 and r.json()["code"] == "upload_checksum_mismatch"
+    assert r.json()["title"] == "Checksum Mismatch"
     assert await offset_of(client, me["headers"], location) == 11
     assert await stored_bytes(session, location) == 11
     r = await send(
@@ -452,6 +454,7 @@ async def test_refused_creation_with_upload_leaves_nothing(client, caplog, sessi
         },
     )
     assert r.status_code == 460 and r.json()["code"] == "upload_checksum_mismatch"
+    assert r.json()["title"] == "Checksum Mismatch"
     assert "location" not in r.headers
     assert await session.scalar(select(func.count()).select_from(Upload)) == 0
     assert await session.scalar(select(func.count()).select_from(UploadChunk)) == 0
