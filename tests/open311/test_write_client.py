@@ -1,67 +1,28 @@
 """A third-party app over real HTTP: the API served by granian in a process of its own
-(port 8722, this helper's range), a key from the CLI, a filing form-encoded by
+(tests/live.py, a port from 8722), a key from the CLI, a filing form-encoded by
 ``requests`` (the HTTP library the ``georeport`` client uses; that client has no POST),
 then the off-the-shelf ``georeport`` client reads the service definition and the filed
 request back, in JSON and in XML."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 import requests
 from georeport import GeoReport
 
 from app.cli import main
+from tests.live import live_server
 
-ROOT = Path(__file__).resolve().parents[2]
-PORT = 8722
-START_SECONDS = 60
+PORTS = range(8722, 8730)  # this helper's range on the shared machine
 
 
 @pytest.fixture(scope="module")
 def served(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base_url = f"http://127.0.0.1:{PORT}"
-    log_path = tmp_path_factory.mktemp("open311") / "granian.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PUBLIC_BASE_URL": base_url}
-    command = [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
-        "app.main:create_app", "--host", "127.0.0.1", "--port", str(PORT),
-        "--workers", "1", "--log-level", "warning",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert server.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.1)
+    with live_server(PORTS, tmp_path_factory.mktemp("open311")) as base_url:
         yield base_url
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=10)
 
 
 def cli_key(capsys) -> str:
