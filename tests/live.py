@@ -23,7 +23,12 @@ ROOT_DIR = Path(__file__).resolve().parents[1]
 START_SECONDS = 60
 
 
-def free_port(ports: range) -> int:
+def free_port(ports: range | None = None) -> int:
+    """A free loopback port: the first of ``ports``, or one the kernel picks."""
+    if ports is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
@@ -34,10 +39,15 @@ def free_port(ports: range) -> int:
     pytest.fail(f"no free port in {ports.start}-{ports.stop - 1}", pytrace=False)
 
 
+def _log_tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 @contextmanager
-def live_server(ports: range, log_dir: Path, **env: str) -> Iterator[str]:
-    """Start granian on a free port of ``ports``; yield its base URL; stop it (its whole
-    process group) at the end. ``env`` adds to this run's environment."""
+def live_server(ports: range | None, log_dir: Path, **env: str) -> Iterator[str]:
+    """Start granian on a free port of ``ports`` (any free port with None); yield its base
+    URL; stop it (its whole process group) at the end. ``env`` adds to this run's
+    environment. Its output goes to ``log_dir``/granian.log, whose tail a failure shows."""
     port = free_port(ports)
     base_url = f"http://127.0.0.1:{port}"
     log_path = log_dir / "granian.log"
@@ -56,14 +66,22 @@ def live_server(ports: range, log_dir: Path, **env: str) -> Iterator[str]:
         deadline = time.monotonic() + START_SECONDS
         while True:
             if server.poll() is not None:
-                pytest.fail(f"granian exited: {log_path.read_text()[-2000:]}", pytrace=False)
+                pytest.fail(
+                    f"the API exited with {server.returncode} while starting; "
+                    f"{log_path}:\n{_log_tail(log_path)}",
+                    pytrace=False,
+                )
             try:
                 if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"granian did not start: {log_path.read_text()[-2000:]}")
+                pytest.fail(
+                    f"the API did not answer /health/live within {START_SECONDS} s; "
+                    f"{log_path}:\n{_log_tail(log_path)}",
+                    pytrace=False,
+                )
             time.sleep(0.1)
         yield base_url
     finally:

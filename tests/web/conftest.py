@@ -18,91 +18,29 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.web.browser import BOOTSTRAP, ROOT, require_chromium
+from tests.live import live_server as start_live_server
+from tests.web.browser import BOOTSTRAP, require_chromium
 
 # Playwright waits this long (ms) for an element or a navigation before failing
 TIMEOUT_MS = 10_000
-SERVER_START_SECONDS = 60
 CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--disable-sync"]
 _SCREENSHOT_DIR = pytest.StashKey[Path]()
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _log_tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 @pytest.fixture(scope="session")
 def live_server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL (http://127.0.0.1:PORT) of the API in a granian process of its own; its
-    output goes to live_server.log in the session's temporary folder."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("web") / "live_server.log"
-    env = {
-        **os.environ,  # the test run's settings, as tests/conftest.py set them
-        "PYTHONPATH": str(ROOT),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "PUBLIC_BASE_URL": base_url,
-    }
-    command = [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
-        "app.main:create_app", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--log-level", "warning",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: granian's workers stop with it
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            if server.poll() is not None:
-                pytest.fail(
-                    f"the API exited with {server.returncode} while starting; "
-                    f"{log_path}:\n{_log_tail(log_path)}",
-                    pytrace=False,
-                )
-            try:
-                if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the API did not answer /health/live within {SERVER_START_SECONDS} s; "
-                    f"{log_path}:\n{_log_tail(log_path)}",
-                    pytrace=False,
-                )
-            time.sleep(0.1)
+    """Base URL (http://127.0.0.1:PORT) of the API in a granian process of its own
+    (tests/live.py) on a free port; its output goes to granian.log in the session's
+    temporary folder."""
+    with start_live_server(None, tmp_path_factory.mktemp("web")) as base_url:
         yield base_url
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
