@@ -12,6 +12,7 @@ health-import            import FHIR R4 NDJSON files or Bundles into the health 
 open311-key-create       issue a third-party app an Open311 API key (printed once)
 open311-key-list         the Open311 API keys (never the keys themselves)
 open311-key-revoke       revoke an Open311 API key (by id or shown prefix)
+staff-second-factor-reset  remove a staff member's second factor (the last admin's lost phone)
 """
 
 from __future__ import annotations
@@ -384,6 +385,42 @@ async def _open311_key_command(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _second_factor_reset(args: argparse.Namespace) -> int:
+    """An operator removes a staff member's second factor as the system, through the same
+    service as an admin's reset (sessions revoked, audited): for the one case the console
+    cannot serve, the last admin who lost their phone and their recovery codes."""
+    from redis.asyncio import Redis
+
+    from app import policy
+    from app.accounts import totp
+    from app.accounts.models import User
+    from app.core import db
+    from app.core.clock import Clock
+    from app.core.errors import AppError
+
+    settings = get_settings()
+    engine = db.make_engine(settings)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with db.transaction(db.make_sessionmaker(engine), None) as session:
+            email = args.email.strip().lower()
+            user_id = await session.scalar(
+                select(User.id).where(User.email == email, User.kind == "staff")
+            )
+            if user_id is None:
+                print("refused: staff_member_not_found", file=sys.stderr)
+                return 1
+            await totp.reset(session, settings, redis, policy.system_actor(Clock().now()), user_id)
+        print(f"second factor removed for {args.email}; their sessions are revoked")
+    except AppError as exc:
+        print(f"refused: {exc.code}", file=sys.stderr)
+        return 1
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -474,6 +511,12 @@ def main(argv: list[str] | None = None) -> None:
     open311_revoke = sub.add_parser("open311-key-revoke", help="revoke an Open311 API key")
     open311_revoke.add_argument("key", help="the key's id, or the prefix the list shows")
     open311_revoke.set_defaults(func=lambda a: sys.exit(asyncio.run(_open311_key_command(a))))
+    reset = sub.add_parser(
+        "staff-second-factor-reset",
+        help="remove a staff member's second factor and end their sessions (audited)",
+    )
+    reset.add_argument("email", help="the staff member's sign-in email")
+    reset.set_defaults(func=lambda a: sys.exit(asyncio.run(_second_factor_reset(a))))
     args = parser.parse_args(argv)
     args.func(args)
 

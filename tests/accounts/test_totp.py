@@ -527,6 +527,55 @@ async def test_an_admin_resets_a_colleagues_second_factor(app, client, clock):
     assert "access_token" in (await password_step(client, officer)).json()
 
 
+async def test_the_operator_resets_the_last_admins_factor_from_the_command_line(
+    app, client, clock, capsys
+):
+    """The one case the console cannot serve: the only admin lost their phone and codes.
+    The CLI acts as the system through the same service: factor gone, sessions revoked,
+    audited; an unknown address is refused with exit 1 and changes nothing."""
+    import asyncio
+
+    from app.cli import main
+
+    admin = await create_staff(app, [("admin", None)])
+    _, _, tokens = await enrolled(client, admin, clock)
+    admin_id = await user_id_of(app, admin)
+
+    with pytest.raises(SystemExit) as unknown:
+        await asyncio.to_thread(main, ["staff-second-factor-reset", "nobody@example.test"])
+    assert unknown.value.code == 1
+    assert "staff_member_not_found" in capsys.readouterr().err
+    assert (await client.get(MINE, headers=bearer(tokens))).json()["active"] is True
+
+    with pytest.raises(SystemExit) as done:
+        await asyncio.to_thread(main, ["staff-second-factor-reset", admin.upper()])
+    assert done.value.code == 0
+    assert "second factor removed" in capsys.readouterr().out
+    revoked = await client.get(MINE, headers=bearer(tokens))
+    assert revoked.status_code == 401 and revoked.json()["code"] == "token_revoked"
+    async with app.state.engine.connect() as conn:
+        left = (
+            await conn.execute(
+                text("SELECT count(*) FROM staff_second_factors WHERE user_id = :u"),
+                {"u": admin_id},
+            )
+        ).scalar_one()
+        entry = (
+            await conn.execute(
+                select(AuditEntry.actor_kind, AuditEntry.object_id).where(
+                    AuditEntry.action == "staff.second_factor_reset"
+                )
+            )
+        ).one()
+    assert left == 0
+    assert entry == ("system", str(admin_id))
+    # nothing left to reset: refused
+    with pytest.raises(SystemExit) as again:
+        await asyncio.to_thread(main, ["staff-second-factor-reset", admin])
+    assert again.value.code == 1
+    assert "second_factor_not_found" in capsys.readouterr().err
+
+
 async def test_spent_and_expired_challenges_are_purged_a_day_later(app, client, clock):
     """The worker's purge of sign-in data (every 10 minutes) takes the password-to-code
     steps too, a day after they expired (kept that long for abuse investigations)."""
