@@ -221,6 +221,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     open_data_licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
     open_data_publisher: str = "UBND Thành phố Hà Nội"
     open_data_max_period_days: int = 92
+    # days a stopped worker's missed daily files are still published when it is back
+    open_data_catch_up_days: int = 14
 
     # sync on app open (issue 24 item 2): change rows older than this are purged, and a
     # cursor from before the purge answers 410 (start over without a cursor)

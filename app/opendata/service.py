@@ -315,6 +315,29 @@ def yesterday(now: datetime) -> date:
     return now.astimezone(TIMEZONE).date() - timedelta(days=1)
 
 
+_MISSING_DAYS = text(
+    """
+    SELECT d::date AS day
+      FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') d
+     WHERE d::date >= (SELECT (min(created_at) AT TIME ZONE :tz)::date FROM reports)
+       AND (SELECT count(*) FROM open_data_files f WHERE f.day = d::date) < 2
+     ORDER BY 1
+    """
+)
+
+
+async def days_to_publish(session: AsyncSession, now: datetime, catch_up_days: int) -> list[date]:
+    """Yesterday (always: a rerun replaces its files with the day's late changes) and the
+    days of the catch-up window before it that have no files yet (a worker stopped over
+    them), none before the first report was filed; oldest first."""
+    last = yesterday(now)
+    first = last - timedelta(days=max(catch_up_days, 1) - 1)
+    missing = (
+        await session.execute(_MISSING_DAYS, {"first": first, "last": last, "tz": TIMEZONE.key})
+    ).scalars()
+    return sorted({*missing, last})
+
+
 async def list_files(session: AsyncSession, settings: Settings) -> OpenDataFileList:
     rows = (
         await session.execute(

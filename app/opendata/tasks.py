@@ -12,10 +12,18 @@ log = logging.getLogger("city.worker")
 
 
 async def publish_open_data(ctx: dict[str, Any]) -> int:
-    """Publish yesterday's (local day) CSV and GeoJSON; a rerun replaces them."""
-    day = service.yesterday(ctx["clock"].now())
-    count = await in_transaction(
-        ctx, service.publish_day, ctx["storage"], ctx["settings"], day, ctx["clock"].now()
+    """Publish yesterday's (local day) CSV and GeoJSON, a rerun replacing them, and any
+    day of the catch-up window a stopped worker missed; each day in its own transaction.
+    Returns the number of reports published."""
+    now = ctx["clock"].now()
+    days = await in_transaction(
+        ctx, service.days_to_publish, now, ctx["settings"].open_data_catch_up_days
     )
-    log.info("open_data_published", extra={"day": day.isoformat(), "reports": count})
-    return int(count)
+    total = 0
+    for day in days:
+        count = await in_transaction(
+            ctx, service.publish_day, ctx["storage"], ctx["settings"], day, now
+        )
+        log.info("open_data_published", extra={"day": day.isoformat(), "reports": count})
+        total += int(count)
+    return total

@@ -344,3 +344,54 @@ async def test_the_daily_cron_publishes_yesterday_through_the_worker(app, client
     codes = {row["code"] for row in csv.DictReader(io.StringIO(r.text))}
     assert city["reports"]["open"].code in codes and city["reports"]["staff"].code in codes
     assert city["reports"]["rated"].code not in codes  # filed and last changed on DAY1
+
+
+async def test_the_daily_job_catches_up_the_days_a_stopped_worker_missed(app, client, city):
+    """The worker was stopped over DAY2 and the day after: the next run publishes every
+    day of the window that has no files, not only yesterday, and leaves a day already
+    published alone (yesterday is published again: a rerun takes its late changes)."""
+    missed = DAY2 + timedelta(days=1)  # no other test publishes it
+    await publish(app, DAY2)
+    before = await published_at(app, DAY2)
+    clock = FixedClock(at(DAY3 + timedelta(days=1), 0) + timedelta(minutes=20))
+    await app.state.redis.enqueue_job("publish_open_data")
+    worker = worker_for(clock)
+    worker.cron_jobs = []
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert worker.jobs_complete >= 1 and worker.jobs_failed == 0
+    listing = msgspec.json.decode((await client.get(f"{BASE}/files")).content)
+    days = {(f["day"], f["format"]) for f in listing["files"]}
+    for day in (DAY1, DAY2, missed, DAY3):
+        assert {(day.isoformat(), "csv"), (day.isoformat(), "geojson")} <= days, day
+    assert await published_at(app, DAY2) == before  # not published again
+    r = await client.get(f"{BASE}/files/{missed.isoformat()}.csv")
+    assert r.status_code == 200 and r.text.splitlines()[0].startswith("code")
+    # the window stops at the first report: no empty files for the days before it
+    async with app.state.engine.connect() as conn:
+        first = (
+            await conn.execute(
+                text("SELECT (min(created_at) AT TIME ZONE :tz)::date FROM reports"),
+                {"tz": TIMEZONE.key},
+            )
+        ).scalar_one()
+        earlier = (
+            await conn.execute(
+                text("SELECT count(*) FROM open_data_files WHERE day < :first"), {"first": first}
+            )
+        ).scalar_one()
+    assert earlier == 0
+
+
+async def published_at(app, day: date) -> list[datetime]:
+    async with app.state.engine.connect() as conn:
+        return list(
+            (
+                await conn.execute(
+                    text("SELECT published_at FROM open_data_files WHERE day = :d ORDER BY format"),
+                    {"d": day},
+                )
+            ).scalars()
+        )
