@@ -202,6 +202,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     open311_media_timeout_seconds: int = 20
     open311_media_max_attempts: int = 3
     open311_media_allow_private: bool = False
+    # a third-party filing's submitter contact (name, phone, email, device and account
+    # ids) is erased this long after its report ended (closed, rejected, duplicate, …)
+    open311_contact_retention_days: int = 90
 
     # ---- Open311 read side (issue 21, helper O1): the one jurisdiction served (a request's
     # jurisdiction_id, when given, must be this, else 404); the endpoint's public URL as

@@ -46,7 +46,11 @@ from app.notifications.tasks import (
     release_deferred_pushes,
     send_announcement,
 )
-from app.open311.tasks import fetch_open311_media, reconcile_open311_media
+from app.open311.tasks import (
+    fetch_open311_media,
+    purge_open311_contacts,
+    reconcile_open311_media,
+)
 from app.opendata.tasks import publish_open_data
 from app.routing import service as routing
 from app.routing.tasks import close_unrated, reconcile, route_report, route_waiting, sweep_deadlines
@@ -119,6 +123,7 @@ class WorkerSettings:
         purge_dossier_import_files,  # issue 19 (also a daily cron)
         run_health_import,
         fetch_open311_media,  # issue 21
+        purge_open311_contacts,  # also a daily cron
         publish_open_data,  # issue 22 item 4 (also a daily cron)
         purge_expired_uploads,  # issue 24 item 3 (also a cron)
     ]
@@ -158,6 +163,8 @@ class WorkerSettings:
         _cron(reconcile_health_imports, second=10, run_at_startup=True),
         # Open311 filings' media_url fetches whose job was lost or whose try may be retried
         _cron(reconcile_open311_media, second=20, run_at_startup=True),
+        # daily: third-party submitters' contacts past OPEN311_CONTACT_RETENTION_DAYS
+        _cron(purge_open311_contacts, hour={20}, minute={33}, run_at_startup=False),
         # response templates sent when a report enters a status (issue 22 item 1): the
         # trigger's queue, twice a minute
         _cron(send_automatic_replies, second={12, 42}, run_at_startup=True),

@@ -27,7 +27,7 @@ import msgspec
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.complaints import photo_claim
+from app.complaints import lifecycle, photo_claim
 from app.complaints import service as complaints
 from app.complaints.models import ReportEvent, ReportPhoto
 from app.complaints.schemas import Point, ReportIn
@@ -563,3 +563,28 @@ async def stale_fetches(session: AsyncSession, settings: Settings, now: datetime
 async def submitter_contact(session: AsyncSession, report_id: uuid.UUID) -> Open311Filing | None:
     """What the app sent about its user (for the unit's managers, as a reporter's contact)."""
     return await session.get(Open311Filing, report_id)
+
+
+async def erase_old_contacts(session: AsyncSession, settings: Settings, now: datetime) -> int:
+    """Decree 13's storage limitation for third-party filings: the submitter's contact
+    served the unit while the report was handled; OPEN311_CONTACT_RETENTION_DAYS after the
+    report ended (a final status, no change since) it is erased, in one statement. Returns
+    how many filings lost their contact."""
+    cutoff = now - timedelta(days=settings.open311_contact_retention_days)
+    result = await session.execute(
+        text(
+            f"""
+            UPDATE open311_filings f
+               SET email = NULL, device_id = NULL, account_id = NULL,
+                   first_name = NULL, last_name = NULL, phone = NULL
+              FROM reports r
+             WHERE r.id = f.report_id
+               AND r.status IN ({lifecycle.sql_in(lifecycle.FINAL_STATUSES)})
+               AND r.updated_at < :cutoff
+               AND COALESCE(f.email, f.device_id, f.account_id, f.first_name, f.last_name,
+                            f.phone) IS NOT NULL
+            """
+        ),
+        {"cutoff": cutoff},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

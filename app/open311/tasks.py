@@ -50,3 +50,13 @@ async def reconcile_open311_media(ctx: dict[str, Any]) -> int:
     """The cron: fetches whose job was lost, or whose failed try may be tried again."""
     async with db.transaction(ctx["sessionmaker"], ctx["redis"]) as session:
         return await filing.stale_fetches(session, ctx["settings"], ctx["clock"].now())
+
+
+async def purge_open311_contacts(ctx: dict[str, Any]) -> int:
+    """Daily: third-party submitters' contacts past OPEN311_CONTACT_RETENTION_DAYS after
+    their report ended are erased (idempotent: an erased row is not touched again)."""
+    async with db.transaction(ctx["sessionmaker"], ctx["redis"]) as session:
+        erased = await filing.erase_old_contacts(session, ctx["settings"], ctx["clock"].now())
+    if erased:
+        log.info("open311_contacts_erased", extra={"filings": erased})
+    return erased

@@ -475,3 +475,69 @@ async def test_an_app_files_by_address_alone_at_the_wards_point_marked_approxima
     assert all(row[1] is True for row in filed)
     assert filed[0][2] == "so 5 pho Hang Bac, phuong Hang Bac, quan Hoan Kiem"
     assert filed[1][3:] == pytest.approx((place["lat"], place["lon"]), abs=1e-6)
+
+
+async def test_a_submitters_contact_is_erased_after_the_retention_past_the_reports_end(
+    app, client, session
+):
+    """Storage limitation (Decree 13): the contact served the unit while the report was
+    handled. Past OPEN311_CONTACT_RETENTION_DAYS after the report ended it is erased by
+    the daily job; an open report's, or one that ended lately, stays."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.core.clock import FixedClock
+    from tests.routing.conftest import worker_for
+
+    issued = await issue_key(app)
+    ids = {}
+    for name in ("ended_long_ago", "ended_lately", "open_long"):
+        r = await client.post(f"{ROOT}/requests.json", data=filing_form(issued.key, **SUBMITTER))
+        assert r.status_code == 200, r.text
+        ids[name] = uuid.UUID(r.json()[0]["token"])
+    now = datetime.now(UTC)
+    days = app.state.settings.open311_contact_retention_days
+    for name, status, ago in (
+        ("ended_long_ago", "closed", days + 1),
+        ("ended_lately", "rejected", days - 1),
+        ("open_long", "in_progress", days + 30),
+    ):
+        await session.execute(
+            text("UPDATE reports SET status = :s, updated_at = :u WHERE id = :id"),
+            {"s": status, "u": now - timedelta(days=ago), "id": ids[name]},
+        )
+    await session.commit()
+
+    await app.state.redis.enqueue_job("purge_open311_contacts")
+    worker = worker_for(FixedClock(now))
+    worker.cron_jobs = []
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert worker.jobs_failed == 0
+
+    rows = {
+        row.report_id: row
+        for row in (
+            await session.execute(
+                text(
+                    "SELECT report_id, email, phone, first_name, last_name, device_id,"
+                    " account_id FROM open311_filings WHERE report_id = ANY(:ids)"
+                ),
+                {"ids": list(ids.values())},
+            )
+        ).all()
+    }
+    assert tuple(rows[ids["ended_long_ago"]])[1:] == (None,) * 6
+    for kept in ("ended_lately", "open_long"):
+        assert rows[ids[kept]].email == SUBMITTER["email"], kept
+        assert rows[ids[kept]].phone == SUBMITTER["phone"], kept
+    # the report itself stays, and the public still sees it
+    r = await client.get(f"{ROOT}/requests/{(await code_of(session, ids['ended_long_ago']))}.json")
+    assert r.status_code == 200
+
+
+async def code_of(session, report_id) -> str:
+    return (
+        await session.execute(text("SELECT code FROM reports WHERE id = :id"), {"id": report_id})
+    ).scalar_one()

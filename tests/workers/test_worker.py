@@ -149,6 +149,7 @@ async def test_the_worker_lists_every_task_under_its_old_name():
         "import_dossier_file",  # issue 19
         "purge_dossier_import_files",  # issue 19 (second pass)
         "fetch_open311_media",  # issue 21
+        "purge_open311_contacts",
         "publish_open_data",  # issue 22 item 4
         "purge_expired_uploads",  # issue 24 item 3
     }
