@@ -645,6 +645,12 @@ async def test_text_markers_and_focus_rings_over_the_map_and_the_index_contrast(
     await page.keyboard.press("Enter")
     popup = page.locator(".leaflet-popup-content a")
     await popup.wait_for()
+    # Leaflet fades a popup in (opacity 0 → 1 over 0.2 s): measure it once fully shown,
+    # or a loaded machine reads it still transparent (skipped) or half-faded
+    await page.wait_for_function(
+        "() => { const p = document.querySelector('.leaflet-popup');"
+        " return p && getComputedStyle(p).opacity === '1'; }"
+    )
     shown = await popup.inner_text()
     assert shown.startswith((item["report"]["code"], fresh["code"]))
     texts = await page.evaluate(_TEXT_CONTRAST, "#queue-map")
