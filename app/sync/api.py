@@ -25,7 +25,8 @@ _SETTINGS = get_settings()
 DESCRIPTION = (
     "What changed for me since `cursor`, across my reports, my notifications, the "
     "dossiers I follow and my health book, each item as its list shows it, or a "
-    "tombstone (`deleted: true`: withdrawn, erased, unlinked or no longer mine to see). "
+    "tombstone (`deleted: true`: erased, unlinked or no longer mine to see; a withdrawn "
+    "report is an item with its status, as in my list). "
     "Without `cursor`: the current state, in pages; then the changes. Keep the returned "
     "`cursor` (also when nothing changed) and call again at once while `has_more`. "
     "A cursor older than the retention (SYNC_RETENTION_DAYS) is 410 `sync_cursor_expired`: "
